@@ -1,0 +1,121 @@
+//! Time as the store sees it: whole epoch seconds, from a clock that tests can move.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A point in time in whole seconds since the Unix epoch, as DynamoDB's TTL wants it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub const fn from_epoch_seconds(secs: i64) -> Self {
+        Self(secs)
+    }
+
+    pub const fn epoch_seconds(self) -> i64 {
+        self.0
+    }
+
+    pub fn saturating_add(self, d: Duration) -> Self {
+        let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_add(secs))
+    }
+
+    pub fn saturating_sub(self, d: Duration) -> Self {
+        let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_sub(secs))
+    }
+
+    /// Whole seconds from `earlier` to `self`, zero when `earlier` is later.
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_secs(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
+    }
+
+    /// RFC 3339 in UTC (`2026-01-02T03:04:05Z`), or `None` outside the years 1-9999.
+    pub fn to_rfc3339(self) -> Option<String> {
+        let t = time::OffsetDateTime::from_unix_timestamp(self.0).ok()?;
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Where the store gets "now" from.
+pub trait Clock: Send + Sync + fmt::Debug {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+}
+
+/// A clock that only moves when told to, so expiry can be tested without sleeping.
+/// Clones share one time.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    pub fn at(t: Timestamp) -> Self {
+        Self(Arc::new(AtomicI64::new(t.0)))
+    }
+
+    pub fn advance(&self, d: Duration) {
+        let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.0, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_advanced_and_clones_share_it() {
+        let clock = ManualClock::at(Timestamp::from_epoch_seconds(1_000));
+        let other = clock.clone();
+        assert_eq!(clock.now().epoch_seconds(), 1_000);
+        other.advance(Duration::from_secs(30));
+        assert_eq!(clock.now().epoch_seconds(), 1_030);
+    }
+
+    #[test]
+    fn timestamps_format_as_rfc3339_utc() {
+        let t = Timestamp::from_epoch_seconds(1_700_000_000);
+        assert_eq!(t.to_rfc3339().as_deref(), Some("2023-11-14T22:13:20Z"));
+    }
+
+    #[test]
+    fn since_never_goes_negative() {
+        let a = Timestamp::from_epoch_seconds(10);
+        let b = Timestamp::from_epoch_seconds(25);
+        assert_eq!(b.since(a), Duration::from_secs(15));
+        assert_eq!(a.since(b), Duration::ZERO);
+    }
+}

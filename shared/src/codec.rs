@@ -1,0 +1,92 @@
+//! How a session dictionary is stored in the `data` attribute.
+//!
+//! The store only talks to [`Codec`], so formats that other programs share the table
+//! through can be added without touching the DynamoDB code.
+
+use std::fmt::Debug;
+use std::str::FromStr;
+
+use crate::clock::Timestamp;
+use crate::session::SessionData;
+
+/// Why stored data could not be read back as a session dictionary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("stored data is not valid JSON")]
+    Json,
+    #[error("stored data is not a JSON object")]
+    NotAnObject,
+}
+
+pub trait Codec: Send + Sync + Debug {
+    /// Text for the `data` attribute; `now` is for formats that stamp a time.
+    fn encode(&self, data: &SessionData, now: Timestamp) -> String;
+    fn decode(&self, raw: &str) -> Result<SessionData, DecodeError>;
+}
+
+/// Compact JSON text; numbers keep their exact digits.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JsonCodec;
+
+impl Codec for JsonCodec {
+    fn encode(&self, data: &SessionData, _now: Timestamp) -> String {
+        // Serialising a map of JSON values cannot fail: every key is a string.
+        serde_json::to_string(data).unwrap_or_else(|_| String::from("{}"))
+    }
+
+    fn decode(&self, raw: &str) -> Result<SessionData, DecodeError> {
+        match serde_json::from_str(raw).map_err(|_| DecodeError::Json)? {
+            serde_json::Value::Object(map) => Ok(map),
+            _ => Err(DecodeError::NotAnObject),
+        }
+    }
+}
+
+/// The codec chosen by `SESSION_CODEC`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CodecName {
+    #[default]
+    Json,
+}
+
+impl CodecName {
+    pub fn build(self) -> Box<dyn Codec> {
+        match self {
+            Self::Json => Box::new(JsonCodec),
+        }
+    }
+}
+
+impl FromStr for CodecName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json" => Ok(Self::Json),
+            other => Err(format!("unknown codec {other:?}; supported: json")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_codec_is_compact_and_exact() {
+        let raw = r#"{"big":123456789012345678901234567890,"f":0.1,"e":1e+400,"s":"é🚀"}"#;
+        let data = JsonCodec.decode(raw).unwrap();
+        assert_eq!(
+            JsonCodec.encode(&data, Timestamp::from_epoch_seconds(0)),
+            raw
+        );
+        // Exponents are written in one canonical form; the value is unchanged.
+        let other = JsonCodec.decode(r#"{"e":1E400}"#).unwrap();
+        assert_eq!(other["e"].to_string(), "1e+400");
+    }
+
+    #[test]
+    fn json_codec_rejects_what_is_not_an_object() {
+        assert_eq!(JsonCodec.decode("[1]"), Err(DecodeError::NotAnObject));
+        assert_eq!(JsonCodec.decode("{"), Err(DecodeError::Json));
+    }
+}

@@ -1,0 +1,208 @@
+//! Settings, read from the environment once per container.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::codec::CodecName;
+use crate::expiry::{DEFAULT_IDLE_TIMEOUT, ExpiryPolicy, MAX_IDLE_TIMEOUT};
+
+/// DynamoDB's item limit is 400 KB; the rest of an item needs well under 10 KB.
+pub const MAX_SESSION_BYTES_LIMIT: usize = 390_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub table_name: String,
+    pub key_attribute: String,
+    pub expiry: ExpiryPolicy,
+    pub consistent_read: bool,
+    pub codec: CodecName,
+    /// Largest encoded `data` accepted, checked before any DynamoDB call.
+    pub max_session_bytes: usize,
+    /// Tries of a read-modify-write before giving up with a version conflict.
+    pub update_attempts: u32,
+    /// A read refreshes the expiry only when the last refresh is at least this old.
+    pub touch_interval: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            table_name: "sessions".into(),
+            key_attribute: "session_key".into(),
+            expiry: ExpiryPolicy::default(),
+            consistent_read: true,
+            codec: CodecName::Json,
+            max_session_bytes: 350_000,
+            update_attempts: 50,
+            touch_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads every setting through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let idle_timeout = match get("SESSION_IDLE_TTL_SECONDS") {
+            Some(v) => seconds("SESSION_IDLE_TTL_SECONDS", &v)?,
+            None => DEFAULT_IDLE_TIMEOUT,
+        };
+        let max_lifetime = get("SESSION_MAX_LIFETIME_SECONDS")
+            .map(|v| seconds("SESSION_MAX_LIFETIME_SECONDS", &v))
+            .transpose()?;
+        let max_session_bytes = match get("SESSION_MAX_BYTES") {
+            Some(v) => parse("SESSION_MAX_BYTES", &v)?,
+            None => d.max_session_bytes,
+        };
+        if !(2..=MAX_SESSION_BYTES_LIMIT).contains(&max_session_bytes) {
+            return Err(ConfigError {
+                name: "SESSION_MAX_BYTES",
+                reason: format!("must be between 2 and {MAX_SESSION_BYTES_LIMIT}"),
+            });
+        }
+        let update_attempts = match get("SESSION_UPDATE_ATTEMPTS") {
+            Some(v) => parse("SESSION_UPDATE_ATTEMPTS", &v)?,
+            None => d.update_attempts,
+        };
+        if update_attempts == 0 {
+            return Err(ConfigError {
+                name: "SESSION_UPDATE_ATTEMPTS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            table_name: get("SESSION_TABLE").unwrap_or(d.table_name),
+            key_attribute: get("SESSION_KEY_ATTRIBUTE").unwrap_or(d.key_attribute),
+            expiry: ExpiryPolicy {
+                idle_timeout,
+                max_lifetime,
+            },
+            consistent_read: match get("SESSION_CONSISTENT_READ") {
+                Some(v) => boolean("SESSION_CONSISTENT_READ", &v)?,
+                None => d.consistent_read,
+            },
+            codec: match get("SESSION_CODEC") {
+                Some(v) => v.trim().parse().map_err(|reason| ConfigError {
+                    name: "SESSION_CODEC",
+                    reason,
+                })?,
+                None => d.codec,
+            },
+            max_session_bytes,
+            update_attempts,
+            touch_interval: match get("SESSION_TOUCH_INTERVAL_SECONDS") {
+                Some(v) => Duration::from_secs(parse("SESSION_TOUCH_INTERVAL_SECONDS", &v)?),
+                None => d.touch_interval,
+            },
+        })
+    }
+}
+
+fn parse<T: FromStr>(name: &'static str, raw: &str) -> Result<T, ConfigError> {
+    raw.trim().parse().map_err(|_| ConfigError {
+        name,
+        reason: format!("{raw:?} is not a valid non-negative whole number"),
+    })
+}
+
+fn seconds(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+    let secs: u64 = parse(name, raw)?;
+    if secs == 0 || secs > MAX_IDLE_TIMEOUT.as_secs() {
+        return Err(ConfigError {
+            name,
+            reason: format!(
+                "must be between 1 and {} seconds",
+                MAX_IDLE_TIMEOUT.as_secs()
+            ),
+        });
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn boolean(name: &'static str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError {
+            name,
+            reason: format!("{raw:?} is not true or false"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<StoreConfig, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        StoreConfig::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn an_empty_environment_gives_the_documented_defaults() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c, StoreConfig::default());
+        assert_eq!(c.table_name, "sessions");
+        assert_eq!(c.key_attribute, "session_key");
+        assert_eq!(c.expiry.idle_timeout, Duration::from_secs(1_209_600));
+        assert_eq!(c.expiry.max_lifetime, None);
+        assert!(c.consistent_read);
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let c = from(&[
+            ("SESSION_TABLE", "t"),
+            ("SESSION_KEY_ATTRIBUTE", "k"),
+            ("SESSION_IDLE_TTL_SECONDS", "60"),
+            ("SESSION_MAX_LIFETIME_SECONDS", "3600"),
+            ("SESSION_CONSISTENT_READ", "false"),
+            ("SESSION_CODEC", "json"),
+            ("SESSION_MAX_BYTES", "1000"),
+            ("SESSION_UPDATE_ATTEMPTS", "3"),
+            ("SESSION_TOUCH_INTERVAL_SECONDS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.table_name, "t");
+        assert_eq!(c.key_attribute, "k");
+        assert_eq!(c.expiry.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.expiry.max_lifetime, Some(Duration::from_secs(3600)));
+        assert!(!c.consistent_read);
+        assert_eq!(c.max_session_bytes, 1000);
+        assert_eq!(c.update_attempts, 3);
+        assert_eq!(c.touch_interval, Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("SESSION_IDLE_TTL_SECONDS", "soon"),
+            ("SESSION_IDLE_TTL_SECONDS", "0"),
+            ("SESSION_MAX_LIFETIME_SECONDS", "-5"),
+            ("SESSION_CONSISTENT_READ", "maybe"),
+            ("SESSION_CODEC", "pickle"),
+            ("SESSION_MAX_BYTES", "500000"),
+            ("SESSION_UPDATE_ATTEMPTS", "0"),
+        ] {
+            let err = from(&[(name, value)]).unwrap_err();
+            assert_eq!(err.name, name, "{value}");
+        }
+    }
+}

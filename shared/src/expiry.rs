@@ -1,0 +1,128 @@
+//! When a session dies: an idle timeout refreshed by writes, per-session rules, and an
+//! absolute cap on a session's whole life.
+
+use std::time::Duration;
+
+use crate::clock::Timestamp;
+use crate::error::StoreError;
+
+/// Django's `SESSION_COOKIE_AGE`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(1_209_600);
+/// Longest idle timeout a caller may ask for (ten years): anything longer is a mistake.
+pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(315_360_000);
+
+/// The table-wide expiry settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryPolicy {
+    /// How long a session lives after its last write or touch.
+    pub idle_timeout: Duration,
+    /// The longest a session may live after it was created, however active it is.
+    pub max_lifetime: Option<Duration>,
+}
+
+impl Default for ExpiryPolicy {
+    fn default() -> Self {
+        Self {
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_lifetime: None,
+        }
+    }
+}
+
+/// A session's own expiry rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expiry {
+    /// The policy's idle timeout.
+    #[default]
+    Default,
+    /// Its own idle timeout, refreshed by writes like the default one.
+    IdleFor(Duration),
+    /// A fixed point in time that activity does not move.
+    At(Timestamp),
+}
+
+impl Expiry {
+    /// An idle timeout given by a caller, checked to be between 1 s and ten years.
+    pub fn idle_seconds(secs: u64) -> Result<Self, StoreError> {
+        let d = Duration::from_secs(secs);
+        if secs == 0 || d > MAX_IDLE_TIMEOUT {
+            return Err(StoreError::InvalidData(format!(
+                "ttl_seconds must be between 1 and {}",
+                MAX_IDLE_TIMEOUT.as_secs()
+            )));
+        }
+        Ok(Self::IdleFor(d))
+    }
+}
+
+impl ExpiryPolicy {
+    /// The end of a session's life that no activity can move past, for a session
+    /// whose life starts at `start`.
+    pub fn deadline_from(&self, start: Timestamp) -> Option<Timestamp> {
+        self.max_lifetime.map(|max| start.saturating_add(max))
+    }
+
+    /// When a session written at `now` under `rule` expires, capped by its deadline.
+    pub fn expires_at(
+        &self,
+        rule: Expiry,
+        now: Timestamp,
+        deadline: Option<Timestamp>,
+    ) -> Timestamp {
+        let wanted = match rule {
+            Expiry::Default => now.saturating_add(self.idle_timeout),
+            Expiry::IdleFor(idle) => now.saturating_add(idle),
+            Expiry::At(t) => t,
+        };
+        deadline.map_or(wanted, |d| wanted.min(d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_epoch_seconds(secs)
+    }
+
+    #[test]
+    fn default_rule_adds_the_idle_timeout() {
+        let policy = ExpiryPolicy::default();
+        assert_eq!(
+            policy.expires_at(Expiry::Default, t(1_000), None),
+            t(1_000 + 1_209_600)
+        );
+    }
+
+    #[test]
+    fn own_idle_timeout_and_fixed_time_override_the_default() {
+        let policy = ExpiryPolicy::default();
+        let idle = Expiry::idle_seconds(60).unwrap();
+        assert_eq!(policy.expires_at(idle, t(1_000), None), t(1_060));
+        assert_eq!(policy.expires_at(Expiry::At(t(5)), t(1_000), None), t(5));
+    }
+
+    #[test]
+    fn the_deadline_caps_every_rule() {
+        let policy = ExpiryPolicy {
+            idle_timeout: Duration::from_secs(100),
+            max_lifetime: Some(Duration::from_secs(150)),
+        };
+        let deadline = policy.deadline_from(t(0));
+        assert_eq!(deadline, Some(t(150)));
+        assert_eq!(policy.expires_at(Expiry::Default, t(10), deadline), t(110));
+        assert_eq!(policy.expires_at(Expiry::Default, t(90), deadline), t(150));
+        assert_eq!(
+            policy.expires_at(Expiry::At(t(9_999)), t(90), deadline),
+            t(150)
+        );
+    }
+
+    #[test]
+    fn idle_timeouts_out_of_range_are_rejected() {
+        assert!(Expiry::idle_seconds(0).is_err());
+        assert!(Expiry::idle_seconds(MAX_IDLE_TIMEOUT.as_secs() + 1).is_err());
+        assert!(Expiry::idle_seconds(MAX_IDLE_TIMEOUT.as_secs()).is_ok());
+    }
+}

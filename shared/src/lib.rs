@@ -1,0 +1,27 @@
+//! The session store shared by every function: keys, expiry, codecs and DynamoDB access.
+
+pub mod clock;
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod expiry;
+pub mod item;
+pub mod key;
+pub mod session;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use codec::{Codec, CodecName, JsonCodec};
+pub use config::{ConfigError, StoreConfig};
+pub use error::StoreError;
+pub use expiry::{Expiry, ExpiryPolicy};
+pub use key::{InvalidKey, SessionKey};
+pub use session::{Session, SessionData, SessionMeta, Version};
+pub use store::SessionStore;
+
+/// A DynamoDB client from the standard chain: region, credentials, and
+/// `AWS_ENDPOINT_URL_DYNAMODB` for a local endpoint. Build it once per container.
+pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    aws_sdk_dynamodb::Client::new(&config)
+}

@@ -1,0 +1,670 @@
+//! The store's behaviour against a real DynamoDB API (moto's server).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use session_store::item::{self, Item};
+use session_store::{
+    Expiry, ManualClock, SessionData, SessionKey, SessionStore, StoreConfig, StoreError, Timestamp,
+    Version,
+};
+use testkit::{RequestCounter, TableSpec};
+
+const START: i64 = 1_800_000_000;
+const DAY: Duration = Duration::from_secs(86_400);
+
+struct Env {
+    store: SessionStore,
+    client: Client,
+    counter: RequestCounter,
+    clock: ManualClock,
+    table: String,
+}
+
+async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+/// A store on a fresh table made from template.yaml, with a clock that only moves when told.
+async fn env_with(configure: impl FnOnce(&mut StoreConfig)) -> Env {
+    let counter = RequestCounter::default();
+    let client = testkit::client(&counter);
+    let table = testkit::unique_table_name("sessions");
+    TableSpec::of_workspace()
+        .expect("template.yaml defines the table")
+        .create(&client, &table)
+        .await
+        .expect("table created");
+    let mut config = StoreConfig {
+        table_name: table.clone(),
+        ..StoreConfig::default()
+    };
+    configure(&mut config);
+    let clock = ManualClock::at(Timestamp::from_epoch_seconds(START));
+    let store = SessionStore::new(client.clone(), config).with_clock(Arc::new(clock.clone()));
+    counter.reset();
+    Env {
+        store,
+        client,
+        counter,
+        clock,
+        table,
+    }
+}
+
+impl Env {
+    async fn raw_item(&self, key: &SessionKey) -> Option<Item> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("session_key", AttributeValue::S(key.as_str().into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("raw GetItem")
+            .item
+    }
+
+    async fn count(&self) -> usize {
+        testkit::item_count(&self.client, &self.table)
+            .await
+            .expect("scan")
+    }
+
+    async fn put_raw(&self, key: &SessionKey, attributes: &[(&str, AttributeValue)]) {
+        let mut item: Item = attributes
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        item.insert("session_key".into(), AttributeValue::S(key.as_str().into()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("raw PutItem");
+    }
+
+    fn requests(&self) -> u64 {
+        let n = self.counter.total();
+        self.counter.reset();
+        n
+    }
+}
+
+fn data(v: Value) -> SessionData {
+    match v {
+        Value::Object(map) => map,
+        other => panic!("test data must be an object, got {other}"),
+    }
+}
+
+fn t(offset: i64) -> Timestamp {
+    Timestamp::from_epoch_seconds(START + offset)
+}
+
+fn not_found<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::NotFound))
+}
+
+#[tokio::test]
+async fn a_new_session_is_empty_and_loads_back() {
+    let e = env().await;
+    let s = e
+        .store
+        .create(SessionData::new(), Expiry::Default)
+        .await
+        .unwrap();
+    assert!(s.data.is_empty());
+    assert_eq!(s.meta.version, Version(1));
+    assert_eq!(s.meta.created, Some(t(0)));
+    let loaded = e.store.load(&s.key).await.unwrap();
+    assert_eq!(loaded, s);
+}
+
+#[tokio::test]
+async fn every_json_type_round_trips_exactly() {
+    let e = env().await;
+    let text = r#"{"null":null,"t":true,"f":false,"int":-42,"big":123456789012345678901234567890,"neg_big":-98765432109876543210987654321,"u64max":18446744073709551615,"float":0.1,"tiny":5e-324,"huge":1.7976931348623157e308,"exp":1E+400,"s":"plain","unicode":"Grüße, 世界, 🚀 and 𝄞","escapes":"quote\" backslash\\ newline\n tab\t nul\u0000","nested":{"a":{"b":[1,2,{"c":null}],"d":{}},"list":[1,"two",3.5,false,[],{}]},"empty_list":[]}"#;
+    let original: SessionData = serde_json::from_str(text).unwrap();
+    let s = e
+        .store
+        .create(original.clone(), Expiry::Default)
+        .await
+        .unwrap();
+    let loaded = e.store.load(&s.key).await.unwrap();
+    assert_eq!(loaded.data, original);
+    assert_eq!(
+        serde_json::to_string(&loaded.data).unwrap(),
+        serde_json::to_string(&original).unwrap()
+    );
+    assert_eq!(
+        loaded.data["big"].to_string(),
+        "123456789012345678901234567890"
+    );
+    assert_eq!(loaded.data["tiny"].to_string(), "5e-324");
+}
+
+#[tokio::test]
+async fn a_saved_session_exists_and_a_deleted_one_does_not() {
+    let e = env().await;
+    let s = e
+        .store
+        .create(data(json!({"a": 1})), Expiry::Default)
+        .await
+        .unwrap();
+    assert!(e.store.exists(&s.key).await.unwrap());
+    e.store.delete(&s.key, None).await.unwrap();
+    assert!(!e.store.exists(&s.key).await.unwrap());
+    assert!(not_found(e.store.load(&s.key).await));
+    assert_eq!(e.count().await, 0);
+}
+
+#[tokio::test]
+async fn deleting_a_missing_key_succeeds() {
+    let e = env().await;
+    let key = SessionKey::generate().unwrap();
+    e.store.delete(&key, None).await.unwrap();
+    e.store.delete(&key, Some(Version(3))).await.unwrap();
+    assert_eq!(e.count().await, 0);
+}
+
+#[tokio::test]
+async fn loading_an_unknown_key_is_not_found_and_writes_nothing() {
+    let e = env().await;
+    let key = SessionKey::generate().unwrap();
+    assert!(not_found(e.store.load(&key).await));
+    assert!(not_found(e.store.load_and_touch(&key).await));
+    assert!(!e.store.exists(&key).await.unwrap());
+    assert_eq!(e.counter.snapshot().keys().collect::<Vec<_>>(), ["GetItem"]);
+    assert_eq!(e.count().await, 0);
+}
+
+#[tokio::test]
+async fn malformed_keys_are_rejected_before_any_request() {
+    let e = env().await;
+    for raw in [
+        "",
+        "abcdefg",
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEF",
+        "abcdefghijklmnopqrstuvwxyz0123456",
+        "abcdefghijklmnopqrstuvwxyz01234ü",
+    ] {
+        let parsed = SessionKey::parse(raw).map_err(StoreError::from);
+        assert!(
+            matches!(parsed, Err(StoreError::InvalidKey(_))),
+            "{raw:?} was accepted"
+        );
+    }
+    assert_eq!(e.requests(), 0);
+}
+
+#[tokio::test]
+async fn create_never_reuses_a_key() {
+    let e = env().await;
+    let mut keys = HashSet::new();
+    for i in 0..150 {
+        let s = e
+            .store
+            .create(data(json!({"i": i})), Expiry::Default)
+            .await
+            .unwrap();
+        assert!(keys.insert(s.key.as_str().to_owned()), "key reused");
+    }
+    assert_eq!(e.count().await, 150);
+}
+
+#[tokio::test]
+async fn cycle_keeps_the_data_removes_the_old_key_and_returns_a_new_one() {
+    let e = env().await;
+    let s = e
+        .store
+        .create(data(json!({"user": 7, "cart": [1, 2]})), Expiry::Default)
+        .await
+        .unwrap();
+    let cycled = e.store.cycle(&s.key, None).await.unwrap();
+    assert_ne!(cycled.key, s.key);
+    assert_eq!(cycled.data, s.data);
+    assert_eq!(cycled.meta.created, s.meta.created);
+    assert_eq!(cycled.meta.version, Version(2));
+    assert!(not_found(e.store.load(&s.key).await));
+    assert_eq!(e.store.load(&cycled.key).await.unwrap(), cycled);
+    assert_eq!(e.count().await, 1);
+}
+
+#[tokio::test]
+async fn cycling_a_missing_key_fails_and_creates_nothing() {
+    let e = env().await;
+    let key = SessionKey::generate().unwrap();
+    assert!(not_found(e.store.cycle(&key, None).await));
+    assert_eq!(e.count().await, 0);
+}
+
+#[tokio::test]
+async fn replace_after_a_concurrent_delete_fails_and_leaves_no_item() {
+    let e = env().await;
+    let s = e
+        .store
+        .create(data(json!({"a": 1})), Expiry::Default)
+        .await
+        .unwrap();
+    let other_writer = SessionStore::new(e.client.clone(), e.store.config().clone());
+    other_writer.delete(&s.key, None).await.unwrap();
+
+    assert!(not_found(
+        e.store
+            .replace(&s.key, data(json!({"a": 2})), Expiry::Default, None)
+            .await
+    ));
+    assert!(not_found(
+        e.store
+            .replace(
+                &s.key,
+                SessionData::new(),
+                Expiry::Default,
+                Some(Version(1))
+            )
+            .await
+    ));
+    assert!(not_found(e.store.touch(&s.key).await));
+    assert!(not_found(
+        e.store
+            .update(&s.key, None, |d| {
+                d.insert("b".into(), json!(1));
+                Ok(())
+            })
+            .await
+    ));
+    assert!(not_found(e.store.cycle(&s.key, None).await));
+    assert_eq!(e.count().await, 0);
+}
+
+#[tokio::test]
+async fn an_expired_session_is_not_loaded_replaced_touched_or_cycled() {
+    let e = env().await;
+    let s = e
+        .store
+        .create(data(json!({"a": 1})), Expiry::Default)
+        .await
+        .unwrap();
+    e.clock.advance(Duration::from_secs(1_209_600));
+    assert!(not_found(e.store.load(&s.key).await));
+    assert!(!e.store.exists(&s.key).await.unwrap());
+    assert!(not_found(
+        e.store
+            .replace(&s.key, data(json!({"a": 2})), Expiry::Default, None)
+            .await
+    ));
+    assert!(not_found(e.store.touch(&s.key).await));
+    assert!(not_found(e.store.load_and_touch(&s.key).await));
+    assert!(not_found(e.store.update(&s.key, None, |_| Ok(())).await));
+    assert!(not_found(e.store.cycle(&s.key, None).await));
+    // Nothing was written: the dead item is exactly as it was, awaiting TTL.
+    let raw = e.raw_item(&s.key).await.expect("item still there");
+    assert_eq!(item::meta(&raw), s.meta);
+    assert_eq!(e.count().await, 1);
+}
+
+#[tokio::test]
+async fn default_expiry_is_the_idle_timeout_after_the_last_write() {
+    let e = env().await;
+    let s = e
+        .store
+        .create(SessionData::new(), Expiry::Default)
+        .await
+        .unwrap();
+    assert_eq!(s.meta.expires_at, Some(t(1_209_600)));
+    e.clock.advance(DAY);
+    let touched = e.store.touch(&s.key).await.unwrap();
+    assert_eq!(touched.meta.expires_at, Some(t(86_400 + 1_209_600)));
+    e.clock.advance(Duration::from_secs(1_209_599));
+    assert!(e.store.load(&s.key).await.is_ok());
+    e.clock.advance(Duration::from_secs(1));
+    assert!(not_found(e.store.load(&s.key).await));
+}
+
+#[tokio::test]
+async fn the_idle_timeout_is_read_from_the_configuration() {
+    let e = env_with(|c| c.expiry.idle_timeout = Duration::from_secs(600)).await;
+    let s = e
+        .store
+        .create(SessionData::new(), Expiry::Default)
+        .await
+        .unwrap();
+    assert_eq!(s.meta.expires_at, Some(t(600)));
+}
+
+#[tokio::test]
+async fn a_custom_idle_timeout_is_kept_across_writes_and_touches() {
+    let e = env().await;
+    let s = e
+        .store
+        .create(SessionData::new(), Expiry::idle_seconds(60).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(s.meta.expires_at, Some(t(60)));
+    e.clock.advance(Duration::from_secs(30));
+    let touched = e.store.touch(&s.key).await.unwrap();
+    assert_eq!(touched.meta.expires_at, Some(t(90)));
+    assert_eq!(
+        touched.meta.expiry,
+        Expiry::IdleFor(Duration::from_secs(60))
+    );
+    e.clock.advance(Duration::from_secs(30));
+    let updated = e
+        .store
+        .update(&s.key, None, |d| {
+            d.insert("x".into(), json!(1));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(updated.meta.expires_at, Some(t(120)));
+    e.clock.advance(Duration::from_secs(60));
+    assert!(not_found(e.store.load(&s.key).await));
+}
+
+#[tokio::test]
+async fn an_absolute_expiry_is_not_moved_by_activity() {
+    let e = env().await;
+    let at = Expiry::At(t(3_600));
+    let s = e.store.create(SessionData::new(), at).await.unwrap();
+    assert_eq!(s.meta.expires_at, Some(t(3_600)));
+    e.clock.advance(Duration::from_secs(1_800));
+    assert_eq!(
+        e.store.touch(&s.key).await.unwrap().meta.expires_at,
+        Some(t(3_600))
+    );
+    let replaced = e
+        .store
+        .replace(&s.key, data(json!({"a": 1})), at, None)
+        .await
+        .unwrap();
+    assert_eq!(replaced.meta.expires_at, Some(t(3_600)));
+    e.clock.advance(Duration::from_secs(1_800));
+    assert!(not_found(e.store.load(&s.key).await));
+    assert!(matches!(
+        e.store.create(SessionData::new(), Expiry::At(t(0))).await,
+        Err(StoreError::InvalidData(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_lifetime_cap_ends_a_session_however_active_it_is() {
+    let e = env_with(|c| {
+        c.expiry.idle_timeout = Duration::from_secs(600);
+        c.expiry.max_lifetime = Some(Duration::from_secs(1_000));
+    })
+    .await;
+    let s = e
+        .store
+        .create(SessionData::new(), Expiry::Default)
+        .await
+        .unwrap();
+    assert_eq!(s.meta.expires_at, Some(t(600)));
+    assert_eq!(s.meta.deadline, Some(t(1_000)));
+    e.clock.advance(Duration::from_secs(300));
+    assert_eq!(
+        e.store.touch(&s.key).await.unwrap().meta.expires_at,
+        Some(t(900))
+    );
+    e.clock.advance(Duration::from_secs(300));
+    assert_eq!(
+        e.store.touch(&s.key).await.unwrap().meta.expires_at,
+        Some(t(1_000))
+    );
+    let replaced = e
+        .store
+        .replace(
+            &s.key,
+            SessionData::new(),
+            Expiry::idle_seconds(5_000).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.meta.expires_at, Some(t(1_000)));
+    let cycled = e.store.cycle(&s.key, None).await.unwrap();
+    assert_eq!(cycled.meta.deadline, Some(t(1_000)));
+    e.clock.set(t(1_000));
+    assert!(not_found(e.store.load(&cycled.key).await));
+}
+
+#[tokio::test]
+async fn the_version_increments_on_each_write() {
+    let e = env().await;
+    let s = e
+        .store
+        .create(SessionData::new(), Expiry::Default)
+        .await
+        .unwrap();
+    assert_eq!(s.meta.version, Version(1));
+    let s = e
+        .store
+        .replace(
+            &s.key,
+            data(json!({"a": 1})),
+            Expiry::Default,
+            Some(Version(1)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.meta.version, Version(2));
+    let s = e.store.touch(&s.key).await.unwrap();
+    assert_eq!(s.meta.version, Version(3));
+    let s = e
+        .store
+        .update(&s.key, Some(Version(3)), |_| Ok(()))
+        .await
+        .unwrap();
+    assert_eq!(s.meta.version, Version(4));
+    let s = e.store.cycle(&s.key, Some(Version(4))).await.unwrap();
+    assert_eq!(s.meta.version, Version(5));
+    assert_eq!(e.store.load(&s.key).await.unwrap().meta.version, Version(5));
+}
+
+#[tokio::test]
+async fn a_stale_expected_version_fails_and_writes_nothing() {
+    let e = env().await;
+    let s = e
+        .store
+        .create(data(json!({"a": 1})), Expiry::Default)
+        .await
+        .unwrap();
+    let s = e
+        .store
+        .replace(&s.key, data(json!({"a": 2})), Expiry::Default, None)
+        .await
+        .unwrap();
+    let before = e.raw_item(&s.key).await;
+    let stale = Some(Version(1));
+    let conflict = |r: Result<(), StoreError>| matches!(r, Err(StoreError::VersionConflict));
+    let replaced = e
+        .store
+        .replace(&s.key, data(json!({"a": 3})), Expiry::Default, stale);
+    assert!(conflict(replaced.await.map(drop)));
+    let updated = e.store.update(&s.key, stale, |d| {
+        d.insert("b".into(), json!(1));
+        Ok(())
+    });
+    assert!(conflict(updated.await.map(drop)));
+    assert!(conflict(e.store.cycle(&s.key, stale).await.map(drop)));
+    assert!(conflict(e.store.delete(&s.key, stale).await));
+    assert_eq!(e.raw_item(&s.key).await, before);
+    assert_eq!(e.count().await, 1);
+    e.store.delete(&s.key, Some(Version(2))).await.unwrap();
+    assert_eq!(e.count().await, 0);
+}
+
+#[tokio::test]
+async fn concurrent_merge_updates_lose_nothing() {
+    let e = env().await;
+    let s = e
+        .store
+        .create(data(json!({"counter": 0})), Expiry::Default)
+        .await
+        .unwrap();
+    let store = Arc::new(e.store);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = Arc::clone(&store);
+        let key = s.key.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                store
+                    .update(&key, None, |d| {
+                        let n = d.get("counter").and_then(Value::as_u64).unwrap_or(0);
+                        d.insert("counter".into(), json!(n + 1));
+                        Ok(())
+                    })
+                    .await
+                    .expect("update succeeds within its retries");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let end = store.load(&s.key).await.unwrap();
+    assert_eq!(end.data["counter"], json!(200));
+    assert_eq!(end.meta.version, Version(201));
+}
+
+#[tokio::test]
+async fn oversize_data_is_rejected_before_any_request() {
+    let e = env_with(|c| c.max_session_bytes = 1_000).await;
+    let big = data(json!({"blob": "x".repeat(1_000)}));
+    assert!(matches!(
+        e.store.create(big.clone(), Expiry::Default).await,
+        Err(StoreError::TooLarge { limit: 1_000, .. })
+    ));
+    assert_eq!(e.requests(), 0);
+    let s = e
+        .store
+        .create(data(json!({"blob": "x".repeat(900)})), Expiry::Default)
+        .await
+        .unwrap();
+    e.requests();
+    assert!(matches!(
+        e.store.replace(&s.key, big, Expiry::Default, None).await,
+        Err(StoreError::TooLarge { .. })
+    ));
+    assert_eq!(e.requests(), 0);
+    assert_eq!(e.store.load(&s.key).await.unwrap().data, s.data);
+}
+
+#[tokio::test]
+async fn touch_on_read_writes_only_when_the_last_refresh_is_old() {
+    let e = env_with(|c| c.touch_interval = Duration::from_secs(300)).await;
+    let s = e
+        .store
+        .create(SessionData::new(), Expiry::Default)
+        .await
+        .unwrap();
+    e.clock.advance(Duration::from_secs(299));
+    e.requests();
+    let read = e.store.load_and_touch(&s.key).await.unwrap();
+    assert_eq!(read.meta, s.meta);
+    assert_eq!(e.requests(), 1);
+    e.clock.advance(Duration::from_secs(1));
+    let read = e.store.load_and_touch(&s.key).await.unwrap();
+    assert_eq!(e.requests(), 2);
+    assert_eq!(read.meta.expires_at, Some(t(300 + 1_209_600)));
+    assert_eq!(read.meta.touched_at, Some(t(300)));
+    assert_eq!(e.store.load(&s.key).await.unwrap().meta, read.meta);
+}
+
+#[tokio::test]
+async fn items_without_version_or_expiry_load_and_gain_both_on_their_first_write() {
+    let e = env().await;
+    let key = SessionKey::generate().unwrap();
+    e.put_raw(
+        &key,
+        &[("data", AttributeValue::S(r#"{"legacy":true}"#.into()))],
+    )
+    .await;
+    let s = e.store.load(&key).await.unwrap();
+    assert_eq!(s.meta.version, Version(0));
+    assert_eq!(s.meta.expires_at, None);
+    assert_eq!(s.data, data(json!({"legacy": true})));
+    let s = e
+        .store
+        .replace(
+            &key,
+            data(json!({"legacy": false})),
+            Expiry::Default,
+            Some(Version(0)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.meta.version, Version(1));
+    assert_eq!(s.meta.expires_at, Some(t(1_209_600)));
+}
+
+#[tokio::test]
+async fn corrupted_data_reads_as_an_empty_session() {
+    let e = env().await;
+    let key = SessionKey::generate().unwrap();
+    e.put_raw(
+        &key,
+        &[
+            ("data", AttributeValue::S("not json".into())),
+            ("version", AttributeValue::N("3".into())),
+        ],
+    )
+    .await;
+    let s = e.store.load(&key).await.unwrap();
+    assert!(s.data.is_empty());
+    assert_eq!(s.meta.version, Version(3));
+}
+
+#[tokio::test]
+async fn requests_per_operation_stay_within_the_budget() {
+    let e = env().await;
+    let mut measured = Vec::new();
+    let s = e
+        .store
+        .create(data(json!({"n": 1})), Expiry::Default)
+        .await
+        .unwrap();
+    measured.push(("create", e.requests(), 1));
+    e.store.load(&s.key).await.unwrap();
+    measured.push(("get", e.requests(), 1));
+    e.store.exists(&s.key).await.unwrap();
+    measured.push(("exists", e.requests(), 1));
+    let unknown = SessionKey::generate().unwrap();
+    assert!(not_found(e.store.load(&unknown).await));
+    measured.push(("get of an unknown key", e.requests(), 1));
+    e.store
+        .replace(&s.key, data(json!({"n": 2})), Expiry::Default, None)
+        .await
+        .unwrap();
+    measured.push(("replace", e.requests(), 1));
+    e.store.touch(&s.key).await.unwrap();
+    measured.push(("touch", e.requests(), 1));
+    e.store.load_and_touch(&s.key).await.unwrap();
+    measured.push(("get with touch, not due", e.requests(), 1));
+    e.store
+        .update(&s.key, None, |d| {
+            d.insert("m".into(), json!(1));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    measured.push(("merge-update", e.requests(), 2));
+    let cycled = e.store.cycle(&s.key, None).await.unwrap();
+    measured.push(("cycle", e.requests(), 2));
+    e.store.delete(&cycled.key, None).await.unwrap();
+    measured.push(("delete", e.requests(), 1));
+    for (op, got, budget) in &measured {
+        println!("requests per operation: {op}: {got} (budget {budget})");
+    }
+    for (op, got, budget) in measured {
+        assert_eq!(got, budget, "{op}");
+    }
+}

@@ -1,0 +1,315 @@
+//! Test support: a local DynamoDB (moto's server), tables made from `template.yaml`'s
+//! definition, and a counter of the requests a client sends.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{
+    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
+};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+};
+use serde::Deserialize;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The workspace root, where `template.yaml` and `.venv` live.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The DynamoDB endpoint for tests: `AWS_ENDPOINT_URL_DYNAMODB` when set, else a
+/// moto server (`tools/local_dynamodb.py`) started once for this process on a free loopback port, which the
+/// kernel stops when the process exits.
+pub fn endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => start_moto().unwrap_or_else(|e| panic!("cannot start moto's server: {e}")),
+    })
+}
+
+fn start_moto() -> Result<String, Error> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let root = workspace_root();
+    let program = root.join(".venv/bin/python");
+    let script = root.join("tools/local_dynamodb.py");
+    let (tx, rx) = mpsc::channel();
+    // The server's parent-death signal fires when the spawning thread ends, so spawn
+    // from a thread that lives as long as the process.
+    std::thread::spawn(move || {
+        let mut command = Command::new(&program);
+        command
+            .arg(&script)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let spawned = command
+            .spawn()
+            .map_err(|e| format!("{}: {e} (run `make venv` first)", program.display()));
+        let started = spawned.is_ok();
+        let _ = tx.send(spawned.map(|_| ()));
+        if started {
+            loop {
+                std::thread::park();
+            }
+        }
+    });
+    rx.recv()??;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let started = Instant::now();
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(format!("moto's server did not listen on {addr} within 60 s").into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(format!("http://{addr}"))
+}
+
+/// Counts the HTTP requests a client sends, by DynamoDB operation (retries included).
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl RequestCounter {
+    pub fn total(&self) -> u64 {
+        self.snapshot().values().sum()
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    pub fn reset(&self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.clear();
+        }
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("unknown")
+            .to_owned();
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry(target).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// A client for the local endpoint with dummy credentials, counting what it sends.
+pub fn client(counter: &RequestCounter) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
+        .endpoint_url(endpoint())
+        .interceptor(counter.clone())
+        .build();
+    Client::from_conf(config)
+}
+
+/// A table name no other test in this process uses.
+pub fn unique_table_name(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct Template {
+    #[serde(rename = "Resources")]
+    resources: BTreeMap<String, Resource>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Resource {
+    #[serde(rename = "Type")]
+    kind: String,
+    #[serde(rename = "Properties", default)]
+    properties: serde_yaml_ng::Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TableProperties {
+    attribute_definitions: Vec<AttributeProperty>,
+    key_schema: Vec<KeyProperty>,
+    billing_mode: Option<String>,
+    stream_specification: Option<StreamProperty>,
+    time_to_live_specification: Option<TtlProperty>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AttributeProperty {
+    attribute_name: String,
+    attribute_type: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeyProperty {
+    attribute_name: String,
+    key_type: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StreamProperty {
+    stream_view_type: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TtlProperty {
+    attribute_name: String,
+    enabled: bool,
+}
+
+/// The key schema, billing, stream and TTL settings of `template.yaml`'s one table.
+#[derive(Debug)]
+pub struct TableSpec(TableProperties);
+
+impl TableSpec {
+    pub fn from_template(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let template: Template = serde_yaml_ng::from_str(&text)?;
+        let mut tables = template
+            .resources
+            .into_values()
+            .filter(|r| r.kind == "AWS::DynamoDB::Table");
+        let table = tables
+            .next()
+            .ok_or("template.yaml defines no AWS::DynamoDB::Table")?;
+        if tables.next().is_some() {
+            return Err("template.yaml defines more than one table".into());
+        }
+        Ok(Self(serde_yaml_ng::from_value(table.properties)?))
+    }
+
+    /// The workspace's own `template.yaml`.
+    pub fn of_workspace() -> Result<Self, Error> {
+        Self::from_template(&workspace_root().join("template.yaml"))
+    }
+
+    pub fn ttl_attribute(&self) -> Option<&str> {
+        self.0
+            .time_to_live_specification
+            .as_ref()
+            .filter(|t| t.enabled)
+            .map(|t| t.attribute_name.as_str())
+    }
+
+    /// Creates the table under `name` and waits until it is active.
+    pub async fn create(&self, client: &Client, name: &str) -> Result<(), Error> {
+        let p = &self.0;
+        let mut request = client.create_table().table_name(name);
+        for a in &p.attribute_definitions {
+            request = request.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(&a.attribute_name)
+                    .attribute_type(ScalarAttributeType::from(a.attribute_type.as_str()))
+                    .build()?,
+            );
+        }
+        for k in &p.key_schema {
+            request = request.key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(&k.attribute_name)
+                    .key_type(KeyType::from(k.key_type.as_str()))
+                    .build()?,
+            );
+        }
+        if let Some(mode) = &p.billing_mode {
+            request = request.billing_mode(BillingMode::from(mode.as_str()));
+        }
+        if let Some(stream) = &p.stream_specification {
+            request = request.stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::from(stream.stream_view_type.as_str()))
+                    .build()?,
+            );
+        }
+        request.send().await?;
+        if let Some(ttl) = &p.time_to_live_specification {
+            client
+                .update_time_to_live()
+                .table_name(name)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(&ttl.attribute_name)
+                        .enabled(ttl.enabled)
+                        .build()?,
+                )
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Items in a table, counted with a full Scan (tests only: tables there are small).
+pub async fn item_count(client: &Client, table: &str) -> Result<usize, Error> {
+    let mut count = 0;
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .consistent_read(true)
+            .send()
+            .await?;
+        count += usize::try_from(out.count).unwrap_or(0);
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return Ok(count);
+        }
+    }
+}
