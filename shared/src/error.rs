@@ -64,3 +64,67 @@ impl StoreError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::error::{ConnectorError, ErrorMetadata};
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    fn service_error(status: u16, code: &str) -> StoreError {
+        let err = GetItemError::generic(ErrorMetadata::builder().code(code).message("m").build());
+        let status = StatusCode::try_from(status).expect("valid status");
+        StoreError::from_sdk(SdkError::service_error(
+            err,
+            HttpResponse::new(status, SdkBody::empty()),
+        ))
+    }
+
+    #[test]
+    fn throttling_and_server_errors_mean_unavailable() {
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+            "InternalServerError",
+            "ServiceUnavailable",
+        ] {
+            assert!(
+                matches!(service_error(400, code), StoreError::Unavailable(_)),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_service_errors_are_not_retryable() {
+        assert!(matches!(
+            service_error(400, "ResourceNotFoundException"),
+            StoreError::Other(_)
+        ));
+        assert!(matches!(
+            service_error(400, "ValidationException"),
+            StoreError::Other(_)
+        ));
+    }
+
+    #[test]
+    fn timeouts_and_connection_failures_mean_unavailable() {
+        let timeout: SdkError<GetItemError, HttpResponse> =
+            SdkError::timeout_error("took too long");
+        assert!(matches!(
+            StoreError::from_sdk(timeout),
+            StoreError::Unavailable(_)
+        ));
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let dispatch: SdkError<GetItemError, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(io)));
+        assert!(matches!(
+            StoreError::from_sdk(dispatch),
+            StoreError::Unavailable(_)
+        ));
+    }
+}

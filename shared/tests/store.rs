@@ -349,8 +349,11 @@ async fn a_custom_idle_timeout_is_kept_across_writes_and_touches() {
         .unwrap();
     assert_eq!(s.meta.expires_at, Some(t(60)));
     e.clock.advance(Duration::from_secs(30));
+    e.requests();
     let touched = e.store.touch(&s.key).await.unwrap();
     assert_eq!(touched.meta.expires_at, Some(t(90)));
+    // The first write assumes the default rule; the item's own rule costs a second one.
+    assert_eq!(e.requests(), 2);
     assert_eq!(
         touched.meta.expiry,
         Expiry::IdleFor(Duration::from_secs(60))
@@ -414,10 +417,14 @@ async fn the_lifetime_cap_ends_a_session_however_active_it_is() {
         Some(t(900))
     );
     e.clock.advance(Duration::from_secs(300));
+    e.requests();
+    let touched = e.store.touch(&s.key).await.unwrap();
     assert_eq!(
-        e.store.touch(&s.key).await.unwrap().meta.expires_at,
-        Some(t(1_000))
+        e.requests(),
+        2,
+        "a refresh cut short by the cap takes a second write"
     );
+    assert_eq!(touched.meta.expires_at, Some(t(1_000)));
     let replaced = e
         .store
         .replace(
@@ -667,4 +674,42 @@ async fn requests_per_operation_stay_within_the_budget() {
     for (op, got, budget) in measured {
         assert_eq!(got, budget, "{op}");
     }
+}
+
+#[tokio::test]
+async fn an_unreachable_dynamodb_is_reported_as_unavailable() {
+    // A loopback port with nothing listening: every attempt is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    let store = SessionStore::new(Client::from_conf(config), StoreConfig::default());
+    let key = SessionKey::generate().unwrap();
+    assert!(matches!(
+        store.load(&key).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.create(SessionData::new(), Expiry::Default).await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_missing_table_is_an_error_that_is_not_retryable() {
+    let e = env_with(|c| c.table_name = "no-such-table".into()).await;
+    let key = SessionKey::generate().unwrap();
+    assert!(matches!(
+        e.store.load(&key).await,
+        Err(StoreError::Other(_))
+    ));
 }
