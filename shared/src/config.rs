@@ -25,7 +25,7 @@ pub struct StoreConfig {
     pub codec: CodecName,
     /// Largest encoded `data` accepted, checked before any DynamoDB call.
     pub max_session_bytes: usize,
-    /// Tries of a read-modify-write before giving up with a version conflict.
+    /// Tries of a contended read-modify-write before giving up.
     pub update_attempts: u32,
     /// A read refreshes the expiry only when the last refresh is at least this old.
     pub touch_interval: Duration,

@@ -14,6 +14,9 @@ pub enum StoreError {
     /// The session changed since the version the caller expected.
     #[error("the session was changed by another writer")]
     VersionConflict,
+    /// Other writers kept changing the session through every retry.
+    #[error("the session is being changed by too many writers at once")]
+    Contention,
     #[error("invalid session key: {0}")]
     InvalidKey(#[from] InvalidKey),
     #[error("encoded session data is {size} bytes, the limit is {limit}")]

@@ -9,6 +9,7 @@ pub mod item;
 pub mod key;
 pub mod session;
 pub mod store;
+pub mod telemetry;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use codec::{Codec, CodecName, JsonCodec};

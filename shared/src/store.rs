@@ -346,7 +346,7 @@ impl SessionStore {
                 Outcome::Stale(_) => continue,
             }
         }
-        Err(StoreError::VersionConflict)
+        Err(StoreError::Contention)
     }
 
     /// Deletes the session: one DeleteItem. Deleting what is not there succeeds; with an
@@ -466,7 +466,7 @@ impl SessionStore {
                 Err(e) => return Err(StoreError::from_sdk(e)),
             }
         }
-        Err(StoreError::VersionConflict)
+        Err(StoreError::Contention)
     }
 
     fn encode(&self, data: &SessionData, now: Timestamp) -> Result<String, StoreError> {
@@ -548,7 +548,7 @@ impl SessionStore {
                 Outcome::Stale(meta) => basis = Basis::Known(meta),
             }
         }
-        Err(StoreError::VersionConflict)
+        Err(StoreError::Contention)
     }
 
     async fn refresh(

@@ -1,0 +1,387 @@
+//! Session CRUD over HTTP. `handle` is a plain function of (app, request) that tests call
+//! directly; `main` only wires it to the Lambda runtime.
+
+mod problem;
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use lambda_http::aws_lambda_events::query_map::QueryMap;
+use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{Value, json};
+use session_store::{Expiry, Session, SessionData, SessionKey, SessionStore, Version};
+use tracing::{error, info};
+
+pub use problem::ApiError;
+
+const JSON: &str = "application/json";
+const MERGE_PATCH: &str = "application/merge-patch+json";
+
+/// What every request shares: the store, built once per container.
+#[derive(Debug)]
+pub struct App {
+    store: SessionStore,
+    /// Larger bodies are refused unread; twice the data limit leaves room for
+    /// whitespace and the envelope around `data`.
+    max_body_bytes: usize,
+}
+
+impl App {
+    pub fn new(store: SessionStore) -> Self {
+        let max_body_bytes = store.config().max_session_bytes.saturating_mul(2);
+        Self {
+            store,
+            max_body_bytes,
+        }
+    }
+
+    pub fn store(&self) -> &SessionStore {
+        &self.store
+    }
+}
+
+/// The entry point for the Lambda runtime: never fails, every error is a response.
+pub async fn handler(app: &App, request: Request) -> Result<Response<Body>, Infallible> {
+    Ok(handle(app, request).await)
+}
+
+/// Answers one request and writes its one access-log line.
+pub async fn handle(app: &App, request: Request) -> Response<Body> {
+    let started = Instant::now();
+    let route = Route::of(&request);
+    let mut session = None;
+    let mut response = match dispatch(app, &request, &route, &mut session).await {
+        Ok(response) => response,
+        Err(e) => {
+            if e.status().is_server_error() {
+                error!(error = %e, "request failed");
+            }
+            e.into_response()
+        }
+    };
+    if request.method() == Method::HEAD {
+        *response.body_mut() = Body::Empty;
+    }
+    let (apigw_request_id, stage) = gateway_context(&request);
+    info!(
+        method = %request.method(),
+        route = route.template(),
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1e3,
+        request_id = request.lambda_context_ref().map(|c| c.request_id.as_str()),
+        apigw_request_id,
+        stage,
+        session = session.as_deref(),
+        "request"
+    );
+    response
+}
+
+/// The routes of the API, found in the path after any stage prefix.
+enum Route {
+    Collection,
+    Session(String),
+    Cycle(String),
+    Touch(String),
+    Unknown,
+}
+
+impl Route {
+    fn of(request: &Request) -> Self {
+        let path = request.uri().path();
+        let path = match gateway_context(request).1 {
+            Some(stage) if stage != "$default" => {
+                let prefix = format!("/{stage}");
+                match path.strip_prefix(&prefix) {
+                    Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+                    _ => path,
+                }
+            }
+            _ => path,
+        };
+        let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+        match segments.as_slice() {
+            ["sessions"] => Self::Collection,
+            ["sessions", key] => Self::Session((*key).to_owned()),
+            ["sessions", key, "cycle"] => Self::Cycle((*key).to_owned()),
+            ["sessions", key, "touch"] => Self::Touch((*key).to_owned()),
+            _ => Self::Unknown,
+        }
+    }
+
+    fn template(&self) -> &'static str {
+        match self {
+            Self::Collection => "/sessions",
+            Self::Session(_) => "/sessions/{key}",
+            Self::Cycle(_) => "/sessions/{key}/cycle",
+            Self::Touch(_) => "/sessions/{key}/touch",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+fn gateway_context(request: &Request) -> (Option<&str>, Option<&str>) {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => (c.request_id.as_deref(), c.stage.as_deref()),
+        Some(RequestContext::ApiGatewayV1(c)) => (c.request_id.as_deref(), c.stage.as_deref()),
+        _ => (None, None),
+    }
+}
+
+async fn dispatch(
+    app: &App,
+    request: &Request,
+    route: &Route,
+    session: &mut Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    let method = request.method();
+    let key = match route {
+        Route::Unknown => return Err(ApiError::NoRoute),
+        Route::Collection => {
+            if method != Method::POST {
+                return Err(ApiError::MethodNotAllowed("POST"));
+            }
+            let created = create(app, request).await?;
+            *session = Some(created.key.fingerprint(12));
+            let location = format!("{}/{}", request.uri().path(), created.key.as_str());
+            let mut response = session_response(StatusCode::CREATED, &created);
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, v);
+            }
+            return Ok(response);
+        }
+        Route::Session(raw) | Route::Cycle(raw) | Route::Touch(raw) => raw,
+    };
+    let allowed = match route {
+        Route::Session(_) => "GET, HEAD, PUT, PATCH, DELETE",
+        _ => "POST",
+    };
+    let method_ok = match route {
+        Route::Session(_) => [
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ]
+        .contains(method),
+        _ => method == Method::POST,
+    };
+    if !method_ok {
+        return Err(ApiError::MethodNotAllowed(allowed));
+    }
+    let key = SessionKey::parse(key)?;
+    *session = Some(key.fingerprint(12));
+    let store = &app.store;
+    let answer = match (route, method.as_str()) {
+        (Route::Cycle(_), _) => {
+            let cycled = store.cycle(&key, None).await?;
+            *session = Some(cycled.key.fingerprint(12));
+            cycled
+        }
+        (Route::Touch(_), _) => store.touch(&key).await?,
+        (_, "GET") => {
+            if wants_touch(request.query_string_parameters_ref())? {
+                store.load_and_touch(&key).await?
+            } else {
+                store.load(&key).await?
+            }
+        }
+        (_, "HEAD") => {
+            if store.exists(&key).await? {
+                return Ok(empty(StatusCode::OK));
+            }
+            return Err(session_store::StoreError::NotFound.into());
+        }
+        (_, "DELETE") => {
+            let expected = if_match(request.headers())?;
+            store.delete(&key, expected).await?;
+            return Ok(empty(StatusCode::NO_CONTENT));
+        }
+        (_, "PUT") => {
+            let expected = if_match(request.headers())?;
+            let body = read_json(request, JSON, app.max_body_bytes)?
+                .ok_or_else(|| ApiError::BadRequest("a body with data is required".into()))?;
+            let body = SessionBody::parse(body)?;
+            let data = body
+                .data
+                .ok_or_else(|| ApiError::BadRequest("data is required".into()))?;
+            store.replace(&key, data, body.expiry, expected).await?
+        }
+        _ => {
+            let expected = if_match(request.headers())?;
+            let patch = read_json(request, MERGE_PATCH, app.max_body_bytes)?
+                .ok_or_else(|| ApiError::BadRequest("a merge patch body is required".into()))?;
+            if !patch.is_object() {
+                return Err(ApiError::BadRequest(
+                    "a merge patch of session data must be a JSON object".into(),
+                ));
+            }
+            store
+                .update(&key, expected, |data| {
+                    let mut doc = Value::Object(std::mem::take(data));
+                    json_patch::merge(&mut doc, &patch);
+                    if let Value::Object(merged) = doc {
+                        *data = merged;
+                    }
+                    Ok(())
+                })
+                .await?
+        }
+    };
+    Ok(session_response(StatusCode::OK, &answer))
+}
+
+async fn create(app: &App, request: &Request) -> Result<Session, ApiError> {
+    let body = match read_json(request, JSON, app.max_body_bytes)? {
+        Some(v) => SessionBody::parse(v)?,
+        None => SessionBody::default(),
+    };
+    let data = body.data.unwrap_or_default();
+    Ok(app.store.create(data, body.expiry).await?)
+}
+
+/// The body of POST and PUT: `{"data": {...}, "ttl_seconds": n}`.
+#[derive(Default)]
+struct SessionBody {
+    data: Option<SessionData>,
+    expiry: Expiry,
+}
+
+impl SessionBody {
+    fn parse(body: Value) -> Result<Self, ApiError> {
+        let Value::Object(mut fields) = body else {
+            return Err(ApiError::BadRequest(
+                "the body must be a JSON object".into(),
+            ));
+        };
+        if let Some(unknown) = fields.keys().find(|k| *k != "data" && *k != "ttl_seconds") {
+            return Err(ApiError::BadRequest(format!(
+                "unknown field {unknown:?}; expected data and ttl_seconds"
+            )));
+        }
+        let data = match fields.remove("data") {
+            None => None,
+            Some(Value::Object(map)) => Some(map),
+            Some(_) => return Err(ApiError::BadRequest("data must be a JSON object".into())),
+        };
+        let expiry = match fields.remove("ttl_seconds") {
+            None | Some(Value::Null) => Expiry::Default,
+            Some(v) => Expiry::idle_seconds(v.as_u64().ok_or_else(|| {
+                ApiError::BadRequest("ttl_seconds must be a whole number of seconds".into())
+            })?)?,
+        };
+        Ok(Self { data, expiry })
+    }
+}
+
+fn wants_touch(query: Option<&QueryMap>) -> Result<bool, ApiError> {
+    match query.and_then(|q| q.first("touch")) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::BadRequest("touch must be true or false".into())),
+    }
+}
+
+/// The version demanded by `If-Match`: `None` when absent or `*`.
+fn if_match(headers: &HeaderMap) -> Result<Option<Version>, ApiError> {
+    let Some(raw) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let raw = raw
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("If-Match must be ASCII".into()))?
+        .trim();
+    if raw == "*" {
+        return Ok(None);
+    }
+    if raw.contains(',') {
+        return Err(ApiError::BadRequest(
+            "If-Match with more than one entity tag is not supported".into(),
+        ));
+    }
+    // A weak tag never matches under the strong comparison If-Match uses.
+    if raw.starts_with("W/\"") {
+        return Err(ApiError::PreconditionFailed);
+    }
+    let tag = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .ok_or_else(|| ApiError::BadRequest("If-Match must be a quoted entity tag".into()))?;
+    // A tag this API never issued cannot match any version.
+    tag.parse()
+        .map(|v| Some(Version(v)))
+        .map_err(|_| ApiError::PreconditionFailed)
+}
+
+/// The request body as JSON, `None` when empty; checks size, media type and encoding.
+fn read_json(
+    request: &Request,
+    media_type: &'static str,
+    limit: usize,
+) -> Result<Option<Value>, ApiError> {
+    let bytes: &[u8] = match request.body() {
+        Body::Empty => return Ok(None),
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => return Err(ApiError::BadRequest("unreadable body".into())),
+    };
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    if bytes.len() > limit {
+        return Err(ApiError::BodyTooLarge(limit));
+    }
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut parts = content_type.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or("");
+    let charset_ok = parts.all(|p| match p.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }
+        _ => true,
+    });
+    if !essence.eq_ignore_ascii_case(media_type) || !charset_ok {
+        return Err(ApiError::UnsupportedMediaType(media_type));
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ApiError::BadRequest("the body is not valid UTF-8".into()))?;
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+}
+
+fn session_response(status: StatusCode, session: &Session) -> Response<Body> {
+    let time = |t: Option<session_store::Timestamp>| t.and_then(|t| t.to_rfc3339());
+    let body = json!({
+        "session_key": session.key.as_str(),
+        "data": session.data,
+        "created_at": time(session.meta.created),
+        "expires_at": time(session.meta.expires_at),
+        "version": session.meta.version.0,
+    });
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", session.meta.version)) {
+        headers.insert(header::ETAG, etag);
+    }
+    response
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
