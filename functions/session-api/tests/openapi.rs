@@ -1,0 +1,244 @@
+//! `openapi.yaml` and the implementation agree: every documented (path, method, status)
+//! is produced by a request here, and nothing here produces an undocumented one.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use session_api::App;
+use session_store::{SessionStore, StoreConfig};
+use support::{Api, Payload, api};
+
+type Triple = (String, String, u16);
+
+fn documented() -> BTreeSet<Triple> {
+    let text = std::fs::read_to_string(testkit::workspace_root().join("openapi.yaml")).unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_mapping().unwrap() {
+        let path = path.as_str().unwrap();
+        for method in ["get", "head", "put", "patch", "delete", "post"] {
+            let Some(responses) = item.get(method).and_then(|op| op.get("responses")) else {
+                continue;
+            };
+            for status in responses.as_mapping().unwrap().keys() {
+                let status: u16 = status.as_str().unwrap().parse().unwrap();
+                out.insert((path.to_owned(), method.to_uppercase(), status));
+            }
+        }
+    }
+    out
+}
+
+struct Recorder<'a> {
+    api: &'a Api,
+    seen: BTreeSet<Triple>,
+}
+
+impl Recorder<'_> {
+    async fn expect(
+        &mut self,
+        template: &str,
+        method: &str,
+        key: &str,
+        headers: &[(&str, &str)],
+        body: Payload<'_>,
+        status: u16,
+    ) {
+        let path = template.replace("{key}", key);
+        let reply = self.api.call(method, &path, headers, body).await;
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.text);
+        if reply.header("content-type") == Some("application/json") {
+            let body = reply.json();
+            let fields: BTreeSet<_> = body.as_object().unwrap().keys().cloned().collect();
+            let want = ["created_at", "data", "expires_at", "session_key", "version"];
+            assert_eq!(fields, want.iter().map(|f| f.to_string()).collect());
+        } else if method != "HEAD" && status >= 400 {
+            reply.assert_problem(status);
+        }
+        self.seen
+            .insert((template.to_owned(), method.to_owned(), status));
+    }
+}
+
+#[tokio::test]
+async fn every_documented_response_is_produced_and_no_other() {
+    let live = api().await;
+    let mut r = Recorder {
+        api: &live,
+        seen: BTreeSet::new(),
+    };
+    let json_ct = [("content-type", "application/json")];
+    let merge_ct = [("content-type", "application/merge-patch+json")];
+    let text_ct = [("content-type", "text/plain")];
+    let huge = json!({"data": {"blob": "x".repeat(1 << 20)}}).to_string();
+    let huge_patch = json!({"blob": "x".repeat(1 << 20)}).to_string();
+    let (none, bad, missing) = ("", "BAD", "m".repeat(32));
+    let (one, coll, cyc, tch) = (
+        "/sessions/{key}",
+        "/sessions",
+        "/sessions/{key}/cycle",
+        "/sessions/{key}/touch",
+    );
+
+    r.expect(
+        coll,
+        "POST",
+        none,
+        &json_ct,
+        Payload::Text(r#"{"data":{"a":1}}"#),
+        201,
+    )
+    .await;
+    r.expect(
+        coll,
+        "POST",
+        none,
+        &json_ct,
+        Payload::Text(r#"{"data":1}"#),
+        400,
+    )
+    .await;
+    r.expect(coll, "POST", none, &json_ct, Payload::Text(&huge), 413)
+        .await;
+    r.expect(coll, "POST", none, &text_ct, Payload::Text("{}"), 415)
+        .await;
+    let key = live.create(json!({"a": 1})).await;
+    let key = key.as_str();
+
+    for method in ["GET", "HEAD"] {
+        r.expect(one, method, key, &[], Payload::None, 200).await;
+        r.expect(one, method, bad, &[], Payload::None, 400).await;
+        r.expect(one, method, &missing, &[], Payload::None, 404)
+            .await;
+    }
+    let put = r#"{"data":{"b":2}}"#;
+    r.expect(one, "PUT", key, &json_ct, Payload::Text(put), 200)
+        .await;
+    r.expect(one, "PUT", key, &json_ct, Payload::Text("{}"), 400)
+        .await;
+    r.expect(one, "PUT", &missing, &json_ct, Payload::Text(put), 404)
+        .await;
+    let stale = [("content-type", "application/json"), ("if-match", "\"1\"")];
+    r.expect(one, "PUT", key, &stale, Payload::Text(put), 412)
+        .await;
+    r.expect(one, "PUT", key, &json_ct, Payload::Text(&huge), 413)
+        .await;
+    r.expect(one, "PUT", key, &text_ct, Payload::Text(put), 415)
+        .await;
+
+    r.expect(
+        one,
+        "PATCH",
+        key,
+        &merge_ct,
+        Payload::Text(r#"{"c":3}"#),
+        200,
+    )
+    .await;
+    r.expect(one, "PATCH", key, &merge_ct, Payload::Text("[]"), 400)
+        .await;
+    r.expect(one, "PATCH", &missing, &merge_ct, Payload::Text("{}"), 404)
+        .await;
+    let stale = [
+        ("content-type", "application/merge-patch+json"),
+        ("if-match", "\"1\""),
+    ];
+    r.expect(one, "PATCH", key, &stale, Payload::Text("{}"), 412)
+        .await;
+    r.expect(
+        one,
+        "PATCH",
+        key,
+        &merge_ct,
+        Payload::Text(&huge_patch),
+        413,
+    )
+    .await;
+    r.expect(one, "PATCH", key, &json_ct, Payload::Text("{}"), 415)
+        .await;
+
+    for route in [cyc, tch] {
+        r.expect(route, "POST", bad, &[], Payload::None, 400).await;
+        r.expect(route, "POST", &missing, &[], Payload::None, 404)
+            .await;
+    }
+    r.expect(tch, "POST", key, &[], Payload::None, 200).await;
+    let cycled = live
+        .call(
+            "POST",
+            &format!("/sessions/{key}/cycle"),
+            &[],
+            Payload::None,
+        )
+        .await;
+    assert_eq!(cycled.status, 200);
+    r.seen.insert((cyc.to_owned(), "POST".to_owned(), 200));
+    let key = cycled.key();
+    let key = key.as_str();
+
+    r.expect(
+        one,
+        "DELETE",
+        key,
+        &[("if-match", "\"1\"")],
+        Payload::None,
+        412,
+    )
+    .await;
+    r.expect(one, "DELETE", bad, &[], Payload::None, 400).await;
+    r.expect(one, "DELETE", key, &[], Payload::None, 204).await;
+
+    // The same operations with DynamoDB unreachable.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "t", "t", None, None, "t",
+        ))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    let store = SessionStore::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        StoreConfig::default(),
+    );
+    let down = Api {
+        app: App::new(store),
+        ..api().await
+    };
+    let mut d = Recorder {
+        api: &down,
+        seen: r.seen,
+    };
+    d.expect(coll, "POST", none, &[], Payload::None, 503).await;
+    for method in ["GET", "HEAD", "DELETE"] {
+        d.expect(one, method, &missing, &[], Payload::None, 503)
+            .await;
+    }
+    d.expect(one, "PUT", &missing, &json_ct, Payload::Text(put), 503)
+        .await;
+    d.expect(one, "PATCH", &missing, &merge_ct, Payload::Text("{}"), 503)
+        .await;
+    d.expect(cyc, "POST", &missing, &[], Payload::None, 503)
+        .await;
+    d.expect(tch, "POST", &missing, &[], Payload::None, 503)
+        .await;
+
+    let documented = documented();
+    let never_exercised: Vec<_> = documented.difference(&d.seen).collect();
+    let undocumented: Vec<_> = d.seen.difference(&documented).collect();
+    assert!(
+        never_exercised.is_empty(),
+        "documented but never produced: {never_exercised:?}"
+    );
+    assert!(
+        undocumented.is_empty(),
+        "produced but not documented: {undocumented:?}"
+    );
+}
