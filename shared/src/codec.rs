@@ -7,6 +7,7 @@ use std::fmt::Debug;
 use std::str::FromStr;
 
 use crate::clock::Timestamp;
+use crate::expiry::Expiry;
 use crate::session::SessionData;
 
 /// Why stored data could not be read back as a session dictionary.
@@ -22,6 +23,17 @@ pub trait Codec: Send + Sync + Debug {
     /// Text for the `data` attribute; `now` is for formats that stamp a time.
     fn encode(&self, data: &SessionData, now: Timestamp) -> String;
     fn decode(&self, raw: &str) -> Result<SessionData, DecodeError>;
+
+    /// Whether stored data can carry its own expiry, so that cleanup must read it.
+    fn has_expiry_in_data(&self) -> bool {
+        false
+    }
+
+    /// The expiry the stored data asks for, if the format keeps one (Django keeps it
+    /// under `_session_expiry`); cleanup uses it for items that have no `expires_at`.
+    fn expiry_in_data(&self, _raw: &str) -> Option<Expiry> {
+        None
+    }
 }
 
 /// Compact JSON text; numbers keep their exact digits.

@@ -110,6 +110,79 @@ impl StoreConfig {
     }
 }
 
+/// Settings of the scheduled cleanup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupConfig {
+    /// Parallel Scan segments.
+    pub segments: u32,
+    /// Items per Scan page; the run checks its deadline between pages.
+    pub page_size: u32,
+    /// Writes in flight at once, across all segments.
+    pub concurrency: usize,
+    /// Upper bound on deletes and stamps per second.
+    pub writes_per_second: u32,
+    /// Expiry given to items of the Django backend: `created` + this, or now + this.
+    pub legacy_age: Duration,
+    /// Stop this long before the invocation deadline.
+    pub deadline_margin: Duration,
+}
+
+impl Default for CleanupConfig {
+    fn default() -> Self {
+        Self {
+            segments: 4,
+            page_size: 250,
+            concurrency: 8,
+            writes_per_second: 200,
+            legacy_age: DEFAULT_IDLE_TIMEOUT,
+            deadline_margin: Duration::from_secs(10),
+        }
+    }
+}
+
+impl CleanupConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let positive = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
+            let v = match get(name) {
+                Some(raw) => parse(name, &raw)?,
+                None => default,
+            };
+            if v == 0 || v > max {
+                return Err(ConfigError {
+                    name,
+                    reason: format!("must be between 1 and {max}"),
+                });
+            }
+            Ok(v)
+        };
+        let small = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Ok(Self {
+            segments: small(positive("CLEANUP_SEGMENTS", d.segments.into(), 1_000)?),
+            page_size: small(positive("CLEANUP_PAGE_SIZE", d.page_size.into(), 10_000)?),
+            concurrency: usize::try_from(positive("CLEANUP_CONCURRENCY", 8, 256)?).unwrap_or(8),
+            writes_per_second: small(positive(
+                "CLEANUP_WRITES_PER_SECOND",
+                d.writes_per_second.into(),
+                100_000,
+            )?),
+            legacy_age: match get("CLEANUP_LEGACY_AGE_SECONDS") {
+                Some(v) => seconds("CLEANUP_LEGACY_AGE_SECONDS", &v)?,
+                None => d.legacy_age,
+            },
+            deadline_margin: match get("CLEANUP_DEADLINE_MARGIN_SECONDS") {
+                Some(v) => Duration::from_secs(parse("CLEANUP_DEADLINE_MARGIN_SECONDS", &v)?),
+                None => d.deadline_margin,
+            },
+        })
+    }
+}
+
 fn parse<T: FromStr>(name: &'static str, raw: &str) -> Result<T, ConfigError> {
     raw.trim().parse().map_err(|_| ConfigError {
         name,
@@ -188,6 +261,26 @@ mod tests {
         assert_eq!(c.max_session_bytes, 1000);
         assert_eq!(c.update_attempts, 3);
         assert_eq!(c.touch_interval, Duration::ZERO);
+    }
+
+    #[test]
+    fn cleanup_settings_have_defaults_and_are_checked() {
+        let none = |_: &str| None;
+        assert_eq!(
+            CleanupConfig::from_lookup(none).unwrap(),
+            CleanupConfig::default()
+        );
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("CLEANUP_SEGMENTS", "2"),
+            ("CLEANUP_WRITES_PER_SECOND", "50"),
+            ("CLEANUP_LEGACY_AGE_SECONDS", "3600"),
+        ]);
+        let c = CleanupConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.segments, 2);
+        assert_eq!(c.writes_per_second, 50);
+        assert_eq!(c.legacy_age, Duration::from_secs(3600));
+        let bad = CleanupConfig::from_lookup(|k| (k == "CLEANUP_SEGMENTS").then(|| "0".into()));
+        assert_eq!(bad.unwrap_err().name, "CLEANUP_SEGMENTS");
     }
 
     #[test]

@@ -43,7 +43,7 @@ const RETRYABLE_CODES: &[&str] = &[
 
 impl StoreError {
     /// Maps any SDK failure that the operation did not handle itself.
-    pub(crate) fn from_sdk<E, R>(err: SdkError<E, R>) -> Self
+    pub fn from_sdk<E, R>(err: SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + Debug,
         R: Debug,

@@ -7,13 +7,15 @@ pub mod error;
 pub mod expiry;
 pub mod item;
 pub mod key;
+pub mod metrics;
+pub mod retry;
 pub mod session;
 pub mod store;
 pub mod telemetry;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use codec::{Codec, CodecName, JsonCodec};
-pub use config::{ConfigError, StoreConfig};
+pub use config::{CleanupConfig, ConfigError, StoreConfig};
 pub use error::StoreError;
 pub use expiry::{Expiry, ExpiryPolicy};
 pub use key::{InvalidKey, SessionKey};

@@ -22,6 +22,7 @@ use crate::error::StoreError;
 use crate::expiry::Expiry;
 use crate::item::{self, Item, number};
 use crate::key::SessionKey;
+use crate::retry::backoff;
 use crate::session::{Session, SessionData, SessionMeta, Version};
 
 /// Fresh keys tried before giving up on create; one collision is already astronomically rare.
@@ -316,7 +317,12 @@ impl SessionStore {
         F: FnMut(&mut SessionData) -> Result<(), StoreError>,
     {
         for attempt in 0..self.config.update_attempts {
-            backoff(attempt).await;
+            backoff(
+                attempt,
+                Duration::from_millis(5),
+                Duration::from_millis(100),
+            )
+            .await;
             let current = self.load_with(key, true).await?;
             if expected.is_some_and(|v| v != current.meta.version) {
                 return Err(StoreError::VersionConflict);
@@ -389,7 +395,12 @@ impl SessionStore {
         expected: Option<Version>,
     ) -> Result<Session, StoreError> {
         for attempt in 0..self.config.update_attempts {
-            backoff(attempt).await;
+            backoff(
+                attempt,
+                Duration::from_millis(5),
+                Duration::from_millis(100),
+            )
+            .await;
             let old = self
                 .get_item(key, true)
                 .await?
@@ -685,17 +696,4 @@ fn check_rule(rule: Expiry, now: Timestamp) -> Result<(), StoreError> {
         )),
         _ => Ok(()),
     }
-}
-
-/// Full-jitter exponential backoff between tries of a contended read-modify-write.
-async fn backoff(attempt: u32) {
-    if attempt == 0 {
-        return;
-    }
-    let cap_ms = (5u64 << attempt.min(6)).min(100);
-    let mut buf = [0u8; 2];
-    let jitter = getrandom::fill(&mut buf)
-        .map(|()| u64::from(u16::from_le_bytes(buf)))
-        .unwrap_or(u64::from(u16::MAX / 2));
-    tokio::time::sleep(Duration::from_millis(cap_ms * jitter / u64::from(u16::MAX))).await;
 }

@@ -1,0 +1,404 @@
+//! The cleanup against moto: what it deletes, what it spares, and how it resumes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::json;
+use session_cleanup::{CHECKPOINT_KEY, Cleanup, Overrides, Summary, handler};
+use session_store::item::Item;
+use session_store::{CleanupConfig, ManualClock, SessionKey, StoreConfig, Timestamp};
+use testkit::{RequestCounter, TableSpec};
+
+const NOW: i64 = 1_800_000_000;
+const DAY: i64 = 86_400;
+
+struct Env {
+    client: Client,
+    table: String,
+    clock: ManualClock,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Expired,
+    Live,
+    LegacyWithCreated,
+    LegacyWithoutCreated,
+}
+
+async fn env() -> Env {
+    let client = testkit::client(&RequestCounter::default());
+    let table = testkit::unique_table_name("cleanup");
+    TableSpec::of_workspace()
+        .unwrap()
+        .create(&client, &table)
+        .await
+        .unwrap();
+    Env {
+        client,
+        table,
+        clock: ManualClock::at(Timestamp::from_epoch_seconds(NOW)),
+    }
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+impl Env {
+    fn cleanup(&self, configure: impl FnOnce(&mut CleanupConfig)) -> Cleanup {
+        let mut config = CleanupConfig::default();
+        configure(&mut config);
+        let store = StoreConfig {
+            table_name: self.table.clone(),
+            ..StoreConfig::default()
+        };
+        Cleanup::new(self.client.clone(), store, config).with_clock(Arc::new(self.clock.clone()))
+    }
+
+    /// Writes `count` items of one kind and returns their keys.
+    async fn seed(&self, kind: Kind, count: usize) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut batch = Vec::new();
+        for _ in 0..count {
+            let key = SessionKey::generate().unwrap().as_str().to_owned();
+            let mut item = Item::from([
+                ("session_key".into(), AttributeValue::S(key.clone())),
+                ("data".into(), AttributeValue::S("{}".into())),
+            ]);
+            match kind {
+                Kind::Expired => {
+                    item.insert("created".into(), n(NOW - 20 * DAY));
+                    item.insert("expires_at".into(), n(NOW - DAY));
+                    item.insert("version".into(), n(3));
+                }
+                Kind::Live => {
+                    item.insert("created".into(), n(NOW - DAY));
+                    item.insert("expires_at".into(), n(NOW + DAY));
+                    item.insert("version".into(), n(2));
+                }
+                Kind::LegacyWithCreated => {
+                    item.insert("created".into(), n(NOW - 3_600));
+                }
+                Kind::LegacyWithoutCreated => {}
+            }
+            keys.push(key);
+            batch.push(
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                    .build(),
+            );
+            if batch.len() == 25 {
+                self.write(std::mem::take(&mut batch)).await;
+            }
+        }
+        if !batch.is_empty() {
+            self.write(batch).await;
+        }
+        keys
+    }
+
+    async fn write(&self, batch: Vec<WriteRequest>) {
+        let out = self
+            .client
+            .batch_write_item()
+            .request_items(&self.table, batch)
+            .send()
+            .await
+            .unwrap();
+        assert!(out.unprocessed_items.is_none_or(|u| u.is_empty()));
+    }
+
+    async fn all_items(&self) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        items.sort_by_key(|i| format!("{:?}", i.get("session_key")));
+        items
+    }
+
+    async fn item(&self, key: &str) -> Option<Item> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("session_key", AttributeValue::S(key.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+    }
+}
+
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(3_600)
+}
+
+fn number(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn cleanup_deletes_exactly_the_expired_and_stamps_items_without_expiry() {
+    let e = env().await;
+    e.seed(Kind::Expired, 2_000).await;
+    let live = e.seed(Kind::Live, 500).await;
+    let with_created = e.seed(Kind::LegacyWithCreated, 100).await;
+    let without_created = e.seed(Kind::LegacyWithoutCreated, 100).await;
+    let mut live_before = Vec::new();
+    for key in &live {
+        live_before.push(e.item(key).await);
+    }
+
+    let started = Instant::now();
+    let summary = e
+        .cleanup(|_| {})
+        .run(Overrides::default(), far())
+        .await
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "cleanup of 2,700 items: {summary:?}; {:.0} deletes per second at the default concurrency",
+        summary.deleted as f64 / seconds
+    );
+    assert_eq!(
+        summary,
+        Summary {
+            scanned: 2_700,
+            deleted: 2_000,
+            legacy_stamped: 200,
+            complete: true,
+            segments: 4,
+            duration_ms: summary.duration_ms,
+            ..Summary::default()
+        }
+    );
+
+    assert_eq!(e.all_items().await.len(), 700);
+    for (key, before) in live.iter().zip(live_before) {
+        assert_eq!(e.item(key).await, before, "a live session was touched");
+    }
+    let age = 1_209_600;
+    for key in &with_created {
+        let item = e.item(key).await.expect("stamped, not deleted");
+        assert_eq!(number(&item, "expires_at"), Some(NOW - 3_600 + age));
+        assert_eq!(number(&item, "version"), Some(1));
+    }
+    for key in &without_created {
+        let item = e.item(key).await.expect("stamped, not deleted");
+        assert_eq!(number(&item, "expires_at"), Some(NOW + age));
+    }
+    assert!(e.item(CHECKPOINT_KEY).await.is_none());
+}
+
+#[tokio::test]
+async fn a_session_refreshed_between_scan_and_delete_survives_and_is_counted_as_skipped() {
+    let e = env().await;
+    let expired = e.seed(Kind::Expired, 60).await;
+    let refreshed = Arc::new(AtomicU64::new(0));
+    let (client, table, counter) = (e.client.clone(), e.table.clone(), Arc::clone(&refreshed));
+    // After each page is scanned, another writer refreshes every third candidate.
+    let hook: session_cleanup::PageHook = Arc::new(move |keys: Vec<String>| {
+        let (client, table, counter) = (client.clone(), table.clone(), Arc::clone(&counter));
+        Box::pin(async move {
+            for key in keys.iter().step_by(3) {
+                client
+                    .update_item()
+                    .table_name(&table)
+                    .key("session_key", AttributeValue::S(key.clone()))
+                    .update_expression("SET expires_at = :later")
+                    .expression_attribute_values(":later", n(NOW + DAY))
+                    .send()
+                    .await
+                    .unwrap();
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    });
+    let cleanup = e.cleanup(|c| c.page_size = 10).with_page_hook(hook);
+    let summary = cleanup.run(Overrides::default(), far()).await.unwrap();
+    let refreshed = refreshed.load(Ordering::Relaxed);
+    assert!(refreshed >= 20);
+    assert_eq!(summary.skipped_refreshed, refreshed);
+    assert_eq!(summary.deleted, 60 - refreshed);
+    let survivors = e.all_items().await;
+    assert_eq!(survivors.len() as u64, refreshed);
+    for item in survivors {
+        assert_eq!(number(&item, "expires_at"), Some(NOW + DAY));
+        let key = match item.get("session_key") {
+            Some(AttributeValue::S(k)) => k.clone(),
+            _ => panic!("no key"),
+        };
+        assert!(expired.contains(&key));
+    }
+}
+
+#[tokio::test]
+async fn a_run_cut_short_checkpoints_and_the_next_runs_finish_without_missing_or_double_counting() {
+    let e = env().await;
+    e.seed(Kind::Expired, 600).await;
+    e.seed(Kind::Live, 100).await;
+    e.seed(Kind::LegacyWithoutCreated, 50).await;
+    let cleanup = e.cleanup(|c| {
+        c.page_size = 50;
+        c.segments = 2;
+    });
+    // A deadline already inside the margin: every run does one page per segment.
+    let mut runs = Vec::new();
+    loop {
+        let summary = cleanup
+            .run(Overrides::default(), Instant::now())
+            .await
+            .unwrap();
+        let done = summary.complete;
+        if !done {
+            let checkpoint = e.item(CHECKPOINT_KEY).await;
+            assert!(checkpoint.is_some(), "a partial run leaves a checkpoint");
+        }
+        runs.push(summary);
+        if done || runs.len() > 50 {
+            break;
+        }
+    }
+    assert!(runs.len() > 2, "the deadline cut the first runs short");
+    assert!(!runs[0].resumed && !runs[0].complete);
+    assert!(runs[1..].iter().all(|r| r.resumed));
+    assert!(runs.last().unwrap().complete);
+    let total = |f: fn(&Summary) -> u64| runs.iter().map(f).sum::<u64>();
+    assert_eq!(total(|r| r.deleted), 600);
+    assert_eq!(total(|r| r.legacy_stamped), 50);
+    assert_eq!(total(|r| r.scanned), 750);
+    assert_eq!(total(|r| r.skipped_refreshed + r.errors), 0);
+    assert_eq!(e.all_items().await.len(), 150);
+    assert!(e.item(CHECKPOINT_KEY).await.is_none());
+    assert!(
+        SessionKey::parse(CHECKPOINT_KEY).is_err(),
+        "the API cannot address it"
+    );
+}
+
+#[tokio::test]
+async fn max_items_limits_a_run_and_the_next_run_finishes() {
+    let e = env().await;
+    e.seed(Kind::Expired, 100).await;
+    let cleanup = e.cleanup(|_| {});
+    let limited = Overrides {
+        max_items: Some(30),
+        ..Overrides::default()
+    };
+    let first = cleanup.run(limited, far()).await.unwrap();
+    assert_eq!((first.deleted, first.complete), (30, false));
+    let second = cleanup.run(Overrides::default(), far()).await.unwrap();
+    assert_eq!(
+        (second.deleted, second.complete, second.resumed),
+        (70, true, true)
+    );
+    assert!(e.all_items().await.is_empty());
+}
+
+#[tokio::test]
+async fn dry_run_counts_and_writes_nothing() {
+    let e = env().await;
+    e.seed(Kind::Expired, 40).await;
+    e.seed(Kind::Live, 10).await;
+    e.seed(Kind::LegacyWithCreated, 5).await;
+    let before = e.all_items().await;
+    let dry = Overrides {
+        dry_run: true,
+        ..Overrides::default()
+    };
+    let summary = e.cleanup(|_| {}).run(dry, Instant::now()).await.unwrap();
+    assert!(summary.dry_run);
+    assert_eq!(
+        (summary.deleted, summary.legacy_stamped, summary.scanned),
+        (40, 5, 55)
+    );
+    assert_eq!(e.all_items().await, before);
+}
+
+#[tokio::test]
+async fn the_schedule_event_and_operator_inputs_run_through_the_handler() {
+    let e = env().await;
+    e.seed(Kind::Expired, 5).await;
+    let cleanup = e.cleanup(|_| {});
+    let path = testkit::workspace_root().join("events/schedule-cleanup.json");
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let summary = handler(&cleanup, LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!((summary.deleted, summary.complete), (5, true));
+
+    let empty = handler(&cleanup, LambdaEvent::new(json!({}), Context::default())).await;
+    assert!(empty.unwrap().complete);
+    let input = json!({"dry_run": true, "max_items": 10, "segments": 2});
+    let summary = handler(&cleanup, LambdaEvent::new(input, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!((summary.dry_run, summary.segments), (true, 2));
+    for bad in [
+        json!({"dry_run": "yes"}),
+        json!({"max_items": -1}),
+        json!({"segments": 0}),
+        json!([]),
+    ] {
+        let result = handler(&cleanup, LambdaEvent::new(bad.clone(), Context::default())).await;
+        assert!(result.is_err(), "{bad} was accepted");
+    }
+}
+
+#[tokio::test]
+async fn the_summary_is_one_emf_line() {
+    let e = env().await;
+    let cleanup = e.cleanup(|_| {});
+    let summary = Summary {
+        scanned: 3,
+        deleted: 2,
+        complete: true,
+        segments: 4,
+        ..Summary::default()
+    };
+    let line = cleanup.summary_line(&summary);
+    let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let names: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["Name"].as_str())
+        .collect();
+    let want = [
+        "scanned",
+        "deleted",
+        "skipped_refreshed",
+        "legacy_stamped",
+        "errors",
+        "duration_ms",
+        "resumed",
+        "complete",
+    ];
+    assert_eq!(names, want);
+    assert_eq!(doc["deleted"], json!(2.0));
+    assert_eq!(doc["complete"], json!(1.0));
+}
