@@ -313,3 +313,78 @@ pub async fn item_count(client: &Client, table: &str) -> Result<usize, Error> {
         }
     }
 }
+
+/// One JSON request to the local endpoint, answered as raw JSON: the records of
+/// DynamoDB Streams arrive exactly as Lambda receives them. `target` is the
+/// `X-Amz-Target`, such as `DynamoDBStreams_20120810.GetRecords`.
+pub fn raw_json_call(target: &str, body: &serde_json::Value) -> Result<serde_json::Value, Error> {
+    use std::io::{Read, Write};
+    let url = endpoint();
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or("raw calls need an http:// endpoint")?
+        .trim_end_matches('/');
+    let payload = body.to_string();
+    let mut stream = TcpStream::connect(authority)?;
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-amz-json-1.0\r\n\
+         X-Amz-Target: {target}\r\nAuthorization: AWS4-HMAC-SHA256 \
+         Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, \
+         Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or("malformed HTTP response")?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(format!("{target} failed: {head} {body}").into());
+    }
+    Ok(serde_json::from_str(body)?)
+}
+
+/// Every record on the table's stream so far, in the shape of a Lambda DynamoDB event.
+pub async fn stream_event(client: &Client, table: &str) -> Result<serde_json::Value, Error> {
+    use serde_json::json;
+    let arn = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await?
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .ok_or("the table has no stream")?;
+    let stream = raw_json_call(
+        "DynamoDBStreams_20120810.DescribeStream",
+        &json!({"StreamArn": arn}),
+    )?;
+    let mut records = Vec::new();
+    for shard in stream["StreamDescription"]["Shards"]
+        .as_array()
+        .ok_or("no shards")?
+    {
+        let iterator = raw_json_call(
+            "DynamoDBStreams_20120810.GetShardIterator",
+            &json!({"StreamArn": arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"}),
+        )?;
+        let mut next = iterator["ShardIterator"].clone();
+        while next.is_string() {
+            let page = raw_json_call(
+                "DynamoDBStreams_20120810.GetRecords",
+                &json!({"ShardIterator": next}),
+            )?;
+            let batch = page["Records"].as_array().cloned().unwrap_or_default();
+            if batch.is_empty() {
+                break;
+            }
+            for mut record in batch {
+                record["eventSourceARN"] = json!(arn);
+                records.push(record);
+            }
+            next = page["NextShardIterator"].clone();
+        }
+    }
+    Ok(json!({ "Records": records }))
+}

@@ -1,0 +1,342 @@
+//! The audit trail: one JSON line per change to a session, from the table's stream.
+//! Lines name a session by a hash of its key and its data by key names, never values.
+
+use std::collections::BTreeSet;
+
+use aws_lambda_events::dynamodb::EventRecord;
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use lambda_runtime::LambdaEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use session_store::item::{self, Item};
+use session_store::metrics::{Emf, Unit};
+use session_store::{Codec, SessionData, SessionKey, StoreConfig, Timestamp};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Hex digits of the key's SHA-256 in audit lines.
+const KEY_HASH_DIGITS: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Created,
+    Updated,
+    Deleted,
+    /// Removed by DynamoDB's TTL.
+    Expired,
+}
+
+/// Names of the data keys a change touched; `None` where a side could not be decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeyChanges {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    pub action: Action,
+    /// First 16 hex digits of the SHA-256 of the session key.
+    pub session: String,
+    pub event_id: String,
+    pub sequence_number: String,
+    pub approximate_time: Option<String>,
+    pub table: Option<String>,
+    pub size_bytes: i64,
+    pub version_before: Option<u64>,
+    pub version_after: Option<u64>,
+    pub expires_before: Option<String>,
+    pub expires_after: Option<String>,
+    pub data_keys: Option<KeyChanges>,
+    /// The sides (`before`, `after`) whose data the codec could not decode.
+    pub data_unreadable: Vec<&'static str>,
+}
+
+/// Why a record cannot be audited; it is reported as a batch item failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("not a DynamoDB stream record: {0}")]
+    Shape(String),
+    #[error("unknown event name {0:?}")]
+    EventName(String),
+    #[error("the record's keys hold no {0} string")]
+    NoKey(String),
+    #[error("the record lacks its {0} image")]
+    NoImage(&'static str),
+}
+
+/// What auditing a record gives.
+enum Audited {
+    Event(Box<AuditEvent>),
+    /// An item that is no session (the cleanup's checkpoint).
+    NotASession,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub expired: u64,
+    pub skipped: u64,
+    pub failures: u64,
+    pub batch_size: u64,
+}
+
+/// The audit lines of a batch, the failure to report, and the counts.
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    pub lines: Vec<String>,
+    pub response: DynamoDbEventResponse,
+    pub counts: BatchCounts,
+}
+
+#[derive(Debug)]
+pub struct Auditor {
+    key_attribute: String,
+    codec: Box<dyn Codec>,
+}
+
+impl Auditor {
+    pub fn new(store: &StoreConfig) -> Self {
+        Self {
+            key_attribute: store.key_attribute.clone(),
+            codec: store.codec.build(),
+        }
+    }
+
+    pub fn with_codec(mut self, codec: Box<dyn Codec>) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Audits the records in order and stops at the first that fails: the stream is
+    /// ordered, so Lambda retries from that record, and the ones before it are not
+    /// audited twice.
+    pub fn audit_batch(&self, payload: &Value) -> Result<BatchReport, Error> {
+        let records = payload
+            .get("Records")
+            .and_then(Value::as_array)
+            .ok_or("the event has no Records array")?;
+        let mut report = BatchReport::default();
+        report.counts.batch_size = records.len() as u64;
+        for raw in records {
+            match self.audit_record(raw) {
+                Ok(Audited::Event(event)) => {
+                    let counter = match event.action {
+                        Action::Created => &mut report.counts.created,
+                        Action::Updated => &mut report.counts.updated,
+                        Action::Deleted => &mut report.counts.deleted,
+                        Action::Expired => &mut report.counts.expired,
+                    };
+                    *counter += 1;
+                    report.lines.push(serde_json::to_string(&event)?);
+                }
+                Ok(Audited::NotASession) => report.counts.skipped += 1,
+                Err(e) => {
+                    let sequence = raw
+                        .pointer("/dynamodb/SequenceNumber")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| format!("{e}, and it has no sequence number to report"))?;
+                    tracing::warn!(sequence_number = sequence, error = %e, "record failed");
+                    report.counts.failures += 1;
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier = Some(sequence.to_owned());
+                    report.response.batch_item_failures.push(failure);
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn audit_record(&self, raw: &Value) -> Result<Audited, RecordError> {
+        // serde's messages can quote the offending value; report only its category.
+        let record = EventRecord::deserialize(raw)
+            .map_err(|e| RecordError::Shape(format!("{:?} error", e.classify())))?;
+        let sequence_number = record
+            .change
+            .sequence_number
+            .clone()
+            .ok_or_else(|| RecordError::Shape("no SequenceNumber".into()))?;
+        let keys: Item = record.change.keys.into();
+        let raw_key = match keys.get(&self.key_attribute) {
+            Some(aws_sdk_dynamodb::types::AttributeValue::S(k)) => k.clone(),
+            _ => return Err(RecordError::NoKey(self.key_attribute.clone())),
+        };
+        let Ok(key) = SessionKey::parse(&raw_key) else {
+            return Ok(Audited::NotASession);
+        };
+        let old: Item = record.change.old_image.into();
+        let new: Item = record.change.new_image.into();
+        let action = match record.event_name.as_str() {
+            "INSERT" => Action::Created,
+            "MODIFY" => Action::Updated,
+            "REMOVE" => {
+                let by_ttl = record.user_identity.as_ref().is_some_and(|u| {
+                    u.type_ == "Service" && u.principal_id == "dynamodb.amazonaws.com"
+                });
+                if by_ttl {
+                    Action::Expired
+                } else {
+                    Action::Deleted
+                }
+            }
+            other => return Err(RecordError::EventName(other.to_owned())),
+        };
+        let needs_old = matches!(action, Action::Updated | Action::Deleted | Action::Expired);
+        let needs_new = matches!(action, Action::Created | Action::Updated);
+        if needs_old && old.is_empty() {
+            return Err(RecordError::NoImage("old"));
+        }
+        if needs_new && new.is_empty() {
+            return Err(RecordError::NoImage("new"));
+        }
+        let before = needs_old.then(|| self.side(&old));
+        let after = needs_new.then(|| self.side(&new));
+        let mut unreadable = Vec::new();
+        if matches!(before, Some(Side { data: None, .. })) {
+            unreadable.push("before");
+        }
+        if matches!(after, Some(Side { data: None, .. })) {
+            unreadable.push("after");
+        }
+        let empty = SessionData::new();
+        let data_keys = match (data_of(&before, &empty), data_of(&after, &empty)) {
+            (Some(b), Some(a)) => Some(diff(b, a)),
+            _ => None,
+        };
+        let time = record.change.approximate_creation_date_time.timestamp();
+        Ok(Audited::Event(Box::new(AuditEvent {
+            action,
+            session: key.fingerprint(KEY_HASH_DIGITS),
+            event_id: record.event_id,
+            sequence_number,
+            approximate_time: (time > 0)
+                .then(|| Timestamp::from_epoch_seconds(time).to_rfc3339())
+                .flatten(),
+            table: record.event_source_arn.as_deref().and_then(table_of),
+            size_bytes: record.change.size_bytes,
+            version_before: before.as_ref().map(|s| s.version),
+            version_after: after.as_ref().map(|s| s.version),
+            expires_before: before.as_ref().and_then(|s| s.expires.clone()),
+            expires_after: after.as_ref().and_then(|s| s.expires.clone()),
+            data_keys,
+            data_unreadable: unreadable,
+        })))
+    }
+
+    fn side(&self, image: &Item) -> Side {
+        let meta = item::meta(image);
+        let data = match image.get(item::DATA) {
+            Some(aws_sdk_dynamodb::types::AttributeValue::S(raw)) => self.codec.decode(raw).ok(),
+            _ => None,
+        };
+        Side {
+            version: meta.version.0,
+            expires: meta.expires_at.and_then(Timestamp::to_rfc3339),
+            data,
+        }
+    }
+}
+
+/// One image of the item, as far as the audit cares.
+struct Side {
+    version: u64,
+    expires: Option<String>,
+    data: Option<SessionData>,
+}
+
+/// A side's data: empty where the change has no such side, `None` where unreadable.
+fn data_of<'a>(side: &'a Option<Side>, empty: &'a SessionData) -> Option<&'a SessionData> {
+    match side {
+        None => Some(empty),
+        Some(s) => s.data.as_ref(),
+    }
+}
+
+fn diff(before: &SessionData, after: &SessionData) -> KeyChanges {
+    let old: BTreeSet<&String> = before.keys().collect();
+    let new: BTreeSet<&String> = after.keys().collect();
+    KeyChanges {
+        added: new.difference(&old).map(|k| (*k).clone()).collect(),
+        removed: old.difference(&new).map(|k| (*k).clone()).collect(),
+        changed: old
+            .intersection(&new)
+            .filter(|k| before.get(**k) != after.get(**k))
+            .map(|k| (*k).clone())
+            .collect(),
+    }
+}
+
+/// The table name in a stream ARN (`arn:aws:dynamodb:region:account:table/NAME/stream/...`).
+fn table_of(arn: &str) -> Option<String> {
+    let rest = arn.split_once(":table/")?.1;
+    Some(rest.split('/').next()?.to_owned())
+}
+
+/// The batch's counts as one EMF line.
+pub fn metrics_line(counts: &BatchCounts, timestamp_ms: i64) -> String {
+    let c = |v: u64| v as f64;
+    Emf::new("session-auditor")
+        .metric("created", c(counts.created), Unit::Count)
+        .metric("updated", c(counts.updated), Unit::Count)
+        .metric("deleted", c(counts.deleted), Unit::Count)
+        .metric("expired", c(counts.expired), Unit::Count)
+        .metric("skipped", c(counts.skipped), Unit::Count)
+        .metric("failures", c(counts.failures), Unit::Count)
+        .metric("batch_size", c(counts.batch_size), Unit::Count)
+        .property("message", json!("audit batch"))
+        .to_line(timestamp_ms)
+}
+
+/// The Lambda entry point: prints the audit lines and the batch metrics, and reports
+/// the first failed record so Lambda retries from there.
+pub async fn handler(
+    auditor: &Auditor,
+    event: LambdaEvent<Value>,
+) -> Result<DynamoDbEventResponse, Error> {
+    let report = auditor.audit_batch(&event.payload)?;
+    println!("{}", render(&report));
+    Ok(report.response)
+}
+
+/// What the handler prints for a batch: its audit lines, then its metrics line.
+pub fn render(report: &BatchReport) -> String {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let mut out = String::new();
+    for line in &report.lines {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&metrics_line(&report.counts, now_ms));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_changes_name_added_removed_and_changed_keys() {
+        let before: SessionData = serde_json::from_str(r#"{"a":1,"b":2,"c":3}"#).unwrap();
+        let after: SessionData = serde_json::from_str(r#"{"a":1,"b":5,"d":4}"#).unwrap();
+        let d = diff(&before, &after);
+        assert_eq!(d.added, ["d"]);
+        assert_eq!(d.removed, ["c"]);
+        assert_eq!(d.changed, ["b"]);
+    }
+
+    #[test]
+    fn the_table_name_comes_from_the_stream_arn() {
+        let arn =
+            "arn:aws:dynamodb:us-east-1:123456789012:table/sessions/stream/2026-11-28T00:00:00.000";
+        assert_eq!(table_of(arn).as_deref(), Some("sessions"));
+        assert_eq!(table_of("nonsense"), None);
+    }
+}

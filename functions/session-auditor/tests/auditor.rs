@@ -1,0 +1,300 @@
+//! The auditor on real stream records from moto, on the sample events, on a bad record
+//! in the middle of a batch, and on what it must never print.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use session_auditor::{Auditor, BatchReport, handler, render};
+use session_store::{Expiry, SessionData, SessionStore, StoreConfig};
+use testkit::{RequestCounter, TableSpec};
+
+fn data(v: Value) -> SessionData {
+    match v {
+        Value::Object(m) => m,
+        _ => panic!("not an object"),
+    }
+}
+
+fn auditor() -> Auditor {
+    Auditor::new(&StoreConfig::default())
+}
+
+fn lines(report: &BatchReport) -> Vec<Value> {
+    report
+        .lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn event_file(name: &str) -> Value {
+    let path = testkit::workspace_root().join("events").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A table with a stream, sessions written through the store, and the stream's records.
+async fn recorded(writes: impl AsyncFnOnce(&SessionStore)) -> Value {
+    let client = testkit::client(&RequestCounter::default());
+    let table = testkit::unique_table_name("audit");
+    TableSpec::of_workspace()
+        .unwrap()
+        .create(&client, &table)
+        .await
+        .unwrap();
+    let store = SessionStore::new(
+        client.clone(),
+        StoreConfig {
+            table_name: table.clone(),
+            ..StoreConfig::default()
+        },
+    );
+    writes(&store).await;
+    testkit::stream_event(&client, &table).await.unwrap()
+}
+
+#[tokio::test]
+async fn real_stream_records_give_one_audit_event_per_change() {
+    let mut key = None;
+    let event = recorded(async |store: &SessionStore| {
+        let s = store
+            .create(
+                data(json!({"cart": ["book"], "theme": "dark"})),
+                Expiry::Default,
+            )
+            .await
+            .unwrap();
+        store
+            .update(&s.key, None, |d| {
+                d.remove("cart");
+                d.insert("theme".into(), json!("light"));
+                d.insert("user".into(), json!(7));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        store.delete(&s.key, None).await.unwrap();
+        key = Some(s.key);
+    })
+    .await;
+    let key = key.unwrap();
+    let report = auditor().audit_batch(&event).unwrap();
+    assert!(report.response.batch_item_failures.is_empty());
+    let got = lines(&report);
+    assert_eq!(got.len(), 3, "{got:?}");
+    let hash = key.fingerprint(16);
+    for line in &got {
+        assert_eq!(line["session"], json!(hash));
+        assert!(line["sequence_number"].is_string() && line["event_id"].is_string());
+        assert!(line["table"].as_str().unwrap().starts_with("audit-"));
+    }
+    assert_eq!(got[0]["action"], json!("created"));
+    assert_eq!(
+        (
+            got[0]["version_before"].clone(),
+            got[0]["version_after"].clone()
+        ),
+        (Value::Null, json!(1))
+    );
+    assert_eq!(
+        got[0]["data_keys"],
+        json!({"added": ["cart", "theme"], "removed": [], "changed": []})
+    );
+    assert_eq!(got[1]["action"], json!("updated"));
+    assert_eq!(
+        (
+            got[1]["version_before"].clone(),
+            got[1]["version_after"].clone()
+        ),
+        (json!(1), json!(2))
+    );
+    assert_eq!(
+        got[1]["data_keys"],
+        json!({"added": ["user"], "removed": ["cart"], "changed": ["theme"]})
+    );
+    assert!(got[1]["expires_after"].is_string());
+    assert_eq!(got[2]["action"], json!("deleted"));
+    assert_eq!(got[2]["version_before"], json!(2));
+    assert_eq!(
+        got[2]["data_keys"],
+        json!({"added": [], "removed": ["theme", "user"], "changed": []})
+    );
+    assert_eq!(
+        report.counts.created + report.counts.updated + report.counts.deleted,
+        3
+    );
+}
+
+#[tokio::test]
+async fn the_sample_events_give_their_actions_and_the_ttl_one_gives_expired() {
+    for (file, action) in [
+        ("stream-insert.json", "created"),
+        ("stream-modify.json", "updated"),
+        ("stream-remove.json", "deleted"),
+        ("stream-expire.json", "expired"),
+    ] {
+        let event = event_file(file);
+        let report = auditor().audit_batch(&event).unwrap();
+        assert_eq!(lines(&report)[0]["action"], json!(action), "{file}");
+        let response = handler(&auditor(), LambdaEvent::new(event, Context::default()))
+            .await
+            .unwrap();
+        assert!(response.batch_item_failures.is_empty(), "{file}");
+    }
+    let modify = lines(
+        &auditor()
+            .audit_batch(&event_file("stream-modify.json"))
+            .unwrap(),
+    );
+    assert_eq!(modify[0]["approximate_time"], json!("2026-11-28T10:01:40Z"));
+    assert_eq!(modify[0]["table"], json!("sessions"));
+}
+
+#[tokio::test]
+async fn a_malformed_record_is_reported_and_the_ones_before_it_are_audited_once() {
+    let mut records = Vec::new();
+    for file in [
+        "stream-insert.json",
+        "stream-modify.json",
+        "stream-remove.json",
+    ] {
+        records.push(event_file(file)["Records"][0].clone());
+    }
+    let mut bad = records[1].clone();
+    bad["eventName"] = json!("SCRAMBLE");
+    bad["dynamodb"]["SequenceNumber"] = json!("222000000000000000000009");
+    records.insert(2, bad);
+    let batch = json!({"Records": records});
+
+    let report = auditor().audit_batch(&batch).unwrap();
+    let failures: Vec<_> = report
+        .response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failures, [Some("222000000000000000000009".to_owned())]);
+    assert_eq!(report.lines.len(), 2, "the records before it, once each");
+    assert_eq!(report.counts.failures, 1);
+    assert_eq!(report.counts.batch_size, 4);
+
+    // A record that is not even shaped like one fails the same way.
+    let mut shapeless =
+        json!({"Records": [records[0].clone(), {"dynamodb": {"SequenceNumber": "333"}}]});
+    let report = auditor().audit_batch(&shapeless).unwrap();
+    assert_eq!(
+        report.response.batch_item_failures[0]
+            .item_identifier
+            .as_deref(),
+        Some("333")
+    );
+    // Without a sequence number there is nothing to report: the whole batch fails.
+    shapeless["Records"][1] = json!({"eventName": "INSERT"});
+    assert!(auditor().audit_batch(&shapeless).is_err());
+}
+
+#[tokio::test]
+async fn the_cleanup_checkpoint_is_not_audited_as_a_session() {
+    let mut event = event_file("stream-insert.json");
+    event["Records"][0]["dynamodb"]["Keys"]["session_key"]["S"] = json!("#cleanup-checkpoint");
+    let report = auditor().audit_batch(&event).unwrap();
+    assert!(report.lines.is_empty());
+    assert_eq!(report.counts.skipped, 1);
+    assert!(report.response.batch_item_failures.is_empty());
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_data_value_and_no_key_reach_the_output() {
+    let marker = "MARKER-9d1e-value";
+    let mut keys = Vec::new();
+    let event = recorded(async |store: &SessionStore| {
+        let s = store
+            .create(
+                data(json!({"secret": marker, "nested": {"deep": marker}})),
+                Expiry::Default,
+            )
+            .await
+            .unwrap();
+        let s2 = store.cycle(&s.key, None).await.unwrap();
+        store
+            .update(&s2.key, None, |d| {
+                d.insert("secret".into(), json!(format!("{marker}-2")));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        keys.push(s.key.as_str().to_owned());
+        keys.push(s2.key.as_str().to_owned());
+    })
+    .await;
+    let mut records = event["Records"].as_array().unwrap().clone();
+    // A malformed record that carries the marker as an attribute value.
+    let mut bad = records[0].clone();
+    bad["dynamodb"]["NewImage"]["data"] = json!({"X": marker});
+    bad["dynamodb"]["SequenceNumber"] = json!("999");
+    records.push(bad);
+    let batch = json!({"Records": records});
+
+    let logs = Captured::default();
+    let sink = logs.clone();
+    let _guard =
+        tracing::subscriber::set_default(session_store::telemetry::subscriber(move || {
+            sink.clone()
+        }));
+    let report = auditor().audit_batch(&batch).unwrap();
+    assert_eq!(
+        report.lines.len(),
+        4,
+        "created, cycled (created + deleted), updated"
+    );
+    assert_eq!(report.response.batch_item_failures.len(), 1);
+    let output = format!(
+        "{}\n{}",
+        render(&report),
+        String::from_utf8_lossy(&logs.0.lock().unwrap())
+    );
+    assert!(output.contains("secret"), "key names are reported");
+    for secret in keys.iter().map(String::as_str).chain([marker]) {
+        assert!(
+            !output.contains(secret),
+            "{secret} reached the output:\n{output}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn throughput_on_a_10000_record_batch() {
+    let template = event_file("stream-modify.json")["Records"][0].clone();
+    let records: Vec<Value> = (0..10_000)
+        .map(|i| {
+            let mut r = template.clone();
+            r["dynamodb"]["SequenceNumber"] = json!(format!("{:024}", i));
+            r
+        })
+        .collect();
+    let batch = json!({"Records": records});
+    let auditor = auditor();
+    let started = Instant::now();
+    let report = auditor.audit_batch(&batch).unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(report.counts.updated, 10_000);
+    println!(
+        "auditor: 10,000 records in {:.1} ms, {:.0} records per second (this build's profile)",
+        seconds * 1e3,
+        10_000.0 / seconds
+    );
+}
