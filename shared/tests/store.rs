@@ -678,21 +678,7 @@ async fn requests_per_operation_stay_within_the_budget() {
 
 #[tokio::test]
 async fn an_unreachable_dynamodb_is_reported_as_unavailable() {
-    // A loopback port with nothing listening: every attempt is refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .build();
-    let store = SessionStore::new(Client::from_conf(config), StoreConfig::default());
+    let store = SessionStore::new(testkit::unreachable_client(), StoreConfig::default());
     let key = SessionKey::generate().unwrap();
     assert!(matches!(
         store.load(&key).await,

@@ -388,3 +388,19 @@ pub async fn stream_event(client: &Client, table: &str) -> Result<serde_json::Va
     }
     Ok(json!({ "Records": records }))
 }
+
+/// A client for a loopback port where nothing listens: every request is refused, as
+/// when DynamoDB cannot be reached.
+pub fn unreachable_client() -> Client {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(9);
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    Client::from_conf(config)
+}

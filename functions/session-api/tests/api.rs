@@ -8,43 +8,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use session_api::App;
 use session_store::{SessionStore, StoreConfig};
-use support::{Api, Payload, START, api, api_with};
+use support::{Api, Payload, START, api, api_with, patch, put};
 
-const JSON: (&str, &str) = ("content-type", "application/json");
-const MERGE: (&str, &str) = ("content-type", "application/merge-patch+json");
+use support::{JSON, MERGE};
 
 fn rfc3339(offset: i64) -> Value {
     json!(session_store::Timestamp::from_epoch_seconds(START + offset).to_rfc3339())
-}
-
-async fn patch(api: &Api, key: &str, patch: &Value, if_match: Option<&str>) -> support::Reply {
-    let text = patch.to_string();
-    let mut headers = vec![MERGE];
-    if let Some(tag) = if_match {
-        headers.push(("if-match", tag));
-    }
-    api.call(
-        "PATCH",
-        &format!("/sessions/{key}"),
-        &headers,
-        Payload::Text(&text),
-    )
-    .await
-}
-
-async fn put(api: &Api, key: &str, body: &Value, if_match: Option<&str>) -> support::Reply {
-    let text = body.to_string();
-    let mut headers = vec![JSON];
-    if let Some(tag) = if_match {
-        headers.push(("if-match", tag));
-    }
-    api.call(
-        "PUT",
-        &format!("/sessions/{key}"),
-        &headers,
-        Payload::Text(&text),
-    )
-    .await
 }
 
 #[tokio::test]
@@ -568,23 +537,7 @@ async fn bad_input_gets_a_4xx_problem_and_leaves_the_table_unchanged() {
 
 #[tokio::test]
 async fn dynamodb_unavailable_gives_503_with_retry_after() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "t", "t", None, None, "t",
-        ))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .build();
-    let store = SessionStore::new(
-        aws_sdk_dynamodb::Client::from_conf(config),
-        StoreConfig::default(),
-    );
+    let store = SessionStore::new(testkit::unreachable_client(), StoreConfig::default());
     let api = Api {
         app: App::new(store),
         ..api().await

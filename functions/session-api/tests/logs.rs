@@ -4,19 +4,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{CapturedLogs, Payload, api};
-
-async fn patch(api: &support::Api, key: &str, patch: &Value) -> support::Reply {
-    let text = patch.to_string();
-    let headers = [("content-type", "application/merge-patch+json")];
-    api.call(
-        "PATCH",
-        &format!("/sessions/{key}"),
-        &headers,
-        Payload::Text(&text),
-    )
-    .await
-}
+use support::{CapturedLogs, Payload, api, patch};
 
 #[tokio::test]
 async fn logs_hold_one_line_per_request_and_never_a_key_or_data() {
@@ -27,7 +15,7 @@ async fn logs_hold_one_line_per_request_and_never_a_key_or_data() {
     let key = api.create(json!({"note": marker})).await;
     let path = format!("/sessions/{key}");
     api.get(&path).await;
-    patch(&api, &key, &json!({"more": marker})).await;
+    patch(&api, &key, &json!({"more": marker}), None).await;
     let cycled = api
         .call("POST", &format!("{path}/cycle"), &[], Payload::None)
         .await

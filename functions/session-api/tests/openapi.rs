@@ -191,23 +191,7 @@ async fn every_documented_response_is_produced_and_no_other() {
     r.expect(one, "DELETE", key, &[], Payload::None, 204).await;
 
     // The same operations with DynamoDB unreachable.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "t", "t", None, None, "t",
-        ))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .build();
-    let store = SessionStore::new(
-        aws_sdk_dynamodb::Client::from_conf(config),
-        StoreConfig::default(),
-    );
+    let store = SessionStore::new(testkit::unreachable_client(), StoreConfig::default());
     let down = Api {
         app: App::new(store),
         ..api().await

@@ -15,6 +15,8 @@ use session_store::{ManualClock, SessionStore, StoreConfig, Timestamp};
 use testkit::{RequestCounter, TableSpec};
 
 pub const START: i64 = 1_800_000_000;
+pub const JSON: (&str, &str) = ("content-type", "application/json");
+pub const MERGE: (&str, &str) = ("content-type", "application/merge-patch+json");
 
 pub struct Api {
     pub app: App,
@@ -233,4 +235,36 @@ impl std::io::Write for CapturedLogs {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// PATCH with a merge patch, and `If-Match` when given.
+pub async fn patch(api: &Api, key: &str, patch: &Value, if_match: Option<&str>) -> Reply {
+    let text = patch.to_string();
+    let mut headers = vec![MERGE];
+    if let Some(tag) = if_match {
+        headers.push(("if-match", tag));
+    }
+    api.call(
+        "PATCH",
+        &format!("/sessions/{key}"),
+        &headers,
+        Payload::Text(&text),
+    )
+    .await
+}
+
+/// PUT with a JSON body, and `If-Match` when given.
+pub async fn put(api: &Api, key: &str, body: &Value, if_match: Option<&str>) -> Reply {
+    let text = body.to_string();
+    let mut headers = vec![JSON];
+    if let Some(tag) = if_match {
+        headers.push(("if-match", tag));
+    }
+    api.call(
+        "PUT",
+        &format!("/sessions/{key}"),
+        &headers,
+        Payload::Text(&text),
+    )
+    .await
 }
