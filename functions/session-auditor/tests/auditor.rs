@@ -298,3 +298,45 @@ async fn throughput_on_a_10000_record_batch() {
         10_000.0 / seconds
     );
 }
+
+#[tokio::test]
+async fn undecodable_data_is_reported_as_such_and_is_no_failure() {
+    let mut event = event_file("stream-modify.json");
+    event["Records"][0]["dynamodb"]["NewImage"]["data"] = json!({"S": "not json"});
+    let report = auditor().audit_batch(&event).unwrap();
+    assert!(report.response.batch_item_failures.is_empty());
+    let line = &lines(&report)[0];
+    assert_eq!(line["action"], json!("updated"));
+    assert_eq!(line["data_unreadable"], json!(["after"]));
+    assert_eq!(line["data_keys"], Value::Null);
+}
+
+#[tokio::test]
+async fn each_batch_ends_with_its_counts_as_an_emf_line() {
+    let mut records = Vec::new();
+    for file in [
+        "stream-insert.json",
+        "stream-modify.json",
+        "stream-expire.json",
+    ] {
+        records.push(event_file(file)["Records"][0].clone());
+    }
+    let report = auditor().audit_batch(&json!({"Records": records})).unwrap();
+    let printed = render(&report);
+    let last: Value = serde_json::from_str(printed.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        json!("SessionService")
+    );
+    for (name, value) in [
+        ("created", 1.0),
+        ("updated", 1.0),
+        ("expired", 1.0),
+        ("deleted", 0.0),
+        ("failures", 0.0),
+        ("batch_size", 3.0),
+    ] {
+        assert_eq!(last[name], json!(value), "{name}");
+    }
+    assert_eq!(printed.lines().count(), 4);
+}
