@@ -47,6 +47,19 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
+    /// Every variable `from_env` reads.
+    pub const VARIABLES: &'static [&'static str] = &[
+        "SESSION_TABLE",
+        "SESSION_KEY_ATTRIBUTE",
+        "SESSION_IDLE_TTL_SECONDS",
+        "SESSION_MAX_LIFETIME_SECONDS",
+        "SESSION_CONSISTENT_READ",
+        "SESSION_CODEC",
+        "SESSION_MAX_BYTES",
+        "SESSION_UPDATE_ATTEMPTS",
+        "SESSION_TOUCH_INTERVAL_SECONDS",
+    ];
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -141,6 +154,16 @@ impl Default for CleanupConfig {
 }
 
 impl CleanupConfig {
+    /// Every variable `from_env` reads.
+    pub const VARIABLES: &'static [&'static str] = &[
+        "CLEANUP_SEGMENTS",
+        "CLEANUP_PAGE_SIZE",
+        "CLEANUP_CONCURRENCY",
+        "CLEANUP_WRITES_PER_SECOND",
+        "CLEANUP_LEGACY_AGE_SECONDS",
+        "CLEANUP_DEADLINE_MARGIN_SECONDS",
+    ];
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -281,6 +304,33 @@ mod tests {
         assert_eq!(c.legacy_age, Duration::from_secs(3600));
         let bad = CleanupConfig::from_lookup(|k| (k == "CLEANUP_SEGMENTS").then(|| "0".into()));
         assert_eq!(bad.unwrap_err().name, "CLEANUP_SEGMENTS");
+    }
+
+    /// The names each reader asks for, so the lists the template is checked against
+    /// cannot drift from the code.
+    fn names_read(read: impl Fn(&dyn Fn(&str) -> Option<String>)) -> Vec<String> {
+        let asked = std::cell::RefCell::new(Vec::new());
+        read(&|name: &str| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        });
+        let mut names = asked.into_inner();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn the_variable_lists_name_exactly_what_is_read() {
+        let sorted = |list: &[&str]| {
+            let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+            v.sort();
+            v
+        };
+        let store = names_read(|f| drop(StoreConfig::from_lookup(f)));
+        assert_eq!(store, sorted(StoreConfig::VARIABLES));
+        let cleanup = names_read(|f| drop(CleanupConfig::from_lookup(f)));
+        assert_eq!(cleanup, sorted(CleanupConfig::VARIABLES));
     }
 
     #[test]

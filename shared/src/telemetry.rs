@@ -4,6 +4,9 @@
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
+/// The variables the log set-up reads.
+pub const VARIABLES: &[&str] = &["RUST_LOG"];
+
 /// JSON lines on stdout, filtered by `RUST_LOG` (default `info`). Call once, in `main`.
 pub fn init() {
     let _ = tracing::subscriber::set_global_default(subscriber(std::io::stdout));
