@@ -4,9 +4,9 @@
 //! through can be added without touching the DynamoDB code.
 
 use std::fmt::Debug;
-use std::str::FromStr;
 
 use crate::clock::Timestamp;
+use crate::django::{DjangoCodec, DjangoError, DjangoKeys};
 use crate::expiry::Expiry;
 use crate::session::SessionData;
 
@@ -17,6 +17,8 @@ pub enum DecodeError {
     Json,
     #[error("stored data is not a JSON object")]
     NotAnObject,
+    #[error("stored data is not a valid Django signed value: {0}")]
+    Django(DjangoError),
 }
 
 pub trait Codec: Send + Sync + Debug {
@@ -29,10 +31,23 @@ pub trait Codec: Send + Sync + Debug {
         false
     }
 
-    /// The expiry the stored data asks for, if the format keeps one (Django keeps it
-    /// under `_session_expiry`); cleanup uses it for items that have no `expires_at`.
-    fn expiry_in_data(&self, _raw: &str) -> Option<Expiry> {
+    /// The expiry rule the data carries, for formats that keep one (Django keeps it
+    /// under `_session_expiry`); `None` when the format has no such thing.
+    fn expiry_of(&self, _data: &SessionData) -> Option<Expiry> {
         None
+    }
+
+    /// Writes `rule` into the data, for formats that keep the rule there, so that the
+    /// other programs reading the table see the same expiry.
+    fn set_expiry(&self, _data: &mut SessionData, _rule: Expiry) {}
+
+    /// The expiry the stored data asks for; cleanup uses it for items that have no
+    /// `expires_at`.
+    fn expiry_in_data(&self, raw: &str) -> Option<Expiry> {
+        if !self.has_expiry_in_data() {
+            return None;
+        }
+        self.expiry_of(&self.decode(raw).ok()?)
     }
 }
 
@@ -54,27 +69,34 @@ impl Codec for JsonCodec {
     }
 }
 
-/// The codec chosen by `SESSION_CODEC`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CodecName {
+/// The codec chosen by `SESSION_CODEC`, with what it needs to work.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CodecConfig {
     #[default]
     Json,
+    /// Django's signed format; the keys come from the environment or, in AWS, from a
+    /// SecureString parameter fetched once per container.
+    Django(DjangoSecrets),
 }
 
-impl CodecName {
-    pub fn build(self) -> Box<dyn Codec> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DjangoSecrets {
+    Keys(DjangoKeys),
+    /// The name of an SSM SecureString parameter not fetched yet.
+    Parameter(String),
+}
+
+/// The codec was configured but its secret is not at hand.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the Django secret key parameter {0:?} has not been fetched")]
+pub struct SecretNotFetched(pub String);
+
+impl CodecConfig {
+    pub fn build(&self) -> Result<Box<dyn Codec>, SecretNotFetched> {
         match self {
-            Self::Json => Box::new(JsonCodec),
-        }
-    }
-}
-
-impl FromStr for CodecName {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "json" => Ok(Self::Json),
-            other => Err(format!("unknown codec {other:?}; supported: json")),
+            Self::Json => Ok(Box::new(JsonCodec)),
+            Self::Django(DjangoSecrets::Keys(keys)) => Ok(Box::new(DjangoCodec::new(keys))),
+            Self::Django(DjangoSecrets::Parameter(name)) => Err(SecretNotFetched(name.clone())),
         }
     }
 }

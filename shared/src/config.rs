@@ -3,7 +3,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::codec::CodecName;
+use crate::codec::{CodecConfig, DjangoSecrets, SecretNotFetched};
+use crate::django::{DjangoKeys, Secret};
 use crate::expiry::{DEFAULT_IDLE_TIMEOUT, ExpiryPolicy, MAX_IDLE_TIMEOUT};
 
 /// DynamoDB's item limit is 400 KB; the rest of an item needs well under 10 KB.
@@ -22,7 +23,7 @@ pub struct StoreConfig {
     pub key_attribute: String,
     pub expiry: ExpiryPolicy,
     pub consistent_read: bool,
-    pub codec: CodecName,
+    pub codec: CodecConfig,
     /// Largest encoded `data` accepted, checked before any DynamoDB call.
     pub max_session_bytes: usize,
     /// Tries of a contended read-modify-write before giving up.
@@ -38,7 +39,7 @@ impl Default for StoreConfig {
             key_attribute: "session_key".into(),
             expiry: ExpiryPolicy::default(),
             consistent_read: true,
-            codec: CodecName::Json,
+            codec: CodecConfig::Json,
             max_session_bytes: 350_000,
             update_attempts: 50,
             touch_interval: Duration::from_secs(300),
@@ -58,7 +59,15 @@ impl StoreConfig {
         "SESSION_MAX_BYTES",
         "SESSION_UPDATE_ATTEMPTS",
         "SESSION_TOUCH_INTERVAL_SECONDS",
+        "DJANGO_SECRET_KEY",
+        "DJANGO_SECRET_KEY_FALLBACKS",
+        "DJANGO_SECRET_KEY_PARAMETER",
     ];
+
+    /// Variables that hold secrets themselves: for local use only, never set in the
+    /// template, where the key comes from `DJANGO_SECRET_KEY_PARAMETER`.
+    pub const LOCAL_ONLY: &'static [&'static str] =
+        &["DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY_FALLBACKS"];
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -106,13 +115,7 @@ impl StoreConfig {
                 Some(v) => boolean("SESSION_CONSISTENT_READ", &v)?,
                 None => d.consistent_read,
             },
-            codec: match get("SESSION_CODEC") {
-                Some(v) => v.trim().parse().map_err(|reason| ConfigError {
-                    name: "SESSION_CODEC",
-                    reason,
-                })?,
-                None => d.codec,
-            },
+            codec: codec(&get)?,
             max_session_bytes,
             update_attempts,
             touch_interval: match get("SESSION_TOUCH_INTERVAL_SECONDS") {
@@ -120,6 +123,93 @@ impl StoreConfig {
                 None => d.touch_interval,
             },
         })
+    }
+}
+
+/// `SESSION_CODEC` and, for `django`, where its keys come from. Every variable is read
+/// whatever the codec, so that the list of names read stays fixed.
+fn codec(get: &dyn Fn(&str) -> Option<String>) -> Result<CodecConfig, ConfigError> {
+    let key = get("DJANGO_SECRET_KEY");
+    let fallbacks = get("DJANGO_SECRET_KEY_FALLBACKS");
+    let parameter = get("DJANGO_SECRET_KEY_PARAMETER");
+    let name = get("SESSION_CODEC");
+    match name.as_deref().map(str::trim) {
+        None | Some("json") => Ok(CodecConfig::Json),
+        Some("django") => {
+            let secrets = match (key, parameter) {
+                (Some(key), None) => DjangoSecrets::Keys(DjangoKeys {
+                    secret_key: Secret::new(key),
+                    fallbacks: fallbacks
+                        .iter()
+                        .flat_map(|f| f.split(','))
+                        .map(str::trim)
+                        .filter(|f| !f.is_empty())
+                        .map(Secret::new)
+                        .collect(),
+                }),
+                (None, Some(parameter)) => DjangoSecrets::Parameter(parameter.trim().to_owned()),
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError {
+                        name: "DJANGO_SECRET_KEY_PARAMETER",
+                        reason:
+                            "set either DJANGO_SECRET_KEY or DJANGO_SECRET_KEY_PARAMETER, not both"
+                                .into(),
+                    });
+                }
+                (None, None) => {
+                    return Err(ConfigError {
+                        name: "DJANGO_SECRET_KEY",
+                        reason: "SESSION_CODEC=django needs DJANGO_SECRET_KEY or DJANGO_SECRET_KEY_PARAMETER".into(),
+                    });
+                }
+            };
+            Ok(CodecConfig::Django(secrets))
+        }
+        Some(other) => Err(ConfigError {
+            name: "SESSION_CODEC",
+            reason: format!("unknown codec {other:?}; supported: json, django"),
+        }),
+    }
+}
+
+impl From<SecretNotFetched> for ConfigError {
+    fn from(e: SecretNotFetched) -> Self {
+        Self {
+            name: "DJANGO_SECRET_KEY_PARAMETER",
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Fetches the Django keys from SSM when they are configured as a parameter: one
+    /// GetParameter with decryption, once per container.
+    pub async fn fetch_secrets(mut self, sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let CodecConfig::Django(DjangoSecrets::Parameter(name)) = &self.codec else {
+            return Ok(self);
+        };
+        let failed = |reason: String| ConfigError {
+            name: "DJANGO_SECRET_KEY_PARAMETER",
+            reason,
+        };
+        let out = aws_sdk_ssm::Client::new(sdk)
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| {
+                use aws_sdk_ssm::error::ProvideErrorMetadata;
+                failed(format!(
+                    "could not read parameter {name:?}: {}",
+                    e.code().unwrap_or("no response")
+                ))
+            })?;
+        let value = out.parameter.and_then(|p| p.value).unwrap_or_default();
+        let keys = DjangoKeys::from_lines(&value)
+            .ok_or_else(|| failed(format!("parameter {name:?} holds no key")))?;
+        self.codec = CodecConfig::Django(DjangoSecrets::Keys(keys));
+        Ok(self)
     }
 }
 
@@ -284,6 +374,39 @@ mod tests {
         assert_eq!(c.max_session_bytes, 1000);
         assert_eq!(c.update_attempts, 3);
         assert_eq!(c.touch_interval, Duration::ZERO);
+    }
+
+    #[test]
+    fn the_django_codec_takes_its_keys_from_the_environment_or_a_parameter() {
+        let c = from(&[
+            ("SESSION_CODEC", "django"),
+            ("DJANGO_SECRET_KEY", "new"),
+            ("DJANGO_SECRET_KEY_FALLBACKS", "old, older,"),
+        ])
+        .unwrap();
+        let keys = DjangoKeys {
+            secret_key: Secret::new("new"),
+            fallbacks: vec![Secret::new("old"), Secret::new("older")],
+        };
+        assert_eq!(c.codec, CodecConfig::Django(DjangoSecrets::Keys(keys)));
+        let c = from(&[
+            ("SESSION_CODEC", "django"),
+            ("DJANGO_SECRET_KEY_PARAMETER", "/sessions/django-secret"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.codec,
+            CodecConfig::Django(DjangoSecrets::Parameter("/sessions/django-secret".into()))
+        );
+        let both = from(&[
+            ("SESSION_CODEC", "django"),
+            ("DJANGO_SECRET_KEY", "k"),
+            ("DJANGO_SECRET_KEY_PARAMETER", "p"),
+        ]);
+        assert_eq!(both.unwrap_err().name, "DJANGO_SECRET_KEY_PARAMETER");
+        let neither = from(&[("SESSION_CODEC", "django")]);
+        assert_eq!(neither.unwrap_err().name, "DJANGO_SECRET_KEY");
+        assert!(format!("{c:?}").contains("django-secret"));
     }
 
     #[test]

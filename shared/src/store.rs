@@ -17,7 +17,7 @@ use tracing::warn;
 
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::codec::Codec;
-use crate::config::StoreConfig;
+use crate::config::{ConfigError, StoreConfig};
 use crate::error::StoreError;
 use crate::expiry::Expiry;
 use crate::item::{self, Item, number};
@@ -147,14 +147,15 @@ impl std::fmt::Debug for SessionStore {
 }
 
 impl SessionStore {
-    pub fn new(client: Client, config: StoreConfig) -> Self {
-        let codec = config.codec.build();
-        Self {
+    /// Fails only when the codec's secret has not been fetched (`StoreConfig::fetch_secrets`).
+    pub fn new(client: Client, config: StoreConfig) -> Result<Self, ConfigError> {
+        let codec = config.codec.build()?;
+        Ok(Self {
             client,
             config,
             codec,
             clock: Arc::new(SystemClock),
-        }
+        })
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -176,8 +177,13 @@ impl SessionStore {
     }
 
     /// A new session under a fresh key: one conditional PutItem.
-    pub async fn create(&self, data: SessionData, expiry: Expiry) -> Result<Session, StoreError> {
+    pub async fn create(
+        &self,
+        mut data: SessionData,
+        expiry: Expiry,
+    ) -> Result<Session, StoreError> {
         let now = self.now();
+        let expiry = self.settle_rule(&mut data, expiry);
         check_rule(expiry, now)?;
         let raw = self.encode(&data, now)?;
         let deadline = self.config.expiry.deadline_from(now);
@@ -245,11 +251,12 @@ impl SessionStore {
     pub async fn replace(
         &self,
         key: &SessionKey,
-        data: SessionData,
+        mut data: SessionData,
         expiry: Expiry,
         expected: Option<Version>,
     ) -> Result<Session, StoreError> {
         let now = self.now();
+        let expiry = self.settle_rule(&mut data, expiry);
         check_rule(expiry, now)?;
         let raw = self.encode(&data, now)?;
         let change = Refresh {
@@ -261,7 +268,7 @@ impl SessionStore {
         Ok(Session {
             key: key.clone(),
             data,
-            meta: item::meta(&item),
+            meta: self.meta_of(&item),
         })
     }
 
@@ -296,7 +303,7 @@ impl SessionStore {
             .await?
         {
             Outcome::Written(item) => Ok(Session {
-                meta: item::meta(&item),
+                meta: self.meta_of(&item),
                 ..session
             }),
             Outcome::Gone => Err(StoreError::NotFound),
@@ -333,7 +340,8 @@ impl SessionStore {
             let raw = self.encode(&data, now)?;
             let write = Refresh {
                 data: Some(&raw),
-                rule: None,
+                // A format that keeps the rule in the data has it changed with the data.
+                rule: self.codec.expiry_of(&data),
                 expected,
             };
             match self
@@ -344,7 +352,7 @@ impl SessionStore {
                     return Ok(Session {
                         key: key.clone(),
                         data,
-                        meta: item::meta(&item),
+                        meta: self.meta_of(&item),
                     });
                 }
                 Outcome::Gone => return Err(StoreError::NotFound),
@@ -405,7 +413,7 @@ impl SessionStore {
                 .get_item(key, true)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-            let old_meta = item::meta(&old);
+            let old_meta = self.meta_of(&old);
             let now = self.now();
             if !old_meta.is_alive(now) {
                 return Err(StoreError::NotFound);
@@ -505,11 +513,40 @@ impl SessionStore {
     }
 
     fn session_from_item(&self, key: &SessionKey, item: &Item) -> Session {
+        let data = self.decode_item_data(key, item);
+        let mut meta = item::meta(item);
+        if meta.version.0 == 0 {
+            meta.expiry = self.codec.expiry_of(&data).unwrap_or(meta.expiry);
+        }
         Session {
             key: key.clone(),
-            data: self.decode_item_data(key, item),
-            meta: item::meta(item),
+            data,
+            meta,
         }
+    }
+
+    /// What the item says about itself. Items the original backend wrote have no rule
+    /// attributes: their rule is the one their data carries, if the format keeps one.
+    fn meta_of(&self, item: &Item) -> SessionMeta {
+        let mut meta = item::meta(item);
+        if meta.version.0 == 0
+            && self.codec.has_expiry_in_data()
+            && let Some(AttributeValue::S(raw)) = item.get(item::DATA)
+        {
+            meta.expiry = self.codec.expiry_in_data(raw).unwrap_or(meta.expiry);
+        }
+        meta
+    }
+
+    /// The rule a write stores. For formats that keep the rule in the data, the data
+    /// and the item must agree: a rule the caller gives is written into the data, and
+    /// without one the data's own rule applies.
+    fn settle_rule(&self, data: &mut SessionData, asked: Expiry) -> Expiry {
+        if asked != Expiry::Default {
+            self.codec.set_expiry(data, asked);
+            return asked;
+        }
+        self.codec.expiry_of(data).unwrap_or(asked)
     }
 
     async fn get_item(
@@ -574,7 +611,12 @@ impl SessionStore {
             Basis::Assumed => (Expiry::Default, None),
             Basis::Known(m) => (m.expiry, m.deadline),
         };
-        let rule = change.rule.unwrap_or(stored_rule);
+        // An item the original backend wrote has its rule only in its data: store it.
+        let rule_to_store = change.rule.or(match basis {
+            Basis::Known(m) if m.version.0 == 0 => Some(m.expiry),
+            _ => None,
+        });
+        let rule = rule_to_store.unwrap_or(stored_rule);
         let new_deadline = policy.deadline_from(now);
         let deadline = stored_deadline.or(new_deadline);
         let expires = policy.expires_at(rule, now, deadline);
@@ -595,7 +637,7 @@ impl SessionStore {
             e.name("#data", item::DATA).value(":data", s(raw));
             set.push("#data = :data".into());
         }
-        if let Some(rule) = change.rule {
+        if let Some(rule) = rule_to_store {
             e.name("#idle", item::IDLE_TTL)
                 .name("#fixed", item::EXPIRES_FIXED);
             match rule {
@@ -626,6 +668,10 @@ impl SessionStore {
                     e.name("#idle", item::IDLE_TTL)
                         .name("#fixed", item::EXPIRES_FIXED)
                         .condition("attribute_not_exists(#idle) AND attribute_not_exists(#fixed)");
+                    if self.codec.has_expiry_in_data() {
+                        // Never written here: its rule may be in its data; read it first.
+                        e.condition("attribute_exists(#ver)");
+                    }
                 }
                 e.name("#deadline", item::DEADLINE)
                     .condition("attribute_not_exists(#deadline) OR #deadline >= :exp");
@@ -668,7 +714,7 @@ impl SessionStore {
         let Some(old) = old else {
             return Ok(Outcome::Gone);
         };
-        let meta = item::meta(&old);
+        let meta = self.meta_of(&old);
         Ok(if !meta.is_alive(now) {
             Outcome::Gone
         } else if change.expected.is_some_and(|v| v != meta.version) {

@@ -28,7 +28,7 @@ async fn the_store_runs_on_settings_and_a_client_from_the_environment() {
 
     let config = StoreConfig::from_env().unwrap();
     assert_eq!(config.table_name, table);
-    let store = SessionStore::new(session_store::dynamodb_client().await, config);
+    let store = SessionStore::new(session_store::dynamodb_client().await, config).unwrap();
     let created = store
         .create(SessionData::new(), Expiry::Default)
         .await

@@ -45,7 +45,9 @@ async fn env_with(configure: impl FnOnce(&mut StoreConfig)) -> Env {
     };
     configure(&mut config);
     let clock = ManualClock::at(Timestamp::from_epoch_seconds(START));
-    let store = SessionStore::new(client.clone(), config).with_clock(Arc::new(clock.clone()));
+    let store = SessionStore::new(client.clone(), config)
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()));
     counter.reset();
     Env {
         store,
@@ -253,7 +255,7 @@ async fn replace_after_a_concurrent_delete_fails_and_leaves_no_item() {
         .create(data(json!({"a": 1})), Expiry::Default)
         .await
         .unwrap();
-    let other_writer = SessionStore::new(e.client.clone(), e.store.config().clone());
+    let other_writer = SessionStore::new(e.client.clone(), e.store.config().clone()).unwrap();
     other_writer.delete(&s.key, None).await.unwrap();
 
     assert!(not_found(
@@ -678,7 +680,7 @@ async fn requests_per_operation_stay_within_the_budget() {
 
 #[tokio::test]
 async fn an_unreachable_dynamodb_is_reported_as_unavailable() {
-    let store = SessionStore::new(testkit::unreachable_client(), StoreConfig::default());
+    let store = SessionStore::new(testkit::unreachable_client(), StoreConfig::default()).unwrap();
     let key = SessionKey::generate().unwrap();
     assert!(matches!(
         store.load(&key).await,

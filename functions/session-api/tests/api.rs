@@ -537,7 +537,7 @@ async fn bad_input_gets_a_4xx_problem_and_leaves_the_table_unchanged() {
 
 #[tokio::test]
 async fn dynamodb_unavailable_gives_503_with_retry_after() {
-    let store = SessionStore::new(testkit::unreachable_client(), StoreConfig::default());
+    let store = SessionStore::new(testkit::unreachable_client(), StoreConfig::default()).unwrap();
     let api = Api {
         app: App::new(store),
         ..api().await

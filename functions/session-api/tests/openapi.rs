@@ -191,7 +191,7 @@ async fn every_documented_response_is_produced_and_no_other() {
     r.expect(one, "DELETE", key, &[], Payload::None, 204).await;
 
     // The same operations with DynamoDB unreachable.
-    let store = SessionStore::new(testkit::unreachable_client(), StoreConfig::default());
+    let store = SessionStore::new(testkit::unreachable_client(), StoreConfig::default()).unwrap();
     let down = Api {
         app: App::new(store),
         ..api().await

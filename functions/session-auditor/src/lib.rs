@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use session_store::item::{self, Item};
 use session_store::metrics::{Emf, Unit};
-use session_store::{Codec, SessionData, SessionKey, StoreConfig, Timestamp};
+use session_store::{Codec, ConfigError, SessionData, SessionKey, StoreConfig, Timestamp};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -100,11 +100,11 @@ pub struct Auditor {
 }
 
 impl Auditor {
-    pub fn new(store: &StoreConfig) -> Self {
-        Self {
+    pub fn new(store: &StoreConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
             key_attribute: store.key_attribute.clone(),
-            codec: store.codec.build(),
-        }
+            codec: store.codec.build()?,
+        })
     }
 
     pub fn with_codec(mut self, codec: Box<dyn Codec>) -> Self {

@@ -18,7 +18,7 @@ fn data(v: Value) -> SessionData {
 }
 
 fn auditor() -> Auditor {
-    Auditor::new(&StoreConfig::default())
+    Auditor::new(&StoreConfig::default()).unwrap()
 }
 
 fn lines(report: &BatchReport) -> Vec<Value> {
@@ -49,7 +49,8 @@ async fn recorded(writes: impl AsyncFnOnce(&SessionStore)) -> Value {
             table_name: table.clone(),
             ..StoreConfig::default()
         },
-    );
+    )
+    .unwrap();
     writes(&store).await;
     testkit::stream_event(&client, &table).await.unwrap()
 }

@@ -20,7 +20,8 @@ use session_store::item::{self, Item, number};
 use session_store::metrics::{Emf, Unit};
 use session_store::retry::backoff;
 use session_store::{
-    CleanupConfig, Clock, Codec, Expiry, SessionKey, StoreConfig, SystemClock, Timestamp,
+    CleanupConfig, Clock, Codec, ConfigError, Expiry, SessionKey, StoreConfig, SystemClock,
+    Timestamp,
 };
 use tokio::sync::{Mutex, Semaphore};
 use tracing::warn;
@@ -169,16 +170,20 @@ struct Run<'a> {
 }
 
 impl Cleanup {
-    pub fn new(client: Client, store: StoreConfig, config: CleanupConfig) -> Self {
-        let codec = store.codec.build();
-        Self {
+    pub fn new(
+        client: Client,
+        store: StoreConfig,
+        config: CleanupConfig,
+    ) -> Result<Self, ConfigError> {
+        let codec = store.codec.build()?;
+        Ok(Self {
             client,
             store,
             config,
             codec,
             clock: Arc::new(SystemClock),
             page_hook: None,
-        }
+        })
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

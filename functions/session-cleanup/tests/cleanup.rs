@@ -57,7 +57,9 @@ impl Env {
             table_name: self.table.clone(),
             ..StoreConfig::default()
         };
-        Cleanup::new(self.client.clone(), store, config).with_clock(Arc::new(self.clock.clone()))
+        Cleanup::new(self.client.clone(), store, config)
+            .unwrap()
+            .with_clock(Arc::new(self.clock.clone()))
     }
 
     /// Writes `count` items of one kind and returns their keys.

@@ -80,7 +80,9 @@ pub async fn api_with(configure: impl FnOnce(&mut StoreConfig)) -> Api {
     };
     configure(&mut config);
     let clock = ManualClock::at(Timestamp::from_epoch_seconds(START));
-    let store = SessionStore::new(client.clone(), config).with_clock(Arc::new(clock.clone()));
+    let store = SessionStore::new(client.clone(), config)
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()));
     Api {
         app: App::new(store),
         client,

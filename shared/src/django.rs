@@ -1,0 +1,453 @@
+//! Django's signed session format, so a Django site and this service can share a table
+//! (README: "Sharing a table with Django"). Encoding follows `django.core.signing.dumps`
+//! with `compress=True` and the JSON serializer; decoding follows `signing.loads`,
+//! including the fallback keys that make key rotation possible.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::{DecodePaddingMode, general_purpose};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::clock::Timestamp;
+use crate::codec::{Codec, DecodeError};
+use crate::expiry::{Expiry, MAX_IDLE_TIMEOUT};
+use crate::session::SessionData;
+
+/// The salt of Django's session backends, and of the seed's.
+pub const SESSION_SALT: &str = "django.contrib.sessions.SessionStore";
+/// Where Django keeps a session's own expiry inside its data.
+pub const EXPIRY_KEY: &str = "_session_expiry";
+/// A decompressed payload larger than this is refused rather than inflated.
+const MAX_DECOMPRESSED_BYTES: u64 = 16 * 1024 * 1024;
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Python's `urlsafe_b64decode` after Django re-pads: padding is optional.
+const B64_DECODE: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// A secret that never shows up in logs or debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// `SECRET_KEY` and `SECRET_KEY_FALLBACKS`, as a Django site has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DjangoKeys {
+    pub secret_key: Secret,
+    pub fallbacks: Vec<Secret>,
+}
+
+impl DjangoKeys {
+    /// Reads the value of a secret parameter: the current key on the first line, each
+    /// fallback on a line of its own. Django's keys hold no line breaks.
+    pub fn from_lines(text: &str) -> Option<Self> {
+        let mut lines = text.lines().map(str::trim_end).filter(|l| !l.is_empty());
+        let secret_key = Secret::new(lines.next()?);
+        Some(Self {
+            secret_key,
+            fallbacks: lines.map(Secret::new).collect(),
+        })
+    }
+}
+
+/// Why a Django value did not decode; never holds any of the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DjangoError {
+    #[error("no signature")]
+    Unsigned,
+    #[error("the signature does not match any key")]
+    BadSignature,
+    #[error("the timestamp is not base 62")]
+    BadTimestamp,
+    #[error("the payload is not URL-safe base64")]
+    BadBase64,
+    #[error("the payload is not valid zlib, or inflates too far")]
+    BadZlib,
+}
+
+/// The `django` codec: signed, optionally compressed JSON.
+pub struct DjangoCodec {
+    /// HMAC keys: the current one first, then the fallbacks.
+    keys: Vec<[u8; 32]>,
+}
+
+impl fmt::Debug for DjangoCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DjangoCodec")
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+impl DjangoCodec {
+    pub fn new(keys: &DjangoKeys) -> Self {
+        Self::with_salt(keys, SESSION_SALT)
+    }
+
+    pub fn with_salt(keys: &DjangoKeys, salt: &str) -> Self {
+        let derive = |secret: &Secret| -> [u8; 32] {
+            let mut h = Sha256::new();
+            h.update(salt.as_bytes());
+            h.update(b"signer");
+            h.update(secret.expose().as_bytes());
+            h.finalize().into()
+        };
+        let keys = std::iter::once(&keys.secret_key)
+            .chain(&keys.fallbacks)
+            .map(derive)
+            .collect();
+        Self { keys }
+    }
+
+    fn mac(key: &[u8; 32]) -> Hmac<Sha256> {
+        // HMAC takes keys of any length; a 32-byte key cannot be refused.
+        match Hmac::<Sha256>::new_from_slice(key) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC accepts any key length"),
+        }
+    }
+
+    fn signature(&self, signed_value: &str) -> String {
+        let mut mac = Self::mac(&self.keys[0]);
+        mac.update(signed_value.as_bytes());
+        general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// The signed value, checked against every key in constant time.
+    fn unsign<'a>(&self, raw: &'a str) -> Result<&'a str, DjangoError> {
+        let (value, signature) = raw.rsplit_once(':').ok_or(DjangoError::Unsigned)?;
+        let Ok(tag) = B64_DECODE.decode(signature) else {
+            return Err(DjangoError::BadSignature);
+        };
+        let verified = self.keys.iter().any(|key| {
+            let mut mac = Self::mac(key);
+            mac.update(value.as_bytes());
+            mac.verify_slice(&tag).is_ok()
+        });
+        if verified {
+            Ok(value)
+        } else {
+            Err(DjangoError::BadSignature)
+        }
+    }
+
+    /// The JSON text inside a signed value, and when it was signed.
+    pub fn open(&self, raw: &str) -> Result<(String, Timestamp), DjangoError> {
+        let value = self.unsign(raw)?;
+        let (payload, stamp) = value.rsplit_once(':').ok_or(DjangoError::BadTimestamp)?;
+        let signed_at = b62_decode(stamp).ok_or(DjangoError::BadTimestamp)?;
+        let (compressed, payload) = match payload.strip_prefix('.') {
+            Some(rest) => (true, rest),
+            None => (false, payload),
+        };
+        let bytes = B64_DECODE
+            .decode(payload)
+            .map_err(|_| DjangoError::BadBase64)?;
+        let bytes = if compressed {
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(bytes.as_slice())
+                .take(MAX_DECOMPRESSED_BYTES + 1)
+                .read_to_end(&mut out)
+                .map_err(|_| DjangoError::BadZlib)?;
+            if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+                return Err(DjangoError::BadZlib);
+            }
+            out
+        } else {
+            bytes
+        };
+        Ok((latin1(bytes), Timestamp::from_epoch_seconds(signed_at)))
+    }
+}
+
+impl Codec for DjangoCodec {
+    fn encode(&self, data: &SessionData, now: Timestamp) -> String {
+        let json = ascii_json(data);
+        let compressed = zlib(json.as_bytes());
+        let payload = match compressed {
+            Some(z) if z.len() < json.len().saturating_sub(1) => {
+                format!(".{}", general_purpose::URL_SAFE_NO_PAD.encode(z))
+            }
+            _ => general_purpose::URL_SAFE_NO_PAD.encode(json.as_bytes()),
+        };
+        let signed = format!("{payload}:{}", b62_encode(now.epoch_seconds()));
+        let signature = self.signature(&signed);
+        format!("{signed}:{signature}")
+    }
+
+    fn decode(&self, raw: &str) -> Result<SessionData, DecodeError> {
+        let (json, _) = self.open(raw).map_err(DecodeError::Django)?;
+        match serde_json::from_str(&json).map_err(|_| DecodeError::Json)? {
+            Value::Object(map) => Ok(map),
+            _ => Err(DecodeError::NotAnObject),
+        }
+    }
+
+    fn has_expiry_in_data(&self) -> bool {
+        true
+    }
+
+    fn expiry_of(&self, data: &SessionData) -> Option<Expiry> {
+        Some(match data.get(EXPIRY_KEY) {
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(0) | None => Expiry::Default,
+                Some(secs) => Expiry::IdleFor(Duration::from_secs(secs).min(MAX_IDLE_TIMEOUT)),
+            },
+            Some(Value::String(s)) => parse_isoformat(s).map_or(Expiry::Default, Expiry::At),
+            _ => Expiry::Default,
+        })
+    }
+
+    fn set_expiry(&self, data: &mut SessionData, rule: Expiry) {
+        match rule {
+            Expiry::Default => {
+                data.remove(EXPIRY_KEY);
+            }
+            Expiry::IdleFor(d) => {
+                data.insert(EXPIRY_KEY.into(), Value::from(d.as_secs()));
+            }
+            Expiry::At(t) => {
+                if let Some(text) = isoformat(t) {
+                    data.insert(EXPIRY_KEY.into(), Value::String(text));
+                }
+            }
+        }
+    }
+}
+
+/// Compact JSON with everything outside printable ASCII escaped, as Python's
+/// `json.dumps(separators=(",", ":"))` writes it: Django reads the bytes as Latin-1.
+pub fn ascii_json(data: &SessionData) -> String {
+    // A map of JSON values always serialises.
+    let text = serde_json::to_string(data).unwrap_or_else(|_| String::from("{}"));
+    if text.bytes().all(|b| b < 0x7f) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut units = [0u16; 2];
+    for c in text.chars() {
+        if (c as u32) < 0x7f {
+            out.push(c);
+        } else {
+            // Outside strings JSON is pure ASCII, so every such char is inside one.
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+fn zlib(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(bytes).ok()?;
+    z.finish().ok()
+}
+
+/// Bytes read as Latin-1, as Django's JSON serializer reads them.
+fn latin1(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(ascii) if ascii.is_ascii() => ascii,
+        Ok(text) => text.bytes().map(char::from).collect(),
+        Err(e) => e.into_bytes().into_iter().map(char::from).collect(),
+    }
+}
+
+pub fn b62_encode(n: i64) -> String {
+    if n == 0 {
+        return "0".into();
+    }
+    let mut digits = Vec::new();
+    let mut rest = n.unsigned_abs();
+    while rest > 0 {
+        digits.push(BASE62[(rest % 62) as usize]);
+        rest /= 62;
+    }
+    if n < 0 {
+        digits.push(b'-');
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+pub fn b62_decode(s: &str) -> Option<i64> {
+    let (negative, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for b in digits.bytes() {
+        let d = BASE62.iter().position(|&x| x == b)?;
+        n = n.checked_mul(62)?.checked_add(d as i64)?;
+    }
+    Some(if negative { -n } else { n })
+}
+
+/// `datetime.isoformat()` of an aware UTC time with whole seconds.
+pub fn isoformat(t: Timestamp) -> Option<String> {
+    let dt = time::OffsetDateTime::from_unix_timestamp(t.epoch_seconds()).ok()?;
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
+    dt.format(&format).ok()
+}
+
+/// What `datetime.fromisoformat` reads in practice: `T` or space between date and
+/// time, optional fraction, an offset or `Z`; a time without an offset is taken as UTC.
+pub fn parse_isoformat(s: &str) -> Option<Timestamp> {
+    use time::format_description::well_known::Rfc3339;
+    let s = s.trim();
+    let mut text = s.to_owned();
+    if text.len() > 10 && text.as_bytes()[10] == b' ' {
+        text.replace_range(10..11, "T");
+    }
+    let parsed = time::OffsetDateTime::parse(&text, &Rfc3339)
+        .or_else(|_| time::OffsetDateTime::parse(&format!("{text}+00:00"), &Rfc3339))
+        .ok()?;
+    Some(Timestamp::from_epoch_seconds(parsed.unix_timestamp()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(secret: &str, fallbacks: &[&str]) -> DjangoKeys {
+        DjangoKeys {
+            secret_key: Secret::new(secret),
+            fallbacks: fallbacks.iter().map(|f| Secret::new(*f)).collect(),
+        }
+    }
+
+    #[test]
+    fn base62_matches_django() {
+        assert_eq!(b62_encode(0), "0");
+        assert_eq!(b62_encode(1_700_000_000), "1r31eq");
+        assert_eq!(b62_encode(-61), "-z");
+        assert_eq!(b62_decode("1r31eq"), Some(1_700_000_000));
+        assert_eq!(b62_decode("-z"), Some(-61));
+        assert_eq!(b62_decode(""), None);
+        assert_eq!(b62_decode("a+b"), None);
+        assert_eq!(b62_decode("zzzzzzzzzzzzzzzzzzzz"), None);
+    }
+
+    #[test]
+    fn non_ascii_is_escaped_like_python() {
+        let data: SessionData =
+            serde_json::from_str(r#"{"u":"Grüße 🚀","c":"\u007f\u0001\n"}"#).unwrap();
+        assert_eq!(
+            ascii_json(&data),
+            r#"{"u":"Gr\u00fc\u00dfe \ud83d\ude80","c":"\u007f\u0001\n"}"#
+        );
+    }
+
+    #[test]
+    fn the_secret_never_shows_in_debug_output() {
+        let k = keys("hunter2-secret", &["old-secret"]);
+        let shown = format!("{k:?} {:?}", DjangoCodec::new(&k));
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("old-secret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn parameter_values_hold_the_key_then_the_fallbacks() {
+        let k = DjangoKeys::from_lines("new-key\r\nold-key\n\nolder-key\n").unwrap();
+        assert_eq!(k, keys("new-key", &["old-key", "older-key"]));
+        assert_eq!(DjangoKeys::from_lines("\n\n"), None);
+    }
+
+    #[test]
+    fn session_expiry_reads_as_django_means_it() {
+        let codec = DjangoCodec::new(&keys("s", &[]));
+        let rule = |v: Value| {
+            let mut d = SessionData::new();
+            d.insert(EXPIRY_KEY.into(), v);
+            codec.expiry_of(&d)
+        };
+        assert_eq!(codec.expiry_of(&SessionData::new()), Some(Expiry::Default));
+        assert_eq!(rule(Value::Null), Some(Expiry::Default));
+        assert_eq!(rule(0.into()), Some(Expiry::Default));
+        assert_eq!(
+            rule(300.into()),
+            Some(Expiry::IdleFor(Duration::from_secs(300)))
+        );
+        let at = Some(Expiry::At(Timestamp::from_epoch_seconds(1_800_009_000)));
+        for text in [
+            "2027-01-15T10:30:00+00:00",
+            "2027-01-15T11:30:00+01:00",
+            "2027-01-15 10:30:00",
+            "2027-01-15T10:30:00.250000Z",
+        ] {
+            assert_eq!(rule(text.into()), at, "{text}");
+        }
+        assert_eq!(rule("next tuesday".into()), Some(Expiry::Default));
+    }
+
+    #[test]
+    fn expiry_rules_are_written_back_as_django_writes_them() {
+        let codec = DjangoCodec::new(&keys("s", &[]));
+        let mut d = SessionData::new();
+        codec.set_expiry(&mut d, Expiry::IdleFor(Duration::from_secs(60)));
+        assert_eq!(d[EXPIRY_KEY], Value::from(60u64));
+        let t = Timestamp::from_epoch_seconds(1_800_009_000);
+        codec.set_expiry(&mut d, Expiry::At(t));
+        assert_eq!(d[EXPIRY_KEY], "2027-01-15T10:30:00+00:00");
+        assert_eq!(codec.expiry_of(&d), Some(Expiry::At(t)));
+        codec.set_expiry(&mut d, Expiry::Default);
+        assert!(!d.contains_key(EXPIRY_KEY));
+    }
+
+    #[test]
+    fn anything_tampered_or_malformed_fails_to_decode() {
+        let codec = DjangoCodec::new(&keys("s", &[]));
+        let mut data = SessionData::new();
+        data.insert("a".into(), 1.into());
+        let good = codec.encode(&data, Timestamp::from_epoch_seconds(5));
+        assert_eq!(codec.decode(&good), Ok(data));
+        let flipped = good.replacen("eyJ", "eyK", 1);
+        for bad in ["", "abc", "e30:1r31eq", &flipped, &format!("{good}x")] {
+            assert!(codec.decode(bad).is_err(), "{bad}");
+        }
+        let other = DjangoCodec::new(&keys("other", &[]));
+        assert_eq!(
+            other.decode(&good),
+            Err(DecodeError::Django(DjangoError::BadSignature))
+        );
+    }
+
+    #[test]
+    fn a_zlib_bomb_is_refused() {
+        let codec = DjangoCodec::new(&keys("s", &[]));
+        let zeros = vec![b' '; (MAX_DECOMPRESSED_BYTES + 10) as usize];
+        let z = zlib(&zeros).unwrap();
+        let signed = format!(".{}:0", general_purpose::URL_SAFE_NO_PAD.encode(z));
+        let raw = format!("{signed}:{}", codec.signature(&signed));
+        assert_eq!(codec.open(&raw).unwrap_err(), DjangoError::BadZlib);
+    }
+}
