@@ -20,9 +20,9 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 export SAM_CLI_TELEMETRY := 0
 export BC_SKIP_MAPPING := TRUE
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-build.txt
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	PIP_CONSTRAINT=requirements-build.txt $(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
 $(VENV)/checkov/.installed: requirements-checkov.txt

@@ -12,7 +12,7 @@ use session_store::{
     Expiry, ManualClock, SessionData, SessionKey, SessionStore, StoreConfig, StoreError, Timestamp,
     Version,
 };
-use testkit::{RequestCounter, TableSpec};
+use testkit::RequestCounter;
 
 const START: i64 = 1_800_000_000;
 const DAY: Duration = Duration::from_secs(86_400);
@@ -32,13 +32,7 @@ async fn env() -> Env {
 /// A store on a fresh table made from template.yaml, with a clock that only moves when told.
 async fn env_with(configure: impl FnOnce(&mut StoreConfig)) -> Env {
     let counter = RequestCounter::default();
-    let client = testkit::client(&counter);
-    let table = testkit::unique_table_name("sessions");
-    TableSpec::of_workspace()
-        .expect("template.yaml defines the table")
-        .create(&client, &table)
-        .await
-        .expect("table created");
+    let (client, table) = testkit::fresh_table("sessions", &counter).await;
     let mut config = StoreConfig {
         table_name: table.clone(),
         ..StoreConfig::default()
@@ -60,15 +54,7 @@ async fn env_with(configure: impl FnOnce(&mut StoreConfig)) -> Env {
 
 impl Env {
     async fn raw_item(&self, key: &SessionKey) -> Option<Item> {
-        self.client
-            .get_item()
-            .table_name(&self.table)
-            .key("session_key", AttributeValue::S(key.as_str().into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("raw GetItem")
-            .item
+        testkit::raw_item(&self.client, &self.table, key.as_str()).await
     }
 
     async fn count(&self) -> usize {

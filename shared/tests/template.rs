@@ -7,13 +7,19 @@ use serde_yaml_ng::Value;
 use session_store::{CleanupConfig, StoreConfig, telemetry};
 
 /// What each function's `main` reads: the logging set-up, the store's settings, and the
-/// cleanup's for the cleanup.
+/// cleanup's for the cleanup; less the variables that hold secrets, which the template
+/// must never set.
 fn variables_read(binary: &str) -> BTreeSet<String> {
     let mut lists = vec![telemetry::VARIABLES, StoreConfig::VARIABLES];
     if binary == "session-cleanup" {
         lists.push(CleanupConfig::VARIABLES);
     }
-    lists.concat().into_iter().map(String::from).collect()
+    lists
+        .concat()
+        .into_iter()
+        .filter(|v| !StoreConfig::LOCAL_ONLY.contains(v))
+        .map(String::from)
+        .collect()
 }
 
 fn variables_in(node: &Value) -> BTreeSet<String> {

@@ -17,8 +17,8 @@ use aws_sdk_dynamodb::config::{
 };
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use serde::Deserialize;
 
@@ -147,6 +147,49 @@ pub fn client(counter: &RequestCounter) -> Client {
         .interceptor(counter.clone())
         .build();
     Client::from_conf(config)
+}
+
+/// Shared SDK settings for the local endpoint, for clients of other services that moto
+/// also serves (SSM).
+pub fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            Credentials::new("test", "test", None, None, "testkit"),
+        ))
+        .endpoint_url(endpoint())
+        .build()
+}
+
+/// A client counting into `counter` and a fresh table made from template.yaml, the
+/// start of every test that touches DynamoDB.
+pub async fn fresh_table(prefix: &str, counter: &RequestCounter) -> (Client, String) {
+    let client = client(counter);
+    let table = unique_table_name(prefix);
+    TableSpec::of_workspace()
+        .unwrap_or_else(|e| panic!("template.yaml defines no table: {e}"))
+        .create(&client, &table)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create table {table}: {e}"));
+    (client, table)
+}
+
+/// An item as stored, by a consistent GetItem on the `session_key` hash key.
+pub async fn raw_item(
+    client: &Client,
+    table: &str,
+    key: &str,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("session_key", AttributeValue::S(key.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetItem: {e}"))
+        .item
 }
 
 /// A table name no other test in this process uses.

@@ -593,3 +593,35 @@ async fn stage_prefixes_and_rest_api_events_route_alike() {
     assert_eq!(got.status, 200, "{}", got.text);
     assert_eq!(got.json()["session_key"], json!(key));
 }
+
+#[tokio::test]
+async fn with_the_django_codec_session_expiry_in_the_data_is_the_expiry() {
+    use session_store::{CodecConfig, DjangoKeys, DjangoSecrets, Secret};
+    let api = api_with(|c| {
+        c.codec = CodecConfig::Django(DjangoSecrets::Keys(DjangoKeys {
+            secret_key: Secret::new("api-test-secret"),
+            fallbacks: vec![],
+        }))
+    })
+    .await;
+    let reply = api
+        .post_json(
+            "/sessions",
+            &json!({"data": {"user": "Zoë"}, "ttl_seconds": 600}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(
+        reply.json()["data"],
+        json!({"user": "Zoë", "_session_expiry": 600})
+    );
+    assert_eq!(reply.json()["expires_at"], rfc3339(600));
+    let key = reply.key();
+
+    let patched = patch(&api, &key, &json!({"_session_expiry": 60}), None).await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert_eq!(patched.json()["expires_at"], rfc3339(60));
+    let patched = patch(&api, &key, &json!({"_session_expiry": null}), None).await;
+    assert_eq!(patched.json()["expires_at"], rfc3339(1_209_600));
+    assert_eq!(patched.json()["data"], json!({"user": "Zoë"}));
+}

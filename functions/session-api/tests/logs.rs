@@ -48,3 +48,48 @@ async fn logs_hold_one_line_per_request_and_never_a_key_or_data() {
         assert!(!text.contains(secret), "{secret} appears in the logs");
     }
 }
+
+#[tokio::test]
+async fn django_data_that_fails_to_verify_reads_as_empty_with_a_warning_that_holds_no_data() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use session_store::{CodecConfig, DjangoKeys, DjangoSecrets, Secret};
+
+    let logs = CapturedLogs::default();
+    let _guard = logs.install();
+    let secret = "SECRET-KEY-never-logged";
+    let api = support::api_with(|c| {
+        c.codec = CodecConfig::Django(DjangoSecrets::Keys(DjangoKeys {
+            secret_key: Secret::new(secret),
+            fallbacks: vec![],
+        }))
+    })
+    .await;
+    let marker = "MARKER-8c1d-private";
+    let key = api.create(json!({ "note": marker })).await;
+    let Some(AttributeValue::S(raw)) = api.raw_item(&key).await.unwrap().remove("data") else {
+        panic!("data is a string");
+    };
+    // Another signature: as if signed with a key this service does not have.
+    let (signed, _) = raw.rsplit_once(':').unwrap();
+    api.client
+        .put_item()
+        .table_name(&api.table)
+        .item("session_key", AttributeValue::S(key.clone()))
+        .item(
+            "data",
+            AttributeValue::S(format!("{signed}:{}", "A".repeat(43))),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let got = api.get(&format!("/sessions/{key}")).await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(got.json()["data"], json!({}));
+    let text = logs.text();
+    assert!(text.contains("session data corrupted"), "{text}");
+    assert!(text.contains("signature"), "the reason is given: {text}");
+    for hidden in [marker, secret, key.as_str(), signed] {
+        assert!(!text.contains(hidden), "{hidden} appears in the logs");
+    }
+}

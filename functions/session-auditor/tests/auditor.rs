@@ -8,7 +8,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use session_auditor::{Auditor, BatchReport, handler, render};
 use session_store::{Expiry, SessionData, SessionStore, StoreConfig};
-use testkit::{RequestCounter, TableSpec};
+use testkit::RequestCounter;
 
 fn data(v: Value) -> SessionData {
     match v {
@@ -36,13 +36,7 @@ fn event_file(name: &str) -> Value {
 
 /// A table with a stream, sessions written through the store, and the stream's records.
 async fn recorded(writes: impl AsyncFnOnce(&SessionStore)) -> Value {
-    let client = testkit::client(&RequestCounter::default());
-    let table = testkit::unique_table_name("audit");
-    TableSpec::of_workspace()
-        .unwrap()
-        .create(&client, &table)
-        .await
-        .unwrap();
+    let (client, table) = testkit::fresh_table("audit", &RequestCounter::default()).await;
     let store = SessionStore::new(
         client.clone(),
         StoreConfig {

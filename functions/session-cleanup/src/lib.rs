@@ -354,8 +354,8 @@ impl Cleanup {
     }
 
     /// When an item without `expires_at` should expire: what its data asks for, else
-    /// `created` + the legacy age, else now + the legacy age.
-    fn legacy_expiry(&self, item: &Item, now: Timestamp) -> Timestamp {
+    /// `created` + the legacy age, else now + the legacy age; and the rule it follows.
+    fn legacy_expiry(&self, item: &Item, now: Timestamp) -> (Timestamp, Expiry) {
         let meta = item::meta(item);
         let from_data = match item.get(item::DATA) {
             Some(AttributeValue::S(raw)) => self.codec.expiry_in_data(raw),
@@ -363,9 +363,9 @@ impl Cleanup {
         };
         let base = meta.created.unwrap_or(now);
         match from_data {
-            Some(Expiry::At(t)) => t,
-            Some(Expiry::IdleFor(d)) => base.saturating_add(d),
-            _ => base.saturating_add(self.config.legacy_age),
+            Some(Expiry::At(t)) => (t, Expiry::At(t)),
+            Some(Expiry::IdleFor(d)) => (base.saturating_add(d), Expiry::IdleFor(d)),
+            _ => (base.saturating_add(self.config.legacy_age), Expiry::Default),
         }
     }
 }
@@ -546,12 +546,14 @@ impl Run<'_> {
                     .await
                     .map(drop)
                     .map_err(classify),
-                Some(at) => c
+                Some((at, rule)) => c
                     .client
                     .update_item()
                     .table_name(&c.store.table_name)
                     .key(c.key_attr(), key.clone())
-                    .update_expression("SET #exp = :at, #ver = if_not_exists(#ver, :zero) + :one")
+                    .set_update_expression(Some(stamp_expression(rule)))
+                    .set_expression_attribute_names(Some(rule_names(rule)))
+                    .set_expression_attribute_values(Some(rule_values(rule)))
                     .condition_expression("attribute_exists(#k) AND attribute_not_exists(#exp)")
                     .expression_attribute_names("#k", c.key_attr())
                     .expression_attribute_names("#exp", item::EXPIRES_AT)
@@ -582,6 +584,33 @@ impl Run<'_> {
             return;
         }
         Tally::add(&self.tally.errors, 1);
+    }
+}
+
+/// The stamp also records the item's own rule, as the store's writes do, so that reads
+/// need not decode the data to learn it.
+fn stamp_expression(rule: Expiry) -> String {
+    let own = match rule {
+        Expiry::Default => "",
+        Expiry::IdleFor(_) => ", #idle = :idle",
+        Expiry::At(_) => ", #fixed = :fixed",
+    };
+    format!("SET #exp = :at, #ver = if_not_exists(#ver, :zero) + :one{own}")
+}
+
+fn rule_names(rule: Expiry) -> HashMap<String, String> {
+    match rule {
+        Expiry::Default => HashMap::new(),
+        Expiry::IdleFor(_) => HashMap::from([("#idle".into(), item::IDLE_TTL.into())]),
+        Expiry::At(_) => HashMap::from([("#fixed".into(), item::EXPIRES_FIXED.into())]),
+    }
+}
+
+fn rule_values(rule: Expiry) -> HashMap<String, AttributeValue> {
+    match rule {
+        Expiry::Default => HashMap::new(),
+        Expiry::IdleFor(d) => HashMap::from([(":idle".into(), number(d.as_secs()))]),
+        Expiry::At(_) => HashMap::from([(":fixed".into(), AttributeValue::Bool(true))]),
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 use session_cleanup::{CHECKPOINT_KEY, Cleanup, Overrides, Summary, handler};
 use session_store::item::Item;
 use session_store::{CleanupConfig, ManualClock, SessionKey, StoreConfig, Timestamp};
-use testkit::{RequestCounter, TableSpec};
+use testkit::RequestCounter;
 
 const NOW: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
@@ -31,13 +31,7 @@ enum Kind {
 }
 
 async fn env() -> Env {
-    let client = testkit::client(&RequestCounter::default());
-    let table = testkit::unique_table_name("cleanup");
-    TableSpec::of_workspace()
-        .unwrap()
-        .create(&client, &table)
-        .await
-        .unwrap();
+    let (client, table) = testkit::fresh_table("cleanup", &RequestCounter::default()).await;
     Env {
         client,
         table,
@@ -139,15 +133,7 @@ impl Env {
     }
 
     async fn item(&self, key: &str) -> Option<Item> {
-        self.client
-            .get_item()
-            .table_name(&self.table)
-            .key("session_key", AttributeValue::S(key.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
+        testkit::raw_item(&self.client, &self.table, key).await
     }
 }
 
@@ -403,4 +389,86 @@ async fn the_summary_is_one_emf_line() {
     assert_eq!(names, want);
     assert_eq!(doc["deleted"], json!(2.0));
     assert_eq!(doc["complete"], json!(1.0));
+}
+
+#[tokio::test]
+async fn django_items_are_stamped_with_the_expiry_their_data_asks_for() {
+    use session_store::codec::{CodecConfig, DjangoSecrets};
+    use session_store::{Codec, DjangoCodec, DjangoKeys, Secret};
+
+    let e = env().await;
+    let keys = DjangoKeys {
+        secret_key: Secret::new("cleanup-secret"),
+        fallbacks: vec![],
+    };
+    let codec = DjangoCodec::new(&keys);
+    let created = NOW - 3_600;
+    let data = |v: serde_json::Value| {
+        codec.encode(
+            v.as_object().unwrap(),
+            Timestamp::from_epoch_seconds(created),
+        )
+    };
+    let cases = [
+        (
+            data(json!({ "_session_expiry": 300 })),
+            created + 300,
+            Some(300),
+            false,
+        ),
+        (
+            data(json!({ "_session_expiry": "2027-01-15T10:30:00+00:00" })),
+            1_800_009_000,
+            None,
+            true,
+        ),
+        (
+            data(json!({ "_session_expiry": 0 })),
+            created + 1_209_600,
+            None,
+            false,
+        ),
+        (
+            data(json!({ "cart": [1] })),
+            created + 1_209_600,
+            None,
+            false,
+        ),
+        ("tampered".to_owned(), created + 1_209_600, None, false),
+    ];
+    let mut written = Vec::new();
+    for (raw, ..) in &cases {
+        let key = SessionKey::generate().unwrap().as_str().to_owned();
+        e.client
+            .put_item()
+            .table_name(&e.table)
+            .item("session_key", AttributeValue::S(key.clone()))
+            .item("data", AttributeValue::S(raw.clone()))
+            .item("created", n(created))
+            .send()
+            .await
+            .unwrap();
+        written.push(key);
+    }
+    let store = StoreConfig {
+        table_name: e.table.clone(),
+        codec: CodecConfig::Django(DjangoSecrets::Keys(keys)),
+        ..StoreConfig::default()
+    };
+    let summary = Cleanup::new(e.client.clone(), store, CleanupConfig::default())
+        .unwrap()
+        .with_clock(Arc::new(e.clock.clone()))
+        .run(Overrides::default(), far())
+        .await
+        .unwrap();
+    assert_eq!(summary.legacy_stamped, 5);
+    for (key, (_, expires, idle, fixed)) in written.iter().zip(cases) {
+        let item = e.item(key).await.unwrap();
+        assert_eq!(number(&item, "expires_at"), Some(expires), "{key}");
+        assert_eq!(number(&item, "idle_ttl"), idle);
+        assert_eq!(
+            item.get("expires_fixed") == Some(&AttributeValue::Bool(true)),
+            fixed
+        );
+    }
 }

@@ -5,14 +5,13 @@
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use lambda_http::http::HeaderMap;
 use serde_json::{Value, json};
 use session_api::App;
 use session_store::item::Item;
 use session_store::{ManualClock, SessionStore, StoreConfig, Timestamp};
-use testkit::{RequestCounter, TableSpec};
+use testkit::RequestCounter;
 
 pub const START: i64 = 1_800_000_000;
 pub const JSON: (&str, &str) = ("content-type", "application/json");
@@ -67,13 +66,7 @@ pub async fn api() -> Api {
 
 pub async fn api_with(configure: impl FnOnce(&mut StoreConfig)) -> Api {
     let counter = RequestCounter::default();
-    let client = testkit::client(&counter);
-    let table = testkit::unique_table_name("api");
-    TableSpec::of_workspace()
-        .expect("template.yaml defines the table")
-        .create(&client, &table)
-        .await
-        .expect("table created");
+    let (client, table) = testkit::fresh_table("api", &counter).await;
     let mut config = StoreConfig {
         table_name: table.clone(),
         ..StoreConfig::default()
@@ -199,15 +192,7 @@ impl Api {
     }
 
     pub async fn raw_item(&self, key: &str) -> Option<Item> {
-        self.client
-            .get_item()
-            .table_name(&self.table)
-            .key("session_key", AttributeValue::S(key.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("get")
-            .item
+        testkit::raw_item(&self.client, &self.table, key).await
     }
 }
 

@@ -1,0 +1,101 @@
+"""Drives the original backend, django-dynamodb-sessions, through Django itself.
+
+Used by the interop tests and the benchmark to write and read sessions the way a Django
+site does. Reads one JSON document on stdin, writes one on stdout.
+
+    django_seed.py write   {"sessions": [{"data": {...}, "expiry": null|300|"ISO", "via": "create"|"save"}]}
+                           -> {"keys": [...]}
+    django_seed.py read    {"keys": [...]}
+                           -> {"sessions": [{"key", "exists", "data", "expiry_age"}]}
+
+Settings come from the environment: SESSION_TABLE, AWS_ENDPOINT_URL_DYNAMODB (the local
+endpoint, 127.0.0.1 only), DJANGO_SECRET_KEY and DJANGO_SECRET_KEY_FALLBACKS (comma
+separated).
+"""
+
+import datetime
+import json
+import os
+import sys
+from urllib.parse import urlparse
+
+
+def configure():
+    endpoint = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+    if urlparse(endpoint).hostname not in ("127.0.0.1", "localhost"):
+        raise SystemExit(f"refusing a non-local endpoint: {endpoint}")
+    import django
+    from django.conf import settings
+
+    fallbacks = [
+        f.strip()
+        for f in os.environ.get("DJANGO_SECRET_KEY_FALLBACKS", "").split(",")
+        if f.strip()
+    ]
+    settings.configure(
+        SECRET_KEY=os.environ["DJANGO_SECRET_KEY"],
+        SECRET_KEY_FALLBACKS=fallbacks,
+        USE_TZ=True,
+        INSTALLED_APPS=[],
+        SESSION_ENGINE="dynamodb_sessions.backends.dynamodb",
+        DYNAMODB_SESSIONS_TABLE_NAME=os.environ.get("SESSION_TABLE", "sessions"),
+        LOCAL_DYNAMODB_SERVER=endpoint,
+        AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        AWS_REGION_NAME=os.environ.get("AWS_REGION", "us-east-1"),
+    )
+    django.setup()
+    from dynamodb_sessions.backends.dynamodb import SessionStore
+
+    return SessionStore
+
+
+def write(store_class, request):
+    keys = []
+    for spec in request["sessions"]:
+        session = store_class()
+        session.update(spec["data"])
+        expiry = spec.get("expiry")
+        if isinstance(expiry, str):
+            session.set_expiry(datetime.datetime.fromisoformat(expiry))
+        elif expiry is not None:
+            session.set_expiry(expiry)
+        # `create` sets `created`; a plain save of a new session does not.
+        session.save(must_create=spec.get("via", "create") == "create")
+        keys.append(session.session_key)
+    return {"keys": keys}
+
+
+def read(store_class, request):
+    out = []
+    for key in request["keys"]:
+        session = store_class(session_key=key)
+        # The seed's load() creates a session when the key is unknown: ask first.
+        if not session.exists(key):
+            out.append({"key": key, "exists": False})
+            continue
+        data = dict(session.items())
+        out.append(
+            {
+                "key": key,
+                "exists": True,
+                "data": data,
+                "expiry_age": session.get_expiry_age(),
+            }
+        )
+    return {"sessions": out}
+
+
+def main():
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    commands = {"write": write, "read": read}
+    if command not in commands:
+        raise SystemExit(f"usage: django_seed.py {{{','.join(commands)}}} < request.json")
+    request = json.load(sys.stdin)
+    result = commands[command](configure(), request)
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
