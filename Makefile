@@ -7,12 +7,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv test fmt lint unit cfn-lint sam-validate policy openapi e2e dev build clean
+.PHONY: help venv test fmt lint unit cfn-lint sam-validate policy openapi e2e dev build bench clean
 
 help:
 	@echo "make test   run every check CI runs (format, clippy, tests against moto, template and OpenAPI checks, end-to-end over HTTP)"
 	@echo "make dev    run the service locally: DynamoDB on 127.0.0.1:\$${DYNAMODB_PORT:-8000}, API on 127.0.0.1:\$${API_PORT:-9000}"
 	@echo "make build  sam build: three arm64 bootstrap binaries under .aws-sam/build/"
+	@echo "make bench  release build, then every performance figure side by side with django-dynamodb-sessions: bench/results.{json,md,png}"
 	@echo "make venv   install the pinned Python tools into $(VENV)/"
 
 CHECKOV := $(VENV)/checkov/bin/checkov
@@ -28,6 +29,11 @@ $(VENV)/.installed: requirements.txt requirements-build.txt
 $(VENV)/checkov/.installed: requirements-checkov.txt
 	python3 -m venv $(VENV)/checkov
 	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+$(VENV)/bench/.installed: requirements-bench.txt
+	python3 -m venv $(VENV)/bench
+	$(VENV)/bench/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	touch $@
 
 venv: $(VENV)/.installed
@@ -70,6 +76,13 @@ dev: venv
 # cargo-lambda cross-compiles with zig, which must come first on PATH (the venv does).
 build: venv
 	sam build
+
+# Release binaries, then the harness (bench/src) runs every measurement against a moto
+# server of its own and writes bench/results.json and results.md; the plot follows.
+bench: venv $(VENV)/bench/.installed
+	cargo build --release --locked -p session-api -p session-cleanup -p session-auditor -p session-bench
+	target/release/session-bench --out bench
+	$(VENV)/bench/bin/python tools/bench_plot.py bench/results.json bench/results.png
 
 clean:
 	cargo clean

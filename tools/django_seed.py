@@ -7,6 +7,10 @@ site does. Reads one JSON document on stdin, writes one on stdout.
                            -> {"keys": [...]}
     django_seed.py read    {"keys": [...]}
                            -> {"sessions": [{"key", "exists", "data", "expiry_age"}]}
+    django_seed.py cold    {}  one session created in this fresh process -> {"key"}
+    django_seed.py warm    {"cycles": N}  N x (create, get, patch, delete) after one
+                           warm-up cycle -> {"requests", "cpu_s", "wall_s"}
+    django_seed.py count   {}  DynamoDB requests sent per operation -> {operation: n}
 
 Settings come from the environment: SESSION_TABLE, AWS_ENDPOINT_URL_DYNAMODB (the local
 endpoint, 127.0.0.1 only), DJANGO_SECRET_KEY and DJANGO_SECRET_KEY_FALLBACKS (comma
@@ -86,13 +90,103 @@ def read(store_class, request):
     return {"sessions": out}
 
 
+BENCH_DATA = {"cart": ["book"], "theme": "dark"}
+
+
+def cold(store_class, request):
+    session = store_class()
+    session.update(BENCH_DATA)
+    session.create()
+    return {"key": session.session_key}
+
+
+def cycle(store_class):
+    """One create, get, patch and delete, as a site's requests would make them."""
+    session = store_class()
+    session.update(BENCH_DATA)
+    session.create()
+    key = session.session_key
+    store_class(session_key=key).load()
+    patched = store_class(session_key=key)
+    patched["theme"] = "light"
+    patched.save()
+    store_class(session_key=key).delete()
+
+
+def warm(store_class, request):
+    import time
+
+    cycles = int(request["cycles"])
+    cycle(store_class)
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(cycles):
+        cycle(store_class)
+    return {
+        "requests": 4 * cycles,
+        "cpu_s": time.process_time() - cpu,
+        "wall_s": time.perf_counter() - wall,
+    }
+
+
+def count(store_class, request):
+    from dynamodb_sessions.backends.dynamodb import dynamodb_connection_factory
+
+    sent = []
+    client = dynamodb_connection_factory().meta.client
+    client.meta.events.register("before-send.dynamodb", lambda **kw: sent.append(1))
+
+    def measure(action):
+        sent.clear()
+        action()
+        return len(sent)
+
+    def created():
+        session = store_class()
+        session.update(BENCH_DATA)
+        session.create()
+        return session.session_key
+
+    key = created()
+    unknown = "0" * 32
+
+    def merge_update():
+        session = store_class(session_key=key)
+        session["theme"] = "light"
+        session.save()
+
+    def replace():
+        session = store_class(session_key=key)
+        session._session_cache = dict(BENCH_DATA)
+        session.save()
+
+    def cycle_key():
+        # What a request that logs a user in does: cycle_key(), then the middleware's save.
+        session = store_class(session_key=key)
+        session.cycle_key()
+        session.save()
+
+    result = {
+        "create": measure(created),
+        "get": measure(lambda: store_class(session_key=key).load()),
+        "get of an unknown key": measure(lambda: store_class(session_key=unknown).load()),
+        "exists": measure(lambda: store_class().exists(key)),
+        "replace": measure(replace),
+        "merge-update": measure(merge_update),
+        "cycle key": measure(cycle_key),
+    }
+    fresh = created()
+    result["delete"] = measure(lambda: store_class(session_key=fresh).delete())
+    return result
+
+
 def main():
     command = sys.argv[1] if len(sys.argv) > 1 else ""
-    commands = {"write": write, "read": read}
+    commands = {"write": write, "read": read, "cold": cold, "warm": warm, "count": count}
     if command not in commands:
         raise SystemExit(f"usage: django_seed.py {{{','.join(commands)}}} < request.json")
     request = json.load(sys.stdin)
     result = commands[command](configure(), request)
+    sys.stdout.flush()
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

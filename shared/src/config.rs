@@ -184,7 +184,7 @@ impl From<SecretNotFetched> for ConfigError {
 impl StoreConfig {
     /// Fetches the Django keys from SSM when they are configured as a parameter: one
     /// GetParameter with decryption, once per container.
-    pub async fn fetch_secrets(mut self, sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+    pub async fn fetch_secrets(mut self, aws: &crate::aws::AwsEnv) -> Result<Self, ConfigError> {
         let CodecConfig::Django(DjangoSecrets::Parameter(name)) = &self.codec else {
             return Ok(self);
         };
@@ -192,7 +192,8 @@ impl StoreConfig {
             name: "DJANGO_SECRET_KEY_PARAMETER",
             reason,
         };
-        let out = aws_sdk_ssm::Client::new(sdk)
+        let out = aws
+            .ssm()
             .get_parameter()
             .name(name)
             .with_decryption(true)
@@ -236,7 +237,7 @@ impl Default for CleanupConfig {
             segments: 4,
             page_size: 250,
             concurrency: 8,
-            writes_per_second: 200,
+            writes_per_second: 1_000,
             legacy_age: DEFAULT_IDLE_TIMEOUT,
             deadline_margin: Duration::from_secs(10),
         }

@@ -1,5 +1,6 @@
 //! The session store shared by every function: keys, expiry, codecs and DynamoDB access.
 
+pub mod aws;
 pub mod clock;
 pub mod codec;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod session;
 pub mod store;
 pub mod telemetry;
 
+pub use aws::AwsEnv;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use codec::{Codec, CodecConfig, DjangoSecrets, JsonCodec};
 pub use config::{CleanupConfig, ConfigError, StoreConfig};
@@ -24,20 +26,10 @@ pub use key::{InvalidKey, SessionKey};
 pub use session::{Session, SessionData, SessionMeta, Version};
 pub use store::SessionStore;
 
-/// A DynamoDB client from the standard chain: region, credentials, and
-/// `AWS_ENDPOINT_URL_DYNAMODB` for a local endpoint. Build it once per container.
-pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&sdk_config().await)
-}
-
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
-}
-
 /// What every function does at cold start: the store settings from the environment,
 /// their secret fetched, and a DynamoDB client.
 pub async fn start() -> Result<(aws_sdk_dynamodb::Client, StoreConfig), ConfigError> {
-    let sdk = sdk_config().await;
-    let config = StoreConfig::from_env()?.fetch_secrets(&sdk).await?;
-    Ok((aws_sdk_dynamodb::Client::new(&sdk), config))
+    let aws = AwsEnv::from_env()?;
+    let config = StoreConfig::from_env()?.fetch_secrets(&aws).await?;
+    Ok((aws.dynamodb(), config))
 }

@@ -26,9 +26,10 @@ async fn the_store_runs_on_settings_and_a_client_from_the_environment() {
         unsafe { std::env::set_var(name, value) };
     }
 
-    let config = StoreConfig::from_env().unwrap();
+    let (client, config) = session_store::start().await.unwrap();
     assert_eq!(config.table_name, table);
-    let store = SessionStore::new(session_store::dynamodb_client().await, config).unwrap();
+    assert_eq!(config, StoreConfig::from_env().unwrap());
+    let store = SessionStore::new(client, config).unwrap();
     let created = store
         .create(SessionData::new(), Expiry::Default)
         .await

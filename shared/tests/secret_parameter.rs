@@ -2,7 +2,20 @@
 
 use aws_sdk_ssm::types::ParameterType;
 use session_store::codec::{CodecConfig, DjangoSecrets};
-use session_store::{Codec, DjangoCodec, DjangoKeys, Secret, SessionData, StoreConfig, Timestamp};
+use session_store::{
+    AwsEnv, Codec, DjangoCodec, DjangoKeys, Secret, SessionData, StoreConfig, Timestamp,
+};
+
+/// Settings as Lambda gives them, pointed at the local endpoint.
+fn aws() -> AwsEnv {
+    AwsEnv::from_lookup(|name| match name {
+        "AWS_REGION" => Some("us-east-1".into()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
+        "AWS_ENDPOINT_URL" => Some(testkit::endpoint().into()),
+        _ => None,
+    })
+    .unwrap()
+}
 
 fn config(parameter: &str) -> StoreConfig {
     StoreConfig::from_lookup(|name| match name {
@@ -15,9 +28,9 @@ fn config(parameter: &str) -> StoreConfig {
 
 #[tokio::test]
 async fn keys_come_from_a_secure_string_parameter_fetched_once() {
-    let sdk = testkit::sdk_config();
+    let aws = aws();
     let name = format!("/{}/django-secret", testkit::unique_table_name("app"));
-    aws_sdk_ssm::Client::new(&sdk)
+    aws.ssm()
         .put_parameter()
         .name(&name)
         .r#type(ParameterType::SecureString)
@@ -31,7 +44,7 @@ async fn keys_come_from_a_secure_string_parameter_fetched_once() {
         unfetched.codec.build().is_err(),
         "no codec before the fetch"
     );
-    let fetched = unfetched.fetch_secrets(&sdk).await.unwrap();
+    let fetched = unfetched.fetch_secrets(&aws).await.unwrap();
     let keys = DjangoKeys {
         secret_key: Secret::new("the-new-key"),
         fallbacks: vec![Secret::new("the-old-key")],
@@ -54,9 +67,8 @@ async fn keys_come_from_a_secure_string_parameter_fetched_once() {
 
 #[tokio::test]
 async fn a_missing_parameter_is_a_clear_start_up_error() {
-    let sdk = testkit::sdk_config();
     let err = config("/no/such/parameter")
-        .fetch_secrets(&sdk)
+        .fetch_secrets(&aws())
         .await
         .unwrap_err();
     assert_eq!(err.name, "DJANGO_SECRET_KEY_PARAMETER");

@@ -149,19 +149,6 @@ pub fn client(counter: &RequestCounter) -> Client {
     Client::from_conf(config)
 }
 
-/// Shared SDK settings for the local endpoint, for clients of other services that moto
-/// also serves (SSM).
-pub fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-            Credentials::new("test", "test", None, None, "testkit"),
-        ))
-        .endpoint_url(endpoint())
-        .build()
-}
-
 /// A client counting into `counter` and a fresh table made from template.yaml, the
 /// start of every test that touches DynamoDB.
 pub async fn fresh_table(prefix: &str, counter: &RequestCounter) -> (Client, String) {

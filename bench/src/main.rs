@@ -1,0 +1,61 @@
+//! `make bench`: every figure of DESIGN.md's performance targets, measured on this
+//! machine in one run, ours side by side with the original Django backend, written to
+//! `bench/results.json` and `bench/results.md`. Medians of several runs, with min and max.
+
+mod measure;
+mod proxy;
+mod report;
+mod runtime_api;
+
+use std::path::PathBuf;
+
+use measure::Bench;
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: session-bench [--runs N] [--cycles N] [--cleanup-items N] [--out DIR]\n\
+         needs the release binaries (cargo build --release) and .venv (make venv)"
+    );
+    std::process::exit(2)
+}
+
+#[tokio::main]
+async fn main() {
+    let mut bench = Bench {
+        runs: 5,
+        cycles: 1_250,
+        cleanup_items: 1_000,
+        root: testkit::workspace_root(),
+    };
+    let mut out = PathBuf::from("bench");
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().unwrap_or_else(|| usage());
+        match flag.as_str() {
+            "--runs" => bench.runs = value.parse().unwrap_or_else(|_| usage()),
+            "--cycles" => bench.cycles = value.parse().unwrap_or_else(|_| usage()),
+            "--cleanup-items" => bench.cleanup_items = value.parse().unwrap_or_else(|_| usage()),
+            "--out" => out = PathBuf::from(value),
+            _ => usage(),
+        }
+    }
+    if bench.runs == 0 || bench.cycles == 0 || bench.cleanup_items == 0 {
+        usage();
+    }
+    match bench.run_all().await {
+        Ok(results) => {
+            if let Err(e) = report::write(&out, &results) {
+                eprintln!("bench: cannot write the report to {}: {e}", out.display());
+                std::process::exit(1);
+            }
+            println!(
+                "bench: wrote {0}/results.json and {0}/results.md",
+                out.display()
+            );
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! `results.json` (everything measured) and `results.md` (the table the README shows,
+//! each figure against its target).
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+/// One row: a figure, its target, and whether it is met.
+struct Row {
+    figure: String,
+    ours: String,
+    seed: String,
+    target: String,
+    met: Option<bool>,
+}
+
+fn stat(v: &Value, digits: usize) -> String {
+    let f = |x: &Value| match x.as_f64() {
+        Some(x) => format!("{x:.digits$}"),
+        None => "n/a".into(),
+    };
+    format!("{} ({}–{})", f(&v["median"]), f(&v["min"]), f(&v["max"]))
+}
+
+fn median(v: &Value) -> f64 {
+    v["median"].as_f64().unwrap_or(f64::NAN)
+}
+
+fn rows(r: &Value) -> Vec<Row> {
+    let cold = &r["cold_start"];
+    let warm = &r["warm"];
+    let cleanup = &r["cleanup"];
+    let auditor = &r["auditor"]["records_per_second"];
+    const MIB: f64 = 1024.0 * 1024.0;
+    let mut rows = vec![
+        Row {
+            figure: "cold start to first answered request, ms".into(),
+            ours: stat(&cold["ours_ms"], 1),
+            seed: stat(&cold["seed_ms"], 1),
+            target: "< 15".into(),
+            met: Some(median(&cold["ours_ms"]) < 15.0),
+        },
+        Row {
+            figure: "the same, less the time the emulator took to answer, ms".into(),
+            ours: stat(&cold["ours_ms_without_emulator"], 1),
+            seed: stat(&cold["seed_ms_without_emulator"], 1),
+            target: "".into(),
+            met: None,
+        },
+        Row {
+            figure: "peak RSS of that process, MiB".into(),
+            ours: stat(&cold["ours_peak_rss_mib"], 1),
+            seed: stat(&cold["seed_peak_rss_mib"], 1),
+            target: "< 16".into(),
+            met: Some(median(&cold["ours_peak_rss_mib"]) < 16.0),
+        },
+        Row {
+            figure: format!(
+                "CPU per request (user + sys), µs, {} requests per run",
+                warm["requests_per_run"]
+            ),
+            ours: stat(&warm["ours_cpu_us_per_request"], 1),
+            seed: stat(&warm["seed_cpu_us_per_request"], 1),
+            target: "< 50".into(),
+            met: Some(median(&warm["ours_cpu_us_per_request"]) < 50.0),
+        },
+        Row {
+            figure: "of which user / system CPU, µs".into(),
+            ours: format!(
+                "{:.0} / {:.0}",
+                median(&warm["ours_user_cpu_us_per_request"]),
+                median(&warm["ours_system_cpu_us_per_request"])
+            ),
+            seed: "".into(),
+            target: "".into(),
+            met: None,
+        },
+        Row {
+            figure: "wall time per request against the emulator, µs".into(),
+            ours: stat(&warm["ours_wall_us_per_request"], 0),
+            seed: stat(&warm["seed_wall_us_per_request"], 0),
+            target: "".into(),
+            met: None,
+        },
+    ];
+    let sizes = &r["binary_sizes"];
+    let (label, bytes) = match sizes["arm64_from_make_build"].as_object() {
+        Some(arm) => ("stripped arm64 (make build)".to_owned(), arm.clone()),
+        None => (
+            format!(
+                "stripped {} release",
+                sizes["native"]["arch"].as_str().unwrap_or("native")
+            ),
+            sizes["native"]["bytes"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        ),
+    };
+    for (name, size) in &bytes {
+        let mib = size.as_f64().unwrap_or(f64::NAN) / MIB;
+        rows.push(Row {
+            figure: format!("{name} binary, {label}, MiB"),
+            ours: format!("{mib:.2}"),
+            seed: "".into(),
+            target: "< 8".into(),
+            met: Some(mib < 8.0),
+        });
+    }
+    let ratio = cleanup["ours_over_ceiling"].as_f64().unwrap_or(f64::NAN);
+    rows.push(Row {
+        figure: format!(
+            "cleanup deletes per second ({} expired items, concurrency {})",
+            cleanup["items_per_run"], cleanup["concurrency"]
+        ),
+        ours: stat(&cleanup["ours_deletes_per_second"], 0),
+        seed: "(no cleanup)".into(),
+        target: format!(
+            "≥ 80% of the emulator's {} → {:.0}%",
+            stat(&cleanup["emulator_ceiling_deletes_per_second"], 0),
+            ratio * 100.0
+        ),
+        met: Some(ratio >= 0.8),
+    });
+    rows.push(Row {
+        figure: "auditor records per second, 10,000-record batches".into(),
+        ours: stat(auditor, 0),
+        seed: "(no auditor)".into(),
+        target: "> 100,000".into(),
+        met: Some(median(auditor) > 100_000.0),
+    });
+    rows
+}
+
+pub fn markdown(r: &Value) -> String {
+    let mut md = String::from(
+        "| figure | ours: median (min–max) | django-dynamodb-sessions 0.7 | target | met |\n\
+         | --- | --- | --- | --- | --- |\n",
+    );
+    for row in rows(r) {
+        let met = match row.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {met} |\n",
+            row.figure, row.ours, row.seed, row.target
+        ));
+    }
+    md.push_str(&format!(
+        "\nCold start: the seed takes {:.1}× as long. CPU per request: the seed uses {:.1}× as much.\n",
+        r["cold_start"]["seed_over_ours"].as_f64().unwrap_or(f64::NAN),
+        r["warm"]["seed_over_ours"].as_f64().unwrap_or(f64::NAN),
+    ));
+    md.push_str("\nDynamoDB requests per operation, counted:\n\n| operation | ours | django-dynamodb-sessions 0.7 |\n| --- | --- | --- |\n");
+    if let Some(ops) = r["requests_per_operation"].as_object() {
+        for (op, v) in ops {
+            let seed = match &v["seed"] {
+                Value::Null => "(no such operation)".to_owned(),
+                other => other.to_string(),
+            };
+            md.push_str(&format!("| {op} | {} | {seed} |\n", v["ours"]));
+        }
+    }
+    md.push_str(&format!(
+        "\nMachine: {} CPUs, {} {}; DynamoDB: {}.\n",
+        r["machine"]["cpus"],
+        r["machine"]["os"].as_str().unwrap_or(""),
+        r["machine"]["arch"].as_str().unwrap_or(""),
+        r["machine"]["dynamodb"].as_str().unwrap_or("")
+    ));
+    md
+}
+
+pub fn write(dir: &Path, results: &Value) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut with_targets = results.clone();
+    with_targets["summary"] = json!(rows(results)
+        .into_iter()
+        .map(|r| json!({ "figure": r.figure, "ours": r.ours, "seed": r.seed, "target": r.target, "met": r.met }))
+        .collect::<Vec<_>>());
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&with_targets).unwrap_or_default() + "\n",
+    )?;
+    std::fs::write(dir.join("results.md"), markdown(results))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(m: f64) -> Value {
+        json!({ "median": m, "min": m, "max": m })
+    }
+
+    #[test]
+    fn every_target_is_marked_met_or_not() {
+        let results = json!({
+            "cold_start": { "ours_ms": s(12.0), "seed_ms": s(900.0), "ours_ms_without_emulator": s(5.0),
+                            "seed_ms_without_emulator": s(850.0), "ours_peak_rss_mib": s(20.0),
+                            "seed_peak_rss_mib": s(70.0), "seed_over_ours": 75.0 },
+            "warm": { "requests_per_run": 1000, "ours_cpu_us_per_request": s(40.0), "seed_cpu_us_per_request": s(7000.0),
+                      "ours_user_cpu_us_per_request": s(30.0), "ours_system_cpu_us_per_request": s(10.0),
+                      "ours_wall_us_per_request": s(900.0), "seed_wall_us_per_request": s(9000.0), "seed_over_ours": 175.0 },
+            "binary_sizes": { "native": { "arch": "x86_64", "bytes": { "session-api": 9_000_000 } }, "arm64_from_make_build": null },
+            "cleanup": { "items_per_run": 10, "concurrency": 8, "ours_deletes_per_second": s(90.0),
+                         "emulator_ceiling_deletes_per_second": s(100.0), "ours_over_ceiling": 0.9 },
+            "auditor": { "records_per_second": s(50_000.0) },
+            "requests_per_operation": { "create": { "ours": 1, "seed": 2 } },
+            "machine": { "cpus": 2, "os": "linux", "arch": "x86_64", "dynamodb": "moto" },
+        });
+        let met: Vec<(String, Option<bool>)> = rows(&results).into_iter().map(|r| (r.figure, r.met)).collect();
+        let verdict = |prefix: &str| met.iter().find(|(f, _)| f.starts_with(prefix)).map(|(_, m)| *m);
+        assert_eq!(verdict("cold start"), Some(Some(true)));
+        assert_eq!(verdict("peak RSS"), Some(Some(false)));
+        assert_eq!(verdict("CPU per request"), Some(Some(true)));
+        assert_eq!(verdict("session-api binary"), Some(Some(false)));
+        assert_eq!(verdict("cleanup"), Some(Some(true)));
+        assert_eq!(verdict("auditor"), Some(Some(false)));
+        let md = markdown(&results);
+        assert!(md.contains("| create | 1 | 2 |"), "{md}");
+        assert_eq!(md.matches("**no**").count(), 3, "{md}");
+    }
+}
