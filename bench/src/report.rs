@@ -211,8 +211,15 @@ mod tests {
             "requests_per_operation": { "create": { "ours": 1, "seed": 2 } },
             "machine": { "cpus": 2, "os": "linux", "arch": "x86_64", "dynamodb": "moto" },
         });
-        let met: Vec<(String, Option<bool>)> = rows(&results).into_iter().map(|r| (r.figure, r.met)).collect();
-        let verdict = |prefix: &str| met.iter().find(|(f, _)| f.starts_with(prefix)).map(|(_, m)| *m);
+        let met: Vec<(String, Option<bool>)> = rows(&results)
+            .into_iter()
+            .map(|r| (r.figure, r.met))
+            .collect();
+        let verdict = |prefix: &str| {
+            met.iter()
+                .find(|(f, _)| f.starts_with(prefix))
+                .map(|(_, m)| *m)
+        };
         assert_eq!(verdict("cold start"), Some(Some(true)));
         assert_eq!(verdict("peak RSS"), Some(Some(false)));
         assert_eq!(verdict("CPU per request"), Some(Some(true)));
