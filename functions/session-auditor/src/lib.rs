@@ -169,8 +169,9 @@ impl Auditor {
         let Ok(key) = SessionKey::parse(&raw_key) else {
             return Ok(Audited::NotASession);
         };
-        let old: Item = record.change.old_image.into();
-        let new: Item = record.change.new_image.into();
+        // The images stay as deserialized: the audit reads three of their attributes,
+        // and converting whole images (data included) would cost most of its time.
+        let (old, new) = (&record.change.old_image, &record.change.new_image);
         let action = match record.event_name.as_str() {
             "INSERT" => Action::Created,
             "MODIFY" => Action::Updated,
@@ -194,8 +195,8 @@ impl Auditor {
         if needs_new && new.is_empty() {
             return Err(RecordError::NoImage("new"));
         }
-        let before = needs_old.then(|| self.side(&old));
-        let after = needs_new.then(|| self.side(&new));
+        let before = needs_old.then(|| self.side(old));
+        let after = needs_new.then(|| self.side(new));
         let mut unreadable = Vec::new();
         if matches!(before, Some(Side { data: None, .. })) {
             unreadable.push("before");
@@ -228,15 +229,23 @@ impl Auditor {
         })))
     }
 
-    fn side(&self, image: &Item) -> Side {
-        let meta = item::meta(image);
+    /// Version and expiry read as `item::meta` reads them: absent or malformed is 0 / none.
+    fn side(&self, image: &serde_dynamo::Item) -> Side {
+        let number = |name: &str| match image.get(name) {
+            Some(serde_dynamo::AttributeValue::N(n)) => n.parse::<i64>().ok(),
+            _ => None,
+        };
         let data = match image.get(item::DATA) {
-            Some(aws_sdk_dynamodb::types::AttributeValue::S(raw)) => self.codec.decode(raw).ok(),
+            Some(serde_dynamo::AttributeValue::S(raw)) => self.codec.decode(raw).ok(),
             _ => None,
         };
         Side {
-            version: meta.version.0,
-            expires: meta.expires_at.and_then(Timestamp::to_rfc3339),
+            version: number(item::VERSION)
+                .and_then(|v| u64::try_from(v).ok())
+                .unwrap_or(0),
+            expires: number(item::EXPIRES_AT)
+                .map(Timestamp::from_epoch_seconds)
+                .and_then(Timestamp::to_rfc3339),
             data,
         }
     }
