@@ -23,8 +23,8 @@ fn usage() -> ! {
 async fn main() {
     let mut bench = Bench {
         runs: 5,
-        cycles: 1_250,
-        cleanup_items: 1_000,
+        cycles: 250,
+        cleanup_items: 500,
         root: testkit::workspace_root(),
     };
     let mut out = PathBuf::from("bench");
