@@ -273,6 +273,26 @@ impl Bench {
         Ok(child)
     }
 
+    /// Runs one command of the seed's driver to its end and returns the JSON it printed.
+    async fn seed_command(
+        &self,
+        f: &Fixture,
+        command: &str,
+        input: &Value,
+    ) -> Result<Value, Error> {
+        let mut child = self.spawn_seed(f, command, input)?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        })
+        .await??;
+        let pid = child.id() as libc::pid_t;
+        tokio::task::spawn_blocking(move || reap(pid)).await?;
+        serde_json::from_str(&line)
+            .map_err(|_| format!("seed {command} run printed {line:?}").into())
+    }
+
     async fn cold_start(&self, f: &Fixture) -> Result<Value, Error> {
         let create = api_event(
             &f.api_template,
@@ -373,17 +393,9 @@ impl Bench {
         let mut seed = Vec::new();
         let mut seed_latency_us = Vec::new();
         for _ in 0..self.runs {
-            let mut child = self.spawn_seed(f, "warm", &json!({ "cycles": self.cycles }))?;
-            let stdout = child.stdout.take().ok_or("no stdout")?;
-            let line = tokio::task::spawn_blocking(move || {
-                let mut line = String::new();
-                BufReader::new(stdout).read_line(&mut line).map(|_| line)
-            })
-            .await??;
-            let pid = child.id() as libc::pid_t;
-            tokio::task::spawn_blocking(move || reap(pid)).await?;
-            let v: Value = serde_json::from_str(&line)
-                .map_err(|_| format!("seed warm run printed {line:?}"))?;
+            let v = self
+                .seed_command(f, "warm", &json!({ "cycles": self.cycles }))
+                .await?;
             let requests = v["requests"].as_f64().ok_or("no request count")?;
             seed.push(v["cpu_s"].as_f64().ok_or("no cpu_s")? * 1e6 / requests);
             seed_latency_us.push(v["wall_s"].as_f64().ok_or("no wall_s")? * 1e6 / requests);
@@ -541,17 +553,7 @@ impl Bench {
             .0,
         );
 
-        let mut child = self.spawn_seed(f, "count", &json!({}))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
-        })
-        .await??;
-        let pid = child.id() as libc::pid_t;
-        tokio::task::spawn_blocking(move || reap(pid)).await?;
-        let seed: Value =
-            serde_json::from_str(&line).map_err(|_| format!("seed count printed {line:?}"))?;
+        let seed = self.seed_command(f, "count", &json!({})).await?;
         let mut table = serde_json::Map::new();
         for (op, n) in &ours {
             table.insert(
