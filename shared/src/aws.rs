@@ -3,7 +3,8 @@
 //! whose provider chains (profiles, SSO, STS, IMDS) a Lambda function never uses and
 //! whose code and start-up work every cold start would otherwise pay for.
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 use crate::config::ConfigError;
 
@@ -68,19 +69,30 @@ impl AwsEnv {
         let mut config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(self.region.clone())
-            .credentials_provider(self.credentials.clone());
+            .credentials_provider(self.credentials.clone())
+            .http_client(https_client());
         config.set_endpoint_url(self.dynamodb_endpoint.clone());
         aws_sdk_dynamodb::Client::from_conf(config.build())
     }
 
-    pub fn ssm(&self) -> aws_sdk_ssm::Client {
-        let mut config = aws_sdk_ssm::Config::builder()
-            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
-            .region(self.region.clone())
-            .credentials_provider(self.credentials.clone());
-        config.set_endpoint_url(self.ssm_endpoint.clone());
-        aws_sdk_ssm::Client::from_conf(config.build())
+    /// An SSM parameter's decrypted value.
+    pub async fn get_parameter(&self, name: &str) -> Result<String, crate::ssm::SsmError> {
+        crate::ssm::SsmTarget {
+            region: self.region.as_ref(),
+            credentials: &self.credentials,
+            endpoint: self.ssm_endpoint.as_deref(),
+        }
+        .get_parameter(name)
+        .await
     }
+}
+
+/// The SDK's client on rustls with ring. Root certificates load on the first HTTPS
+/// connection, not here, so a cold start does not read them before it needs them.
+fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 #[cfg(test)]

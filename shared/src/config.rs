@@ -192,21 +192,10 @@ impl StoreConfig {
             name: "DJANGO_SECRET_KEY_PARAMETER",
             reason,
         };
-        let out = aws
-            .ssm()
-            .get_parameter()
-            .name(name)
-            .with_decryption(true)
-            .send()
+        let value = aws
+            .get_parameter(name)
             .await
-            .map_err(|e| {
-                use aws_sdk_ssm::error::ProvideErrorMetadata;
-                failed(format!(
-                    "could not read parameter {name:?}: {}",
-                    e.code().unwrap_or("no response")
-                ))
-            })?;
-        let value = out.parameter.and_then(|p| p.value).unwrap_or_default();
+            .map_err(|e| failed(format!("could not read parameter {name:?}: {e}")))?;
         let keys = DjangoKeys::from_lines(&value)
             .ok_or_else(|| failed(format!("parameter {name:?} holds no key")))?;
         self.codec = CodecConfig::Django(DjangoSecrets::Keys(keys));

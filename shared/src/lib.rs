@@ -12,6 +12,7 @@ pub mod key;
 pub mod metrics;
 pub mod retry;
 pub mod session;
+pub mod ssm;
 pub mod store;
 pub mod telemetry;
 

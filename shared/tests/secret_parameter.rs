@@ -1,6 +1,5 @@
 //! The Django keys fetched from an SSM SecureString parameter, as in AWS (moto serves SSM).
 
-use aws_sdk_ssm::types::ParameterType;
 use session_store::codec::{CodecConfig, DjangoSecrets};
 use session_store::{
     AwsEnv, Codec, DjangoCodec, DjangoKeys, Secret, SessionData, StoreConfig, Timestamp,
@@ -30,14 +29,15 @@ fn config(parameter: &str) -> StoreConfig {
 async fn keys_come_from_a_secure_string_parameter_fetched_once() {
     let aws = aws();
     let name = format!("/{}/django-secret", testkit::unique_table_name("app"));
-    aws.ssm()
-        .put_parameter()
-        .name(&name)
-        .r#type(ParameterType::SecureString)
-        .value("the-new-key\nthe-old-key\n")
-        .send()
-        .await
-        .unwrap();
+    testkit::raw_json_call(
+        "AmazonSSM.PutParameter",
+        &serde_json::json!({
+            "Name": name,
+            "Type": "SecureString",
+            "Value": "the-new-key\nthe-old-key\n",
+        }),
+    )
+    .unwrap();
 
     let unfetched = config(&name);
     assert!(

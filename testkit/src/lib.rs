@@ -137,12 +137,21 @@ impl Intercept for RequestCounter {
     }
 }
 
+/// The SDK's HTTP client without its default TLS stack, as the functions build it.
+fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// A client for the local endpoint with dummy credentials, counting what it sends.
 pub fn client(counter: &RequestCounter) -> Client {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
+        .http_client(http_client())
         .endpoint_url(endpoint())
         .interceptor(counter.clone())
         .build();
@@ -346,7 +355,8 @@ pub async fn item_count(client: &Client, table: &str) -> Result<usize, Error> {
 
 /// One JSON request to the local endpoint, answered as raw JSON: the records of
 /// DynamoDB Streams arrive exactly as Lambda receives them. `target` is the
-/// `X-Amz-Target`, such as `DynamoDBStreams_20120810.GetRecords`.
+/// `X-Amz-Target`, such as `DynamoDBStreams_20120810.GetRecords` or
+/// `AmazonSSM.PutParameter` (SSM's JSON dialect, sent to moto's SSM).
 pub fn raw_json_call(target: &str, body: &serde_json::Value) -> Result<serde_json::Value, Error> {
     use std::io::{Read, Write};
     let url = endpoint();
@@ -355,12 +365,17 @@ pub fn raw_json_call(target: &str, body: &serde_json::Value) -> Result<serde_jso
         .ok_or("raw calls need an http:// endpoint")?
         .trim_end_matches('/');
     let payload = body.to_string();
+    let (service, content_type) = if target.starts_with("AmazonSSM.") {
+        ("ssm", "application/x-amz-json-1.1")
+    } else {
+        ("dynamodb", "application/x-amz-json-1.0")
+    };
     let mut stream = TcpStream::connect(authority)?;
     write!(
         stream,
-        "POST / HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-amz-json-1.0\r\n\
+        "POST / HTTP/1.1\r\nHost: {authority}\r\nContent-Type: {content_type}\r\n\
          X-Amz-Target: {target}\r\nAuthorization: AWS4-HMAC-SHA256 \
-         Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, \
+         Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, \
          Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
         payload.len()
     )?;
@@ -430,6 +445,7 @@ pub fn unreachable_client() -> Client {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
+        .http_client(http_client())
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .build();
     Client::from_conf(config)
