@@ -3,7 +3,6 @@
 //! `bench/results.json` and `bench/results.md`. Medians of several runs, with min and max.
 
 mod measure;
-mod proxy;
 mod report;
 mod runtime_api;
 

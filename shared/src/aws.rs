@@ -3,6 +3,10 @@
 //! whose provider chains (profiles, SSO, STS, IMDS) a Lambda function never uses and
 //! whose code and start-up work every cold start would otherwise pay for.
 
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
@@ -70,7 +74,9 @@ impl AwsEnv {
             .behavior_version(BehaviorVersion::latest())
             .region(self.region.clone())
             .credentials_provider(self.credentials.clone())
-            .http_client(https_client());
+            .http_client(https_client())
+            .retry_config(dynamodb_retries())
+            .timeout_config(dynamodb_timeouts());
         config.set_endpoint_url(self.dynamodb_endpoint.clone());
         aws_sdk_dynamodb::Client::from_conf(config.build())
     }
@@ -85,6 +91,25 @@ impl AwsEnv {
         .get_parameter(name)
         .await
     }
+}
+
+/// Three tries with short backoff: a throttled API request should answer 503 within a
+/// second or two, not after the SDK's default backoff of up to 20 s.
+fn dynamodb_retries() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(50))
+        .with_max_backoff(Duration::from_secs(1))
+}
+
+/// A DynamoDB that stops answering must not hold a function until Lambda kills it: three
+/// tries of 2 s and their backoff end well inside the API function's 10 s timeout.
+fn dynamodb_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(8))
+        .build()
 }
 
 /// The SDK's client on rustls with ring. Root certificates load on the first HTTPS

@@ -130,10 +130,12 @@ impl DjangoCodec {
         }
     }
 
-    fn signature(&self, signed_value: &str) -> String {
+    /// `value:signature` under the current key, as Django's signer writes it.
+    pub fn sign(&self, value: &str) -> String {
         let mut mac = Self::mac(&self.keys[0]);
-        mac.update(signed_value.as_bytes());
-        general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        mac.update(value.as_bytes());
+        let signature = general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{value}:{signature}")
     }
 
     /// The signed value, checked against every key in constant time.
@@ -193,9 +195,7 @@ impl Codec for DjangoCodec {
             }
             _ => general_purpose::URL_SAFE_NO_PAD.encode(json.as_bytes()),
         };
-        let signed = format!("{payload}:{}", b62_encode(now.epoch_seconds()));
-        let signature = self.signature(&signed);
-        format!("{signed}:{signature}")
+        self.sign(&format!("{payload}:{}", b62_encode(now.epoch_seconds())))
     }
 
     fn decode(&self, raw: &str) -> Result<SessionData, DecodeError> {
@@ -447,7 +447,7 @@ mod tests {
         let zeros = vec![b' '; (MAX_DECOMPRESSED_BYTES + 10) as usize];
         let z = zlib(&zeros).unwrap();
         let signed = format!(".{}:0", general_purpose::URL_SAFE_NO_PAD.encode(z));
-        let raw = format!("{signed}:{}", codec.signature(&signed));
+        let raw = codec.sign(&signed);
         assert_eq!(codec.open(&raw).unwrap_err(), DjangoError::BadZlib);
     }
 }

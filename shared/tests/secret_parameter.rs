@@ -7,13 +7,7 @@ use session_store::{
 
 /// Settings as Lambda gives them, pointed at the local endpoint.
 fn aws() -> AwsEnv {
-    AwsEnv::from_lookup(|name| match name {
-        "AWS_REGION" => Some("us-east-1".into()),
-        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
-        "AWS_ENDPOINT_URL" => Some(testkit::endpoint().into()),
-        _ => None,
-    })
-    .unwrap()
+    AwsEnv::from_lookup(testkit::lambda_env(testkit::endpoint())).unwrap()
 }
 
 fn config(parameter: &str) -> StoreConfig {

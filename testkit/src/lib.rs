@@ -1,6 +1,8 @@
 //! Test support: a local DynamoDB (moto's server), tables made from `template.yaml`'s
 //! definition, and a counter of the requests a client sends.
 
+pub mod proxy;
+
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -143,6 +145,19 @@ fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https()
+}
+
+/// The variables Lambda gives a function, with dummy credentials and every AWS
+/// service at `endpoint`: a lookup for `AwsEnv::from_lookup`, so that tests build
+/// clients exactly as the functions do.
+pub fn lambda_env(endpoint: &str) -> impl Fn(&str) -> Option<String> + use<> {
+    let endpoint = endpoint.to_owned();
+    move |name| match name {
+        "AWS_REGION" => Some("us-east-1".into()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".into()),
+        "AWS_ENDPOINT_URL" => Some(endpoint.clone()),
+        _ => None,
+    }
 }
 
 /// A client for the local endpoint with dummy credentials, counting what it sends.

@@ -130,20 +130,171 @@ fn gateway_context(request: &Request) -> (Option<&str>, Option<&str>) {
     }
 }
 
+/// What a request asks for, parsed and checked in full before any DynamoDB call, so
+/// that bad input of any kind is a 4xx and leaves the table untouched.
+#[derive(Debug, PartialEq)]
+pub enum Operation {
+    Create {
+        data: SessionData,
+        expiry: Expiry,
+    },
+    Read {
+        key: SessionKey,
+        touch: bool,
+    },
+    Exists(SessionKey),
+    Replace {
+        key: SessionKey,
+        data: SessionData,
+        expiry: Expiry,
+        expected: Option<Version>,
+    },
+    Patch {
+        key: SessionKey,
+        patch: serde_json::Map<String, Value>,
+        expected: Option<Version>,
+    },
+    Delete {
+        key: SessionKey,
+        expected: Option<Version>,
+    },
+    Cycle(SessionKey),
+    Touch(SessionKey),
+}
+
+impl Operation {
+    /// Parses a request; a larger body than `max_body_bytes` is refused unread.
+    pub fn parse(request: &Request, max_body_bytes: usize) -> Result<Self, ApiError> {
+        Self::of_route(request, &Route::of(request), max_body_bytes)
+    }
+
+    fn of_route(request: &Request, route: &Route, max_body_bytes: usize) -> Result<Self, ApiError> {
+        let method = request.method();
+        let raw = match route {
+            Route::Unknown => return Err(ApiError::NoRoute),
+            Route::Collection => {
+                if method != Method::POST {
+                    return Err(ApiError::MethodNotAllowed("POST"));
+                }
+                let body = match read_json(request, JSON, max_body_bytes)? {
+                    Some(v) => SessionBody::parse(v)?,
+                    None => SessionBody::default(),
+                };
+                return Ok(Self::Create {
+                    data: body.data.unwrap_or_default(),
+                    expiry: body.expiry,
+                });
+            }
+            Route::Session(raw) | Route::Cycle(raw) | Route::Touch(raw) => raw,
+        };
+        let (allowed, method_ok) = match route {
+            Route::Session(_) => (
+                "GET, HEAD, PUT, PATCH, DELETE",
+                [
+                    Method::GET,
+                    Method::HEAD,
+                    Method::PUT,
+                    Method::PATCH,
+                    Method::DELETE,
+                ]
+                .contains(method),
+            ),
+            _ => ("POST", method == Method::POST),
+        };
+        if !method_ok {
+            return Err(ApiError::MethodNotAllowed(allowed));
+        }
+        let key = SessionKey::parse(raw)?;
+        Ok(match (route, method.as_str()) {
+            (Route::Cycle(_), _) => Self::Cycle(key),
+            (Route::Touch(_), _) => Self::Touch(key),
+            (_, "GET") => Self::Read {
+                key,
+                touch: wants_touch(request.query_string_parameters_ref())?,
+            },
+            (_, "HEAD") => Self::Exists(key),
+            (_, "DELETE") => Self::Delete {
+                key,
+                expected: if_match(request.headers())?,
+            },
+            (_, "PUT") => {
+                let expected = if_match(request.headers())?;
+                let body = read_json(request, JSON, max_body_bytes)?
+                    .ok_or_else(|| ApiError::BadRequest("a body with data is required".into()))?;
+                let body = SessionBody::parse(body)?;
+                let data = body
+                    .data
+                    .ok_or_else(|| ApiError::BadRequest("data is required".into()))?;
+                Self::Replace {
+                    key,
+                    data,
+                    expiry: body.expiry,
+                    expected,
+                }
+            }
+            _ => {
+                let expected = if_match(request.headers())?;
+                let patch = read_json(request, MERGE_PATCH, max_body_bytes)?
+                    .ok_or_else(|| ApiError::BadRequest("a merge patch body is required".into()))?;
+                let Value::Object(patch) = patch else {
+                    return Err(ApiError::BadRequest(
+                        "a merge patch of session data must be a JSON object".into(),
+                    ));
+                };
+                Self::Patch {
+                    key,
+                    patch,
+                    expected,
+                }
+            }
+        })
+    }
+
+    /// The session the operation names, for the access log.
+    fn key(&self) -> Option<&SessionKey> {
+        match self {
+            Self::Create { .. } => None,
+            Self::Read { key, .. }
+            | Self::Exists(key)
+            | Self::Replace { key, .. }
+            | Self::Patch { key, .. }
+            | Self::Delete { key, .. }
+            | Self::Cycle(key)
+            | Self::Touch(key) => Some(key),
+        }
+    }
+}
+
+/// RFC 7396: a merge patch applied to session data, which stays an object.
+pub fn merge_patch(data: &mut SessionData, patch: &serde_json::Map<String, Value>) {
+    for (name, value) in patch {
+        if value.is_null() {
+            data.remove(name);
+        } else {
+            match data.get_mut(name) {
+                Some(current) => json_patch::merge(current, value),
+                None => {
+                    let mut fresh = Value::Null;
+                    json_patch::merge(&mut fresh, value);
+                    data.insert(name.clone(), fresh);
+                }
+            }
+        }
+    }
+}
+
 async fn dispatch(
     app: &App,
     request: &Request,
     route: &Route,
     session: &mut Option<String>,
 ) -> Result<Response<Body>, ApiError> {
-    let method = request.method();
-    let key = match route {
-        Route::Unknown => return Err(ApiError::NoRoute),
-        Route::Collection => {
-            if method != Method::POST {
-                return Err(ApiError::MethodNotAllowed("POST"));
-            }
-            let created = create(app, request).await?;
+    let operation = Operation::of_route(request, route, app.max_body_bytes)?;
+    *session = operation.key().map(|k| k.fingerprint(12));
+    let store = &app.store;
+    let answer = match operation {
+        Operation::Create { data, expiry } => {
+            let created = store.create(data, expiry).await?;
             *session = Some(created.key.fingerprint(12));
             let location = format!("{}/{}", request.uri().path(), created.key.as_str());
             let mut response = session_response(StatusCode::CREATED, &created);
@@ -152,95 +303,44 @@ async fn dispatch(
             }
             return Ok(response);
         }
-        Route::Session(raw) | Route::Cycle(raw) | Route::Touch(raw) => raw,
-    };
-    let allowed = match route {
-        Route::Session(_) => "GET, HEAD, PUT, PATCH, DELETE",
-        _ => "POST",
-    };
-    let method_ok = match route {
-        Route::Session(_) => [
-            Method::GET,
-            Method::HEAD,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ]
-        .contains(method),
-        _ => method == Method::POST,
-    };
-    if !method_ok {
-        return Err(ApiError::MethodNotAllowed(allowed));
-    }
-    let key = SessionKey::parse(key)?;
-    *session = Some(key.fingerprint(12));
-    let store = &app.store;
-    let answer = match (route, method.as_str()) {
-        (Route::Cycle(_), _) => {
+        Operation::Cycle(key) => {
             let cycled = store.cycle(&key, None).await?;
             *session = Some(cycled.key.fingerprint(12));
             cycled
         }
-        (Route::Touch(_), _) => store.touch(&key).await?,
-        (_, "GET") => {
-            if wants_touch(request.query_string_parameters_ref())? {
-                store.load_and_touch(&key).await?
-            } else {
-                store.load(&key).await?
-            }
-        }
-        (_, "HEAD") => {
+        Operation::Touch(key) => store.touch(&key).await?,
+        Operation::Read { key, touch: true } => store.load_and_touch(&key).await?,
+        Operation::Read { key, touch: false } => store.load(&key).await?,
+        Operation::Exists(key) => {
             if store.exists(&key).await? {
                 return Ok(empty(StatusCode::OK));
             }
             return Err(session_store::StoreError::NotFound.into());
         }
-        (_, "DELETE") => {
-            let expected = if_match(request.headers())?;
+        Operation::Delete { key, expected } => {
             store.delete(&key, expected).await?;
             return Ok(empty(StatusCode::NO_CONTENT));
         }
-        (_, "PUT") => {
-            let expected = if_match(request.headers())?;
-            let body = read_json(request, JSON, app.max_body_bytes)?
-                .ok_or_else(|| ApiError::BadRequest("a body with data is required".into()))?;
-            let body = SessionBody::parse(body)?;
-            let data = body
-                .data
-                .ok_or_else(|| ApiError::BadRequest("data is required".into()))?;
-            store.replace(&key, data, body.expiry, expected).await?
-        }
-        _ => {
-            let expected = if_match(request.headers())?;
-            let patch = read_json(request, MERGE_PATCH, app.max_body_bytes)?
-                .ok_or_else(|| ApiError::BadRequest("a merge patch body is required".into()))?;
-            if !patch.is_object() {
-                return Err(ApiError::BadRequest(
-                    "a merge patch of session data must be a JSON object".into(),
-                ));
-            }
+        Operation::Replace {
+            key,
+            data,
+            expiry,
+            expected,
+        } => store.replace(&key, data, expiry, expected).await?,
+        Operation::Patch {
+            key,
+            patch,
+            expected,
+        } => {
             store
                 .update(&key, expected, |data| {
-                    let mut doc = Value::Object(std::mem::take(data));
-                    json_patch::merge(&mut doc, &patch);
-                    if let Value::Object(merged) = doc {
-                        *data = merged;
-                    }
+                    merge_patch(data, &patch);
                     Ok(())
                 })
                 .await?
         }
     };
     Ok(session_response(StatusCode::OK, &answer))
-}
-
-async fn create(app: &App, request: &Request) -> Result<Session, ApiError> {
-    let body = match read_json(request, JSON, app.max_body_bytes)? {
-        Some(v) => SessionBody::parse(v)?,
-        None => SessionBody::default(),
-    };
-    let data = body.data.unwrap_or_default();
-    Ok(app.store.create(data, body.expiry).await?)
 }
 
 /// The body of POST and PUT: `{"data": {...}, "ttl_seconds": n}`.

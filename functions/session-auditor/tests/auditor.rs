@@ -335,3 +335,48 @@ async fn each_batch_ends_with_its_counts_as_an_emf_line() {
     }
     assert_eq!(printed.lines().count(), 4);
 }
+
+/// Records damaged the ways a stream can deliver them: each is reported by its sequence
+/// number, and the record before it is audited.
+#[tokio::test]
+async fn each_kind_of_damaged_record_is_reported_by_its_sequence_number() {
+    let good = event_file("stream-insert.json")["Records"][0].clone();
+    let modify = event_file("stream-modify.json")["Records"][0].clone();
+    type Spoil = fn(&mut Value);
+    let damage: [(&str, Spoil); 6] = [
+        ("no new image on a modify", |r| {
+            r["dynamodb"].as_object_mut().unwrap().remove("NewImage");
+        }),
+        ("a key that is a number", |r| {
+            r["dynamodb"]["Keys"] = json!({"session_key": {"N": "1"}});
+        }),
+        ("no keys at all", |r| {
+            r["dynamodb"].as_object_mut().unwrap().remove("Keys");
+        }),
+        ("an attribute of an unknown type", |r| {
+            r["dynamodb"]["NewImage"]["version"] = json!({"Q": "2"});
+        }),
+        ("an unknown event name", |r| {
+            r["eventName"] = json!("TRUNCATE")
+        }),
+        ("images that are not objects", |r| {
+            r["dynamodb"]["NewImage"] = json!([1, 2]);
+        }),
+    ];
+    for (what, spoil) in damage {
+        let mut bad = modify.clone();
+        spoil(&mut bad);
+        bad["dynamodb"]["SequenceNumber"] = json!("444000000000000000000001");
+        let report = auditor()
+            .audit_batch(&json!({"Records": [good.clone(), bad, good.clone()]}))
+            .unwrap();
+        let failed: Vec<_> = report
+            .response
+            .batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.as_deref())
+            .collect();
+        assert_eq!(failed, ["444000000000000000000001"], "{what}");
+        assert_eq!(report.lines.len(), 1, "{what}");
+    }
+}

@@ -10,8 +10,9 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 use session_cleanup::{CHECKPOINT_KEY, Cleanup, Overrides, Summary, handler};
 use session_store::item::Item;
-use session_store::{CleanupConfig, ManualClock, SessionKey, StoreConfig, Timestamp};
+use session_store::{AwsEnv, CleanupConfig, ManualClock, SessionKey, StoreConfig, Timestamp};
 use testkit::RequestCounter;
+use testkit::proxy::{Fault, Proxy};
 
 const NOW: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
@@ -45,13 +46,24 @@ fn n(v: i64) -> AttributeValue {
 
 impl Env {
     fn cleanup(&self, configure: impl FnOnce(&mut CleanupConfig)) -> Cleanup {
+        self.cleanup_with(self.client.clone(), configure)
+    }
+
+    /// A cleanup whose client is built as the function builds it, reaching DynamoDB
+    /// through `proxy`.
+    fn cleanup_behind(&self, proxy: &Proxy, configure: impl FnOnce(&mut CleanupConfig)) -> Cleanup {
+        let aws = AwsEnv::from_lookup(testkit::lambda_env(&proxy.url)).unwrap();
+        self.cleanup_with(aws.dynamodb(), configure)
+    }
+
+    fn cleanup_with(&self, client: Client, configure: impl FnOnce(&mut CleanupConfig)) -> Cleanup {
         let mut config = CleanupConfig::default();
         configure(&mut config);
         let store = StoreConfig {
             table_name: self.table.clone(),
             ..StoreConfig::default()
         };
-        Cleanup::new(self.client.clone(), store, config)
+        Cleanup::new(client, store, config)
             .unwrap()
             .with_clock(Arc::new(self.clock.clone()))
     }
@@ -471,4 +483,80 @@ async fn django_items_are_stamped_with_the_expiry_their_data_asks_for() {
             fixed
         );
     }
+}
+
+#[tokio::test]
+async fn throttled_deletes_back_off_end_the_run_cleanly_and_the_next_run_deletes_them() {
+    let e = env().await;
+    let expired = e.seed(Kind::Expired, 4).await;
+    e.seed(Kind::Live, 2).await;
+    let proxy = Proxy::start(testkit::endpoint()).await.unwrap();
+    let cleanup = e.cleanup_behind(&proxy, |c| {
+        c.segments = 1;
+        c.concurrency = 2;
+    });
+    // Every try of the 4 deletes: 6 by the cleanup, each tried 3 times by the client.
+    // The run's last DeleteItem, of its checkpoint, passes.
+    proxy.inject("DeleteItem", Fault::Throttling, Some(40));
+    proxy.inject("DeleteItem", Fault::ProvisionedThroughputExceeded, Some(32));
+    let first = cleanup.run(Overrides::default(), far()).await.unwrap();
+    assert_eq!((first.deleted, first.errors, first.scanned), (0, 4, 6));
+    assert_eq!(proxy.injected_total(), 4 * 6 * 3);
+    for key in &expired {
+        assert!(
+            e.item(key).await.is_some(),
+            "nothing deleted while throttled"
+        );
+    }
+    proxy.heal();
+    let second = cleanup.run(Overrides::default(), far()).await.unwrap();
+    assert_eq!((second.deleted, second.errors), (4, 0));
+    assert!(second.complete);
+    assert_eq!(e.all_items().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_scan_that_keeps_failing_stops_the_run_with_a_checkpoint_and_the_next_run_resumes() {
+    let e = env().await;
+    e.seed(Kind::Expired, 30).await;
+    let proxy = Proxy::start(testkit::endpoint()).await.unwrap();
+    let cleanup = e.cleanup_behind(&proxy, |c| {
+        c.segments = 1;
+        c.page_size = 10;
+    });
+    // The first page passes; every later Scan fails.
+    proxy.inject_after("Scan", 1, Fault::DropConnection, None);
+    let first = cleanup.run(Overrides::default(), far()).await.unwrap();
+    assert!(!first.complete);
+    assert_eq!((first.deleted, first.errors), (10, 1));
+    assert!(
+        e.item(CHECKPOINT_KEY).await.is_some(),
+        "the stop is recorded"
+    );
+    proxy.heal();
+    let second = cleanup.run(Overrides::default(), far()).await.unwrap();
+    assert!(second.resumed && second.complete);
+    assert_eq!(second.deleted, 20);
+    assert_eq!(e.all_items().await.len(), 0);
+}
+
+#[tokio::test]
+async fn faults_that_pass_within_the_tries_cost_nothing_but_time() {
+    let e = env().await;
+    e.seed(Kind::Expired, 10).await;
+    e.seed(Kind::LegacyWithoutCreated, 3).await;
+    let proxy = Proxy::start(testkit::endpoint()).await.unwrap();
+    let cleanup = e.cleanup_behind(&proxy, |c| c.segments = 1);
+    proxy.inject("Scan", Fault::Timeout, Some(1));
+    proxy.inject("Scan", Fault::DropConnection, Some(1));
+    proxy.inject("DeleteItem", Fault::InternalServerError, Some(5));
+    proxy.inject("UpdateItem", Fault::Throttling, Some(3));
+    let summary = cleanup.run(Overrides::default(), far()).await.unwrap();
+    assert_eq!(
+        (summary.deleted, summary.legacy_stamped, summary.errors),
+        (10, 3, 0)
+    );
+    assert!(summary.complete);
+    assert_eq!(proxy.injected_total(), 10);
+    assert_eq!(e.all_items().await.len(), 3);
 }

@@ -85,6 +85,24 @@ pub async fn api_with(configure: impl FnOnce(&mut StoreConfig)) -> Api {
     }
 }
 
+/// An API whose store reaches DynamoDB through a fault proxy, with the client settings
+/// the functions use in AWS (retries, timeouts); `client` still reaches moto directly,
+/// so that tests can check the table whatever the proxy does.
+pub async fn api_behind_proxy() -> (Api, testkit::proxy::Proxy) {
+    let mut api = api().await;
+    let proxy = testkit::proxy::Proxy::start(testkit::endpoint())
+        .await
+        .expect("a proxy on 127.0.0.1");
+    let aws = session_store::AwsEnv::from_lookup(testkit::lambda_env(&proxy.url))
+        .expect("settings for the proxy");
+    let config = api.app.store().config().clone();
+    let store = SessionStore::new(aws.dynamodb(), config)
+        .unwrap()
+        .with_clock(Arc::new(api.clock.clone()));
+    api.app = App::new(store);
+    (api, proxy)
+}
+
 /// The body of a request: text, or raw bytes sent base64-encoded as API Gateway does.
 pub enum Payload<'a> {
     None,
