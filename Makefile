@@ -7,13 +7,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv test fmt lint unit cfn-lint sam-validate policy openapi e2e dev build bench clean
+.PHONY: help venv test fmt lint unit cfn-lint sam-validate policy openapi e2e dev build bench fuzz clean
 
 help:
 	@echo "make test   run every check CI runs (format, clippy, tests against moto, template and OpenAPI checks, end-to-end over HTTP)"
 	@echo "make dev    run the service locally: DynamoDB on 127.0.0.1:\$${DYNAMODB_PORT:-8000}, API on 127.0.0.1:\$${API_PORT:-9000}"
 	@echo "make build  sam build: three arm64 bootstrap binaries under .aws-sam/build/"
 	@echo "make bench  release build, then every performance figure side by side with django-dynamodb-sessions: bench/results.{json,md,png}"
+	@echo "make fuzz   libFuzzer on each fuzz target for FUZZ_SECONDS (default 60) each"
 	@echo "make venv   install the pinned Python tools into $(VENV)/"
 
 CHECKOV := $(VENV)/checkov/bin/checkov
@@ -29,6 +30,11 @@ $(VENV)/.installed: requirements.txt requirements-build.txt
 $(VENV)/checkov/.installed: requirements-checkov.txt
 	python3 -m venv $(VENV)/checkov
 	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+$(VENV)/schemathesis/.installed: requirements-schemathesis.txt
+	python3 -m venv $(VENV)/schemathesis
+	$(VENV)/schemathesis/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-schemathesis.txt
 	touch $@
 
 $(VENV)/bench/.installed: requirements-bench.txt
@@ -67,7 +73,7 @@ openapi: venv
 
 # Starts tools/dev.sh on free ports, walks through the README's curl example over HTTP,
 # stops it with SIGTERM and checks nothing is left listening.
-e2e: venv
+e2e: venv $(VENV)/schemathesis/.installed
 	$(PY) tools/e2e.py
 
 dev: venv
@@ -84,6 +90,13 @@ bench: venv $(VENV)/bench/.installed
 	target/release/session-bench --out bench
 	$(VENV)/bench/bin/python tools/bench_plot.py bench/results.json bench/results.png
 
+# cargo fuzz, pinned, into .tools/; it runs on the stable toolchain without a sanitizer.
+.tools/bin/cargo-fuzz:
+	cargo install cargo-fuzz --version 0.13.2 --locked --root .tools
+
+fuzz: .tools/bin/cargo-fuzz
+	tools/fuzz.sh
+
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .tools

@@ -2,6 +2,7 @@
 //! machine in one run, ours side by side with the original Django backend, written to
 //! `bench/results.json` and `bench/results.md`. Medians of several runs, with min and max.
 
+mod load;
 mod measure;
 mod report;
 mod runtime_api;
@@ -12,7 +13,7 @@ use measure::Bench;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: session-bench [--runs N] [--cycles N] [--cleanup-items N] [--out DIR]\n\
+        "usage: session-bench [--runs N] [--cycles N] [--cleanup-items N] [--load-clients N] [--load-seconds N] [--out DIR]\n\
          needs the release binaries (cargo build --release) and .venv (make venv)"
     );
     std::process::exit(2)
@@ -24,6 +25,8 @@ async fn main() {
         runs: 5,
         cycles: 250,
         cleanup_items: 500,
+        load_clients: 16,
+        load_duration: std::time::Duration::from_secs(30),
         root: testkit::workspace_root(),
     };
     let mut out = PathBuf::from("bench");
@@ -34,11 +37,16 @@ async fn main() {
             "--runs" => bench.runs = value.parse().unwrap_or_else(|_| usage()),
             "--cycles" => bench.cycles = value.parse().unwrap_or_else(|_| usage()),
             "--cleanup-items" => bench.cleanup_items = value.parse().unwrap_or_else(|_| usage()),
+            "--load-clients" => bench.load_clients = value.parse().unwrap_or_else(|_| usage()),
+            "--load-seconds" => {
+                bench.load_duration =
+                    std::time::Duration::from_secs(value.parse().unwrap_or_else(|_| usage()))
+            }
             "--out" => out = PathBuf::from(value),
             _ => usage(),
         }
     }
-    if bench.runs == 0 || bench.cycles == 0 || bench.cleanup_items == 0 {
+    if bench.runs == 0 || bench.cycles == 0 || bench.cleanup_items == 0 || bench.load_clients == 0 {
         usage();
     }
     match bench.run_all().await {

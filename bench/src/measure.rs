@@ -25,6 +25,9 @@ pub struct Bench {
     /// Cycles of (create, get, patch, delete) per warm run.
     pub cycles: usize,
     pub cleanup_items: usize,
+    /// Concurrent clients of the load test, and how long it runs.
+    pub load_clients: usize,
+    pub load_duration: std::time::Duration,
     pub root: PathBuf,
 }
 
@@ -122,7 +125,7 @@ fn user_and_system(pid: u32) -> Result<(f64, f64), Error> {
 }
 
 /// An API Gateway HTTP API event, from the committed sample with another method, path and body.
-fn api_event(
+pub(crate) fn api_event(
     template: &Value,
     method: &str,
     path: &str,
@@ -206,6 +209,22 @@ impl Bench {
         results.insert("cleanup".into(), self.cleanup().await?);
         eprintln!("bench: auditor ({} runs of 10,000 records)", self.runs);
         results.insert("auditor".into(), self.auditor()?);
+        eprintln!(
+            "bench: load ({} clients for {} s)",
+            self.load_clients,
+            self.load_duration.as_secs()
+        );
+        results.insert(
+            "load".into(),
+            crate::load::run(
+                &f.proxy.url,
+                &f.table,
+                &f.api_template,
+                self.load_clients,
+                self.load_duration,
+            )
+            .await?,
+        );
         results.insert(
             "machine".into(),
             json!({

@@ -163,6 +163,7 @@ pub fn markdown(r: &Value) -> String {
             md.push_str(&format!("| {op} | {} | {seed} |\n", v["ours"]));
         }
     }
+    md.push_str(&load_section(&r["load"]));
     md.push_str(&format!(
         "\nMachine: {} CPUs, {} {}; DynamoDB: {}.\n",
         r["machine"]["cpus"],
@@ -170,6 +171,51 @@ pub fn markdown(r: &Value) -> String {
         r["machine"]["arch"].as_str().unwrap_or(""),
         r["machine"]["dynamodb"].as_str().unwrap_or("")
     ));
+    md
+}
+
+/// The load test: its counts, the invariant, and latency percentiles per operation.
+fn load_section(load: &Value) -> String {
+    if load.is_null() {
+        return String::new();
+    }
+    let number = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let statuses = load["statuses"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(s, n)| format!("{s}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let mut md = format!(
+        "\nLoad: {} concurrent clients for {:.0} s against the API in process, {} requests \
+         ({:.0} per second). Statuses: {statuses}. Unexpected answers: {}. Version conflicts \
+         (412, retried by the client): {}. Counters whose value fell short of the \
+         acknowledged increments (lost updates): {} of {}.\n\n\
+         | operation | requests | p50 ms | p90 ms | p99 ms | max ms |\n| --- | --- | --- | --- | --- | --- |\n",
+        load["clients"],
+        number(&load["seconds"]),
+        load["requests"],
+        number(&load["requests_per_second"]),
+        load["unexpected"],
+        load["version_conflicts_412"],
+        load["lost_updates"],
+        load["counters"].as_array().map_or(0, Vec::len),
+    );
+    if let Some(ops) = load["latency_ms"].as_object() {
+        for (op, v) in ops {
+            md.push_str(&format!(
+                "| {op} | {} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
+                v["count"],
+                number(&v["p50"]),
+                number(&v["p90"]),
+                number(&v["p99"]),
+                number(&v["max"])
+            ));
+        }
+    }
     md
 }
 

@@ -162,10 +162,15 @@ async fn put_with_a_stale_if_match_is_412_and_leaves_the_data_unchanged() {
     put(&api, &key, &json!({"data": {"a": 3}}), Some("\"not-ours\""))
         .await
         .assert_problem(412);
+    // Malformed tags and lists never match either.
     put(&api, &key, &json!({"data": {"a": 3}}), Some("2"))
         .await
-        .assert_problem(400);
+        .assert_problem(412);
     put(&api, &key, &json!({"data": {"a": 3}}), Some("\"1\", \"2\""))
+        .await
+        .assert_problem(412);
+    // A malformed body is a 400 whatever the tag.
+    put(&api, &key, &json!({"data": 3}), Some("\"1\""))
         .await
         .assert_problem(400);
     assert_eq!(api.raw_item(&key).await, before);
@@ -624,4 +629,22 @@ async fn with_the_django_codec_session_expiry_in_the_data_is_the_expiry() {
     let patched = patch(&api, &key, &json!({"_session_expiry": null}), None).await;
     assert_eq!(patched.json()["expires_at"], rfc3339(1_209_600));
     assert_eq!(patched.json()["data"], json!({"user": "Zoë"}));
+}
+
+#[tokio::test]
+async fn a_whole_number_of_seconds_may_be_written_as_a_float() {
+    let api = api().await;
+    for ttl in ["60.0", "6e1"] {
+        let body = format!("{{\"data\": {{}}, \"ttl_seconds\": {ttl}}}");
+        let reply = api
+            .call("POST", "/sessions", &[JSON], Payload::Text(&body))
+            .await;
+        assert_eq!(reply.status, 201, "{ttl}: {}", reply.text);
+        // The clock stands at START, 2027-01-15T08:00:00Z.
+        assert_eq!(
+            reply.json()["expires_at"],
+            json!("2027-01-15T08:01:00Z"),
+            "{ttl}"
+        );
+    }
 }
