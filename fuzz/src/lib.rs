@@ -80,18 +80,19 @@ pub fn api_request(data: &[u8]) {
     match Operation::parse(&request, MAX_BODY) {
         Err(e) => check_problem(e),
         Ok(Operation::Patch { patch, .. }) => {
+            let fields = patch.as_object().expect("a parsed patch is an object");
             let mut session = SessionData::new();
             session.insert("kept".into(), json!({"nested": [1, 2]}));
             session.insert("removed".into(), json!(true));
             merge_patch(&mut session, &patch);
-            for (name, value) in &patch {
+            for (name, value) in fields {
                 assert_eq!(
                     session.contains_key(name),
                     !value.is_null(),
                     "a merge patch mishandled {name:?}"
                 );
             }
-            if !patch.contains_key("kept") {
+            if !fields.contains_key("kept") {
                 assert_eq!(session["kept"], json!({"nested": [1, 2]}));
             }
         }

@@ -149,9 +149,10 @@ pub enum Operation {
         expiry: Expiry,
         expected: Option<Version>,
     },
+    /// `patch` is always a JSON object.
     Patch {
         key: SessionKey,
-        patch: serde_json::Map<String, Value>,
+        patch: Value,
         expected: Option<Version>,
     },
     Delete {
@@ -236,11 +237,11 @@ impl Operation {
             _ => {
                 let patch = read_json(request, MERGE_PATCH, max_body_bytes)?
                     .ok_or_else(|| ApiError::BadRequest("a merge patch body is required".into()))?;
-                let Value::Object(patch) = patch else {
+                if !patch.is_object() {
                     return Err(ApiError::BadRequest(
                         "a merge patch of session data must be a JSON object".into(),
                     ));
-                };
+                }
                 Self::Patch {
                     key,
                     patch,
@@ -265,21 +266,13 @@ impl Operation {
     }
 }
 
-/// RFC 7396: a merge patch applied to session data, which stays an object.
-pub fn merge_patch(data: &mut SessionData, patch: &serde_json::Map<String, Value>) {
-    for (name, value) in patch {
-        if value.is_null() {
-            data.remove(name);
-        } else {
-            match data.get_mut(name) {
-                Some(current) => json_patch::merge(current, value),
-                None => {
-                    let mut fresh = Value::Null;
-                    json_patch::merge(&mut fresh, value);
-                    data.insert(name.clone(), fresh);
-                }
-            }
-        }
+/// RFC 7396: a merge patch applied to session data, which stays an object because
+/// the patch is one.
+pub fn merge_patch(data: &mut SessionData, patch: &Value) {
+    let mut doc = Value::Object(std::mem::take(data));
+    json_patch::merge(&mut doc, patch);
+    if let Value::Object(merged) = doc {
+        *data = merged;
     }
 }
 
