@@ -5,7 +5,6 @@
 mod load;
 mod measure;
 mod report;
-mod runtime_api;
 
 use std::path::PathBuf;
 

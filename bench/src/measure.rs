@@ -15,8 +15,8 @@ use session_cleanup::{Cleanup, Overrides};
 use session_store::{CleanupConfig, Clock, SessionKey, SessionStore, StoreConfig, SystemClock};
 use testkit::RequestCounter;
 
-use crate::runtime_api::RuntimeApi;
 use testkit::proxy::Proxy;
+use testkit::runtime_api::RuntimeApi;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 

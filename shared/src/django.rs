@@ -23,6 +23,8 @@ use crate::session::SessionData;
 pub const SESSION_SALT: &str = "django.contrib.sessions.SessionStore";
 /// Where Django keeps a session's own expiry inside its data.
 pub const EXPIRY_KEY: &str = "_session_expiry";
+/// The rule of a negative `_session_expiry`: a fixed time long past.
+const ALREADY_EXPIRED: Timestamp = Timestamp::from_epoch_seconds(0);
 /// A decompressed payload larger than this is refused rather than inflated.
 const MAX_DECOMPRESSED_BYTES: u64 = 16 * 1024 * 1024;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -212,6 +214,11 @@ impl Codec for DjangoCodec {
 
     fn expiry_of(&self, data: &SessionData) -> Option<Expiry> {
         Some(match data.get(EXPIRY_KEY) {
+            // Django adds the number to the last modification: a negative one has
+            // expired whenever that was.
+            Some(Value::Number(n)) if n.as_i64().is_some_and(|n| n < 0) => {
+                Expiry::At(ALREADY_EXPIRED)
+            }
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(0) | None => Expiry::Default,
                 Some(secs) => Expiry::IdleFor(Duration::from_secs(secs).min(MAX_IDLE_TIMEOUT)),
@@ -407,6 +414,7 @@ mod tests {
             assert_eq!(rule(text.into()), at, "{text}");
         }
         assert_eq!(rule("next tuesday".into()), Some(Expiry::Default));
+        assert_eq!(rule((-1).into()), Some(Expiry::At(ALREADY_EXPIRED)));
     }
 
     #[test]

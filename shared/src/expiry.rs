@@ -53,6 +53,17 @@ impl Expiry {
         }
         Ok(Self::IdleFor(d))
     }
+
+    /// The one check every write runs on the rule it is about to store: a fixed time that
+    /// has already passed would write a session that is dead on arrival.
+    pub fn check_for_write(self, now: Timestamp) -> Result<Self, StoreError> {
+        match self {
+            Self::At(t) if t <= now => Err(StoreError::InvalidData(
+                "the expiry time is not in the future".into(),
+            )),
+            rule => Ok(rule),
+        }
+    }
 }
 
 impl ExpiryPolicy {
@@ -62,7 +73,9 @@ impl ExpiryPolicy {
         self.max_lifetime.map(|max| start.saturating_add(max))
     }
 
-    /// When a session written at `now` under `rule` expires, capped by its deadline.
+    /// When a session written at `now` under `rule` expires: never more than the longest
+    /// idle timeout ahead (a fixed time in the year 9999 is a mistake, not a wish), and
+    /// never past its deadline.
     pub fn expires_at(
         &self,
         rule: Expiry,
@@ -72,7 +85,7 @@ impl ExpiryPolicy {
         let wanted = match rule {
             Expiry::Default => now.saturating_add(self.idle_timeout),
             Expiry::IdleFor(idle) => now.saturating_add(idle),
-            Expiry::At(t) => t,
+            Expiry::At(t) => t.min(now.saturating_add(MAX_IDLE_TIMEOUT)),
         };
         deadline.map_or(wanted, |d| wanted.min(d))
     }
@@ -117,6 +130,40 @@ mod tests {
             policy.expires_at(Expiry::At(t(9_999)), t(90), deadline),
             t(150)
         );
+    }
+
+    #[test]
+    fn a_fixed_time_beyond_the_longest_idle_timeout_is_capped_there() {
+        let policy = ExpiryPolicy::default();
+        let year_9999 = t(253_402_300_799);
+        let cap = t(1_000).saturating_add(MAX_IDLE_TIMEOUT);
+        assert_eq!(
+            policy.expires_at(Expiry::At(year_9999), t(1_000), None),
+            cap
+        );
+        let capped = ExpiryPolicy {
+            max_lifetime: Some(Duration::from_secs(60)),
+            ..policy
+        };
+        assert_eq!(
+            capped.expires_at(
+                Expiry::At(year_9999),
+                t(1_000),
+                capped.deadline_from(t(1_000))
+            ),
+            t(1_060)
+        );
+    }
+
+    #[test]
+    fn a_fixed_time_that_has_passed_is_refused_for_every_write() {
+        assert!(Expiry::At(t(5)).check_for_write(t(5)).is_err());
+        assert!(Expiry::At(t(5)).check_for_write(t(9)).is_err());
+        assert_eq!(
+            Expiry::At(t(6)).check_for_write(t(5)).ok(),
+            Some(Expiry::At(t(6)))
+        );
+        assert!(Expiry::Default.check_for_write(t(5)).is_ok());
     }
 
     #[test]

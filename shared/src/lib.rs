@@ -24,7 +24,7 @@ pub use django::{DjangoCodec, DjangoKeys, Secret};
 pub use error::StoreError;
 pub use expiry::{Expiry, ExpiryPolicy};
 pub use key::{InvalidKey, SessionKey};
-pub use session::{Session, SessionData, SessionMeta, Version};
+pub use session::{Expected, Session, SessionData, SessionMeta, Version};
 pub use store::SessionStore;
 
 /// What every function does at cold start: the store settings from the environment,

@@ -27,6 +27,38 @@ impl fmt::Display for Version {
     }
 }
 
+/// What a conditional write demands of the stored session (HTTP's `If-Match`). With
+/// either, a session that is missing or expired fails the demand rather than being
+/// "not found": the caller asserted that it exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// Any live version (`If-Match: *`).
+    Exists,
+    /// Exactly this version.
+    Version(Version),
+}
+
+impl Expected {
+    /// The version demanded, if one is.
+    pub fn version(self) -> Option<Version> {
+        match self {
+            Self::Exists => None,
+            Self::Version(v) => Some(v),
+        }
+    }
+
+    /// Whether a live session at `current` meets the demand.
+    pub fn is_met_by(self, current: Version) -> bool {
+        self.version().is_none_or(|v| v == current)
+    }
+}
+
+impl From<Version> for Expected {
+    fn from(v: Version) -> Self {
+        Self::Version(v)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
     pub key: SessionKey,

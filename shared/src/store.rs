@@ -3,15 +3,18 @@
 //! (README: "DynamoDB requests per operation").
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem,
+    AttributeValue, CancellationReason, Delete, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use tracing::warn;
 
@@ -22,13 +25,16 @@ use crate::error::StoreError;
 use crate::expiry::Expiry;
 use crate::item::{self, Item, number};
 use crate::key::SessionKey;
-use crate::retry::backoff;
-use crate::session::{Session, SessionData, SessionMeta, Version};
+use crate::retry::delay;
+use crate::session::{Expected, Session, SessionData, SessionMeta, Version};
 
 /// Fresh keys tried before giving up on create; one collision is already astronomically rare.
 const CREATE_ATTEMPTS: u32 = 5;
 /// Writes retried after learning the stored expiry rule or deadline.
 const RELEARN_ATTEMPTS: u32 = 4;
+/// A DynamoDB call is not started with less time than this left before the deadline:
+/// it could not finish, and the caller would get no answer at all.
+const MIN_CALL_TIME: Duration = Duration::from_millis(100);
 
 /// What a conditional refresh write knows of the stored item.
 enum Basis {
@@ -45,8 +51,8 @@ struct Refresh<'a> {
     data: Option<&'a str>,
     /// New expiry rule; `None` keeps the stored one.
     rule: Option<Expiry>,
-    /// The version the caller demands (`If-Match`).
-    expected: Option<Version>,
+    /// What the caller demands of the stored version (`If-Match`).
+    expected: Option<Expected>,
 }
 
 enum Outcome {
@@ -70,13 +76,8 @@ struct Expr {
 impl Expr {
     fn new(key_attribute: &str) -> Self {
         let mut e = Self::default();
-        for (placeholder, name) in [
-            ("#k", key_attribute),
-            ("#exp", item::EXPIRES_AT),
-            ("#ver", item::VERSION),
-        ] {
-            e.names.insert(placeholder.into(), name.into());
-        }
+        // DynamoDB refuses names an expression does not use: `#ver` comes with its use.
+        e.name("#k", key_attribute).name("#exp", item::EXPIRES_AT);
         e
     }
 
@@ -103,6 +104,7 @@ impl Expr {
 
     /// The test "the item is at version `v`" (items of the original backend have none: 0).
     fn version_test(&mut self, v: Version) -> &'static str {
+        self.name("#ver", item::VERSION);
         if v.0 == 0 {
             "attribute_not_exists(#ver)"
         } else {
@@ -129,11 +131,16 @@ impl Expr {
     }
 }
 
+/// Cheap to clone: clones share the client, settings and codec, and each may carry its
+/// own deadline ([`SessionStore::until`]).
+#[derive(Clone)]
 pub struct SessionStore {
     client: Client,
-    config: StoreConfig,
-    codec: Box<dyn Codec>,
+    config: Arc<StoreConfig>,
+    codec: Arc<dyn Codec>,
     clock: Arc<dyn Clock>,
+    /// No DynamoDB call runs past this instant (the invocation's deadline less a margin).
+    deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -142,6 +149,7 @@ impl std::fmt::Debug for SessionStore {
             .field("config", &self.config)
             .field("codec", &self.codec)
             .field("clock", &self.clock)
+            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -152,9 +160,10 @@ impl SessionStore {
         let codec = config.codec.build()?;
         Ok(Self {
             client,
-            config,
-            codec,
+            config: Arc::new(config),
+            codec: Arc::from(codec),
             clock: Arc::new(SystemClock),
+            deadline: None,
         })
     }
 
@@ -163,9 +172,14 @@ impl SessionStore {
         self
     }
 
-    pub fn with_codec(mut self, codec: Box<dyn Codec>) -> Self {
-        self.codec = codec;
-        self
+    /// The same store for one invocation: a call that cannot finish by `deadline` is not
+    /// started, one under way is abandoned there, and backoff never sleeps past it; the
+    /// operation then fails as [`StoreError::Unavailable`], in time to answer.
+    pub fn until(&self, deadline: Instant) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
     }
 
     pub fn config(&self) -> &StoreConfig {
@@ -183,8 +197,7 @@ impl SessionStore {
         expiry: Expiry,
     ) -> Result<Session, StoreError> {
         let now = self.now();
-        let expiry = self.settle_rule(&mut data, expiry);
-        check_rule(expiry, now)?;
+        let expiry = self.settle_rule(&mut data, expiry).check_for_write(now)?;
         let raw = self.encode(&data, now)?;
         let deadline = self.config.expiry.deadline_from(now);
         let meta = SessionMeta {
@@ -200,20 +213,28 @@ impl SessionStore {
             let mut item = item::meta_attributes(&meta);
             item.insert(self.config.key_attribute.clone(), s(key.as_str()));
             item.insert(item::DATA.into(), s(&raw));
-            let sent = self
+            let request = self
                 .client
                 .put_item()
                 .table_name(&self.config.table_name)
-                .set_item(Some(item))
+                .set_item(Some(item.clone()))
                 .condition_expression("attribute_not_exists(#k)")
                 .expression_attribute_names("#k", &self.config.key_attribute)
-                .send()
-                .await;
-            match sent {
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            match self.call(request.send()).await? {
                 Ok(_) => return Ok(Session { key, data, meta }),
                 Err(SdkError::ServiceError(e))
                     if e.err().is_conditional_check_failed_exception() =>
                 {
+                    // The SDK retries a try whose answer was lost; the retry then finds
+                    // the item that try wrote. That is this session, not a collision.
+                    if let PutItemError::ConditionalCheckFailedException(c) = e.into_err()
+                        && c.item.as_ref() == Some(&item)
+                    {
+                        return Ok(Session { key, data, meta });
+                    }
                     warn!(session = %key.fingerprint(12), "generated session key already taken; drawing another");
                 }
                 Err(e) => return Err(StoreError::from_sdk(e)),
@@ -227,23 +248,28 @@ impl SessionStore {
         self.load_with(key, self.config.consistent_read).await
     }
 
-    /// Whether a live session has this key: one GetItem of two attributes.
+    /// Whether a live session has this key: one GetItem, of two attributes unless the
+    /// format may keep the expiry in the data.
     pub async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
-        let out = self
+        let mut request = self
             .client
             .get_item()
             .table_name(&self.config.table_name)
             .key(&self.config.key_attribute, s(key.as_str()))
-            .consistent_read(self.config.consistent_read)
-            .projection_expression("#k, #exp")
-            .expression_attribute_names("#k", &self.config.key_attribute)
-            .expression_attribute_names("#exp", item::EXPIRES_AT)
-            .send()
-            .await
+            .consistent_read(self.config.consistent_read);
+        if !self.codec.has_expiry_in_data() {
+            request = request
+                .projection_expression("#k, #exp")
+                .expression_attribute_names("#k", &self.config.key_attribute)
+                .expression_attribute_names("#exp", item::EXPIRES_AT);
+        }
+        let out = self
+            .call(request.send())
+            .await?
             .map_err(StoreError::from_sdk)?;
         Ok(out
             .item
-            .is_some_and(|item| item::meta(&item).is_alive(self.now())))
+            .is_some_and(|item| self.meta_of(&item, None).is_alive(self.now())))
     }
 
     /// Replaces the data and the expiry rule: one conditional UpdateItem (two when the
@@ -253,11 +279,10 @@ impl SessionStore {
         key: &SessionKey,
         mut data: SessionData,
         expiry: Expiry,
-        expected: Option<Version>,
+        expected: Option<Expected>,
     ) -> Result<Session, StoreError> {
         let now = self.now();
-        let expiry = self.settle_rule(&mut data, expiry);
-        check_rule(expiry, now)?;
+        let expiry = self.settle_rule(&mut data, expiry).check_for_write(now)?;
         let raw = self.encode(&data, now)?;
         let change = Refresh {
             data: Some(&raw),
@@ -267,19 +292,23 @@ impl SessionStore {
         let item = self.refresh_relearning(key, &change, now).await?;
         Ok(Session {
             key: key.clone(),
+            meta: self.meta_of(&item, Some(&data)),
             data,
-            meta: self.meta_of(&item),
         })
     }
 
     /// Refreshes the expiry: one conditional UpdateItem for sessions on the default
     /// rule, two for the others.
-    pub async fn touch(&self, key: &SessionKey) -> Result<Session, StoreError> {
+    pub async fn touch(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+    ) -> Result<Session, StoreError> {
         let now = self.now();
         let change = Refresh {
             data: None,
             rule: None,
-            expected: None,
+            expected,
         };
         let item = self.refresh_relearning(key, &change, now).await?;
         Ok(self.session_from_item(key, &item))
@@ -303,7 +332,7 @@ impl SessionStore {
             .await?
         {
             Outcome::Written(item) => Ok(Session {
-                meta: self.meta_of(&item),
+                meta: self.meta_of(&item, Some(&session.data)),
                 ..session
             }),
             Outcome::Gone => Err(StoreError::NotFound),
@@ -317,31 +346,35 @@ impl SessionStore {
     pub async fn update<F>(
         &self,
         key: &SessionKey,
-        expected: Option<Version>,
+        expected: Option<Expected>,
         mut change: F,
     ) -> Result<Session, StoreError>
     where
         F: FnMut(&mut SessionData) -> Result<(), StoreError>,
     {
         for attempt in 0..self.config.update_attempts {
-            backoff(
-                attempt,
-                Duration::from_millis(5),
-                Duration::from_millis(100),
-            )
-            .await;
-            let current = self.load_with(key, true).await?;
-            if expected.is_some_and(|v| v != current.meta.version) {
+            self.pause(attempt).await?;
+            let current = self
+                .load_with(key, true)
+                .await
+                .map_err(|e| missing_is_unmet(e, expected))?;
+            if expected.is_some_and(|x| !x.is_met_by(current.meta.version)) {
                 return Err(StoreError::VersionConflict);
             }
             let mut data = current.data;
             change(&mut data)?;
             let now = self.now();
+            // A format that keeps the rule in the data has it changed with the data,
+            // and checked like a rule given any other way.
+            let rule = self
+                .codec
+                .expiry_of(&data)
+                .map(|rule| rule.check_for_write(now))
+                .transpose()?;
             let raw = self.encode(&data, now)?;
             let write = Refresh {
                 data: Some(&raw),
-                // A format that keeps the rule in the data has it changed with the data.
-                rule: self.codec.expiry_of(&data),
+                rule,
                 expected,
             };
             match self
@@ -351,11 +384,11 @@ impl SessionStore {
                 Outcome::Written(item) => {
                     return Ok(Session {
                         key: key.clone(),
+                        meta: self.meta_of(&item, Some(&data)),
                         data,
-                        meta: self.meta_of(&item),
                     });
                 }
-                Outcome::Gone => return Err(StoreError::NotFound),
+                Outcome::Gone => return Err(missing_is_unmet(StoreError::NotFound, expected)),
                 Outcome::Conflict => return Err(StoreError::VersionConflict),
                 Outcome::Stale(_) => continue,
             }
@@ -363,30 +396,43 @@ impl SessionStore {
         Err(StoreError::Contention)
     }
 
-    /// Deletes the session: one DeleteItem. Deleting what is not there succeeds; with an
-    /// expected version, a live session at another version is kept.
+    /// Deletes the session: one DeleteItem. Deleting what is not there succeeds, unless
+    /// the caller expected it to be there (at a version, or at all).
     pub async fn delete(
         &self,
         key: &SessionKey,
-        expected: Option<Version>,
+        expected: Option<Expected>,
     ) -> Result<(), StoreError> {
         let mut request = self
             .client
             .delete_item()
             .table_name(&self.config.table_name)
             .key(&self.config.key_attribute, s(key.as_str()));
-        if let Some(v) = expected {
+        let now = self.now();
+        if let Some(x) = expected {
             let mut e = Expr::new(&self.config.key_attribute);
-            e.value(":now", number(self.now().epoch_seconds()));
-            let matches = e.version_test(v);
+            e.alive(now);
+            if let Some(v) = x.version() {
+                e.version_is(v);
+            }
             request = request
-                .condition_expression(format!(
-                    "attribute_not_exists(#k) OR #exp <= :now OR {matches}"
-                ))
+                .condition_expression(e.condition_text())
                 .set_expression_attribute_names(Some(e.names))
-                .set_expression_attribute_values(Some(e.values));
+                .set_expression_attribute_values(Some(e.values))
+                .return_values(ReturnValue::AllOld);
         }
-        match request.send().await {
+        match self.call(request.send()).await? {
+            // An item of the original backend whose data says it expired was no live
+            // session: removing it is harmless, but the caller's demand was not met.
+            Ok(out)
+                if expected.is_some()
+                    && out
+                        .attributes
+                        .as_ref()
+                        .is_none_or(|old| !self.meta_of(old, None).is_alive(now)) =>
+            {
+                Err(StoreError::VersionConflict)
+            }
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
                 Err(StoreError::VersionConflict)
@@ -400,25 +446,19 @@ impl SessionStore {
     pub async fn cycle(
         &self,
         key: &SessionKey,
-        expected: Option<Version>,
+        expected: Option<Expected>,
     ) -> Result<Session, StoreError> {
         for attempt in 0..self.config.update_attempts {
-            backoff(
-                attempt,
-                Duration::from_millis(5),
-                Duration::from_millis(100),
-            )
-            .await;
-            let old = self
-                .get_item(key, true)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            let old_meta = self.meta_of(&old);
+            self.pause(attempt).await?;
+            let gone = || missing_is_unmet(StoreError::NotFound, expected);
+            let old = self.get_item(key, true).await?.ok_or_else(gone)?;
+            let data = self.decode_item_data(key, &old);
+            let old_meta = self.meta_of(&old, Some(&data));
             let now = self.now();
             if !old_meta.is_alive(now) {
-                return Err(StoreError::NotFound);
+                return Err(gone());
             }
-            if expected.is_some_and(|v| v != old_meta.version) {
+            if expected.is_some_and(|x| !x.is_met_by(old_meta.version)) {
                 return Err(StoreError::VersionConflict);
             }
             let deadline = old_meta
@@ -457,18 +497,16 @@ impl SessionStore {
                 .set_expression_attribute_values(Some(guard.values))
                 .build()
                 .map_err(|e| StoreError::Other(e.to_string()))?;
-            let sent = self
+            let request = self
                 .client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(put).build())
-                .transact_items(TransactWriteItem::builder().delete(delete).build())
-                .send()
-                .await;
-            match sent {
+                .transact_items(TransactWriteItem::builder().delete(delete).build());
+            match self.call(request.send()).await? {
                 Ok(_) => {
                     return Ok(Session {
-                        data: self.decode_item_data(&new, &old),
                         key: new,
+                        data,
                         meta,
                     });
                 }
@@ -480,12 +518,51 @@ impl SessionStore {
                         TransactWriteItemsError::TransactionCanceledException(_)
                     ) =>
                 {
-                    continue;
+                    if let TransactWriteItemsError::TransactionCanceledException(c) = e.err() {
+                        retry_cancelled(c.cancellation_reasons())?;
+                    }
                 }
                 Err(e) => return Err(StoreError::from_sdk(e)),
             }
         }
         Err(StoreError::Contention)
+    }
+
+    /// Runs one DynamoDB call within the deadline: not started when too little time is
+    /// left, abandoned when the deadline comes first. The outer error is the deadline's.
+    async fn call<T, E>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<Result<T, E>, StoreError> {
+        let Some(deadline) = self.deadline else {
+            return Ok(call.await);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < MIN_CALL_TIME {
+            return Err(out_of_time());
+        }
+        tokio::time::timeout(left, call)
+            .await
+            .map_err(|_| out_of_time())
+    }
+
+    /// Backoff before try `attempt` of a contended write; fails instead of sleeping when
+    /// the sleep and one more call would not fit before the deadline.
+    async fn pause(&self, attempt: u32) -> Result<(), StoreError> {
+        let wait = delay(
+            attempt,
+            Duration::from_millis(5),
+            Duration::from_millis(100),
+        );
+        if let Some(deadline) = self.deadline
+            && Instant::now() + wait + MIN_CALL_TIME > deadline
+        {
+            return Err(out_of_time());
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
     }
 
     fn encode(&self, data: &SessionData, now: Timestamp) -> Result<String, StoreError> {
@@ -514,26 +591,32 @@ impl SessionStore {
 
     fn session_from_item(&self, key: &SessionKey, item: &Item) -> Session {
         let data = self.decode_item_data(key, item);
-        let mut meta = item::meta(item);
-        if meta.version.0 == 0 {
-            meta.expiry = self.codec.expiry_of(&data).unwrap_or(meta.expiry);
-        }
         Session {
             key: key.clone(),
+            meta: self.meta_of(item, Some(&data)),
             data,
-            meta,
         }
     }
 
     /// What the item says about itself. Items the original backend wrote have no rule
-    /// attributes: their rule is the one their data carries, if the format keeps one.
-    fn meta_of(&self, item: &Item) -> SessionMeta {
+    /// attributes: their rule is the one their data carries, if the format keeps one,
+    /// and a fixed time there is their expiry, enforced as `expires_at` would be.
+    /// `data` is the item's data when already decoded.
+    fn meta_of(&self, item: &Item, data: Option<&SessionData>) -> SessionMeta {
         let mut meta = item::meta(item);
-        if meta.version.0 == 0
-            && self.codec.has_expiry_in_data()
-            && let Some(AttributeValue::S(raw)) = item.get(item::DATA)
-        {
-            meta.expiry = self.codec.expiry_in_data(raw).unwrap_or(meta.expiry);
+        if meta.version.0 != 0 || !self.codec.has_expiry_in_data() {
+            return meta;
+        }
+        let rule = match (data, item.get(item::DATA)) {
+            (Some(data), _) => self.codec.expiry_of(data),
+            (None, Some(AttributeValue::S(raw))) => self.codec.expiry_in_data(raw),
+            (None, _) => None,
+        };
+        if let Some(rule) = rule {
+            meta.expiry = rule;
+        }
+        if let (None, Expiry::At(t)) = (meta.expires_at, meta.expiry) {
+            meta.expires_at = Some(t);
         }
         meta
     }
@@ -554,14 +637,15 @@ impl SessionStore {
         key: &SessionKey,
         consistent: bool,
     ) -> Result<Option<Item>, StoreError> {
-        let out = self
+        let request = self
             .client
             .get_item()
             .table_name(&self.config.table_name)
             .key(&self.config.key_attribute, s(key.as_str()))
-            .consistent_read(consistent)
-            .send()
-            .await
+            .consistent_read(consistent);
+        let out = self
+            .call(request.send())
+            .await?
             .map_err(StoreError::from_sdk)?;
         Ok(out.item)
     }
@@ -591,7 +675,9 @@ impl SessionStore {
         for _ in 0..RELEARN_ATTEMPTS {
             match self.refresh(key, change, &basis, now).await? {
                 Outcome::Written(item) => return Ok(item),
-                Outcome::Gone => return Err(StoreError::NotFound),
+                Outcome::Gone => {
+                    return Err(missing_is_unmet(StoreError::NotFound, change.expected));
+                }
                 Outcome::Conflict => return Err(StoreError::VersionConflict),
                 Outcome::Stale(meta) => basis = Basis::Known(meta),
             }
@@ -624,6 +710,7 @@ impl SessionStore {
         let mut e = Expr::new(&self.config.key_attribute);
         e.alive(now)
             .name("#touched", item::TOUCHED_AT)
+            .name("#ver", item::VERSION)
             .value(":exp", number(expires.epoch_seconds()))
             .value(":zero", number(0))
             .value(":one", number(1));
@@ -661,23 +748,24 @@ impl SessionStore {
         }
         match basis {
             Basis::Assumed => {
-                if let Some(v) = change.expected {
+                if let Some(v) = change.expected.and_then(Expected::version) {
                     e.version_is(v);
                 }
                 if change.rule.is_none() {
                     e.name("#idle", item::IDLE_TTL)
                         .name("#fixed", item::EXPIRES_FIXED)
                         .condition("attribute_not_exists(#idle) AND attribute_not_exists(#fixed)");
-                    if self.codec.has_expiry_in_data() {
-                        // Never written here: its rule may be in its data; read it first.
-                        e.condition("attribute_exists(#ver)");
-                    }
+                }
+                if self.codec.has_expiry_in_data() {
+                    // Never written here: its data may hold a rule, even one that says it
+                    // has expired; read it first.
+                    e.condition("attribute_exists(#ver)");
                 }
                 e.name("#deadline", item::DEADLINE)
                     .condition("attribute_not_exists(#deadline) OR #deadline >= :exp");
             }
             Basis::Known(m) => {
-                if change.expected.is_some_and(|v| v != m.version) {
+                if change.expected.is_some_and(|x| !x.is_met_by(m.version)) {
                     return Ok(Outcome::Conflict);
                 }
                 e.version_is(m.version);
@@ -688,7 +776,7 @@ impl SessionStore {
             update.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
 
-        let sent = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.config.table_name)
@@ -698,14 +786,12 @@ impl SessionStore {
             .set_expression_attribute_names(Some(e.names))
             .set_expression_attribute_values(Some(e.values))
             .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let old = match sent {
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let old = match self.call(request.send()).await? {
             Ok(out) => return Ok(Outcome::Written(out.attributes.unwrap_or_default())),
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
                 match e.into_err() {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
                     _ => None,
                 }
             }
@@ -714,10 +800,10 @@ impl SessionStore {
         let Some(old) = old else {
             return Ok(Outcome::Gone);
         };
-        let meta = self.meta_of(&old);
+        let meta = self.meta_of(&old, None);
         Ok(if !meta.is_alive(now) {
             Outcome::Gone
-        } else if change.expected.is_some_and(|v| v != meta.version) {
+        } else if change.expected.is_some_and(|x| !x.is_met_by(meta.version)) {
             Outcome::Conflict
         } else {
             Outcome::Stale(meta)
@@ -734,12 +820,87 @@ fn new_key() -> Result<SessionKey, StoreError> {
         .map_err(|e| StoreError::Other(format!("no randomness for a session key: {e}")))
 }
 
-/// A fixed time in the past would make a session that is dead on arrival.
-fn check_rule(rule: Expiry, now: Timestamp) -> Result<(), StoreError> {
-    match rule {
-        Expiry::At(t) if t <= now => Err(StoreError::InvalidData(
-            "the expiry time is not in the future".into(),
-        )),
-        _ => Ok(()),
+fn out_of_time() -> StoreError {
+    StoreError::Unavailable("no time left before the invocation's deadline".into())
+}
+
+/// A caller who expected the session (`If-Match`) is told its demand failed, not that
+/// the session is missing: RFC 9110 answers any failed `If-Match` with 412.
+fn missing_is_unmet(e: StoreError, expected: Option<Expected>) -> StoreError {
+    match e {
+        StoreError::NotFound if expected.is_some() => StoreError::VersionConflict,
+        other => other,
+    }
+}
+
+/// Whether a cancelled cycle transaction is worth reading again and retrying: only a
+/// failed condition (a key collision, or the old session changed) or a conflict with
+/// another transaction is. Throttling ends the cycle as unavailable at once, since the
+/// SDK has already retried it; anything else is a fault of the request itself.
+fn retry_cancelled(reasons: &[CancellationReason]) -> Result<(), StoreError> {
+    let codes = || reasons.iter().filter_map(CancellationReason::code);
+    if let Some(code) = codes().find(|c| {
+        !matches!(
+            *c,
+            "None"
+                | "ConditionalCheckFailed"
+                | "TransactionConflict"
+                | "ProvisionedThroughputExceeded"
+                | "ThrottlingError"
+                | "RequestLimitExceeded"
+        )
+    }) {
+        tracing::error!(reason = code, "cycle transaction refused");
+        return Err(StoreError::Other(format!(
+            "the cycle transaction was refused: {code}"
+        )));
+    }
+    if let Some(code) = codes().find(|c| {
+        matches!(
+            *c,
+            "ProvisionedThroughputExceeded" | "ThrottlingError" | "RequestLimitExceeded"
+        )
+    }) {
+        return Err(StoreError::Unavailable(code.to_owned()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasons(codes: &[&str]) -> Vec<CancellationReason> {
+        codes
+            .iter()
+            .map(|c| CancellationReason::builder().code(*c).build())
+            .collect()
+    }
+
+    #[test]
+    fn only_failed_conditions_and_conflicts_make_a_cycle_retry() {
+        for codes in [
+            &["ConditionalCheckFailed", "None"][..],
+            &["None", "ConditionalCheckFailed"],
+            &["TransactionConflict", "None"],
+            &[],
+        ] {
+            assert!(retry_cancelled(&reasons(codes)).is_ok(), "{codes:?}");
+        }
+        for code in [
+            "ThrottlingError",
+            "ProvisionedThroughputExceeded",
+            "RequestLimitExceeded",
+        ] {
+            let r = retry_cancelled(&reasons(&["None", code]));
+            assert!(matches!(r, Err(StoreError::Unavailable(_))), "{code}");
+        }
+        for codes in [
+            &["ValidationError", "None"][..],
+            &["ItemCollectionSizeLimitExceeded", "ThrottlingError"],
+        ] {
+            let r = retry_cancelled(&reasons(codes));
+            assert!(matches!(r, Err(StoreError::Other(_))), "{codes:?}");
+        }
     }
 }

@@ -195,7 +195,7 @@ async fn session_expiry_in_the_data_is_the_expiry_on_both_sides() {
     }
     // The first write here stamps the item with the data's rule.
     let before = store.now();
-    let touched = store.touch(&keys[0]).await.unwrap();
+    let touched = store.touch(&keys[0], None).await.unwrap();
     assert_eq!(touched.meta.version, Version(1));
     assert_eq!(touched.meta.expiry, rules[0]);
     let expires = touched.meta.expires_at.unwrap().epoch_seconds();
@@ -264,19 +264,25 @@ async fn items_the_seed_wrote_are_replaced_patched_cycled_and_deleted_here() {
             &keys[0],
             object(&json!({ "a": 2 })),
             Expiry::Default,
-            Some(Version(0)),
+            Some(Version(0).into()),
         )
         .await
         .unwrap();
     let patched = store
-        .update(&keys[1], Some(Version(0)), |d| {
+        .update(&keys[1], Some(Version(0).into()), |d| {
             d.insert("b".into(), 2.into());
             Ok(())
         })
         .await
         .unwrap();
-    let cycled = store.cycle(&keys[2], Some(Version(0))).await.unwrap();
-    store.delete(&keys[3], Some(Version(0))).await.unwrap();
+    let cycled = store
+        .cycle(&keys[2], Some(Version(0).into()))
+        .await
+        .unwrap();
+    store
+        .delete(&keys[3], Some(Version(0).into()))
+        .await
+        .unwrap();
 
     for s in [&replaced, &patched, &cycled] {
         assert_eq!(s.meta.version, Version(1));

@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use session_store::item::{self, Item};
 use session_store::{
-    Expiry, ManualClock, SessionData, SessionKey, SessionStore, StoreConfig, StoreError, Timestamp,
-    Version,
+    Expected, Expiry, ManualClock, SessionData, SessionKey, SessionStore, StoreConfig, StoreError,
+    Timestamp, Version,
 };
 use testkit::RequestCounter;
 
@@ -154,11 +154,16 @@ async fn a_saved_session_exists_and_a_deleted_one_does_not() {
 }
 
 #[tokio::test]
-async fn deleting_a_missing_key_succeeds() {
+async fn deleting_a_missing_key_succeeds_unless_the_caller_expected_it() {
     let e = env().await;
     let key = SessionKey::generate().unwrap();
     e.store.delete(&key, None).await.unwrap();
-    e.store.delete(&key, Some(Version(3))).await.unwrap();
+    for expected in [Expected::Version(Version(3)), Expected::Exists] {
+        assert!(matches!(
+            e.store.delete(&key, Some(expected)).await,
+            Err(StoreError::VersionConflict)
+        ));
+    }
     assert_eq!(e.count().await, 0);
 }
 
@@ -249,17 +254,19 @@ async fn replace_after_a_concurrent_delete_fails_and_leaves_no_item() {
             .replace(&s.key, data(json!({"a": 2})), Expiry::Default, None)
             .await
     ));
-    assert!(not_found(
+    // A caller who expected the session is told its expectation failed (If-Match: 412).
+    assert!(matches!(
         e.store
             .replace(
                 &s.key,
                 SessionData::new(),
                 Expiry::Default,
-                Some(Version(1))
+                Some(Version(1).into())
             )
-            .await
+            .await,
+        Err(StoreError::VersionConflict)
     ));
-    assert!(not_found(e.store.touch(&s.key).await));
+    assert!(not_found(e.store.touch(&s.key, None).await));
     assert!(not_found(
         e.store
             .update(&s.key, None, |d| {
@@ -288,7 +295,7 @@ async fn an_expired_session_is_not_loaded_replaced_touched_or_cycled() {
             .replace(&s.key, data(json!({"a": 2})), Expiry::Default, None)
             .await
     ));
-    assert!(not_found(e.store.touch(&s.key).await));
+    assert!(not_found(e.store.touch(&s.key, None).await));
     assert!(not_found(e.store.load_and_touch(&s.key).await));
     assert!(not_found(e.store.update(&s.key, None, |_| Ok(())).await));
     assert!(not_found(e.store.cycle(&s.key, None).await));
@@ -308,7 +315,7 @@ async fn default_expiry_is_the_idle_timeout_after_the_last_write() {
         .unwrap();
     assert_eq!(s.meta.expires_at, Some(t(1_209_600)));
     e.clock.advance(DAY);
-    let touched = e.store.touch(&s.key).await.unwrap();
+    let touched = e.store.touch(&s.key, None).await.unwrap();
     assert_eq!(touched.meta.expires_at, Some(t(86_400 + 1_209_600)));
     e.clock.advance(Duration::from_secs(1_209_599));
     assert!(e.store.load(&s.key).await.is_ok());
@@ -338,7 +345,7 @@ async fn a_custom_idle_timeout_is_kept_across_writes_and_touches() {
     assert_eq!(s.meta.expires_at, Some(t(60)));
     e.clock.advance(Duration::from_secs(30));
     e.requests();
-    let touched = e.store.touch(&s.key).await.unwrap();
+    let touched = e.store.touch(&s.key, None).await.unwrap();
     assert_eq!(touched.meta.expires_at, Some(t(90)));
     // The first write assumes the default rule; the item's own rule costs a second one.
     assert_eq!(e.requests(), 2);
@@ -368,7 +375,7 @@ async fn an_absolute_expiry_is_not_moved_by_activity() {
     assert_eq!(s.meta.expires_at, Some(t(3_600)));
     e.clock.advance(Duration::from_secs(1_800));
     assert_eq!(
-        e.store.touch(&s.key).await.unwrap().meta.expires_at,
+        e.store.touch(&s.key, None).await.unwrap().meta.expires_at,
         Some(t(3_600))
     );
     let replaced = e
@@ -401,12 +408,12 @@ async fn the_lifetime_cap_ends_a_session_however_active_it_is() {
     assert_eq!(s.meta.deadline, Some(t(1_000)));
     e.clock.advance(Duration::from_secs(300));
     assert_eq!(
-        e.store.touch(&s.key).await.unwrap().meta.expires_at,
+        e.store.touch(&s.key, None).await.unwrap().meta.expires_at,
         Some(t(900))
     );
     e.clock.advance(Duration::from_secs(300));
     e.requests();
-    let touched = e.store.touch(&s.key).await.unwrap();
+    let touched = e.store.touch(&s.key, None).await.unwrap();
     assert_eq!(
         e.requests(),
         2,
@@ -445,20 +452,24 @@ async fn the_version_increments_on_each_write() {
             &s.key,
             data(json!({"a": 1})),
             Expiry::Default,
-            Some(Version(1)),
+            Some(Version(1).into()),
         )
         .await
         .unwrap();
     assert_eq!(s.meta.version, Version(2));
-    let s = e.store.touch(&s.key).await.unwrap();
+    let s = e.store.touch(&s.key, None).await.unwrap();
     assert_eq!(s.meta.version, Version(3));
     let s = e
         .store
-        .update(&s.key, Some(Version(3)), |_| Ok(()))
+        .update(&s.key, Some(Version(3).into()), |_| Ok(()))
         .await
         .unwrap();
     assert_eq!(s.meta.version, Version(4));
-    let s = e.store.cycle(&s.key, Some(Version(4))).await.unwrap();
+    let s = e
+        .store
+        .cycle(&s.key, Some(Version(4).into()))
+        .await
+        .unwrap();
     assert_eq!(s.meta.version, Version(5));
     assert_eq!(e.store.load(&s.key).await.unwrap().meta.version, Version(5));
 }
@@ -477,7 +488,7 @@ async fn a_stale_expected_version_fails_and_writes_nothing() {
         .await
         .unwrap();
     let before = e.raw_item(&s.key).await;
-    let stale = Some(Version(1));
+    let stale = Some(Version(1).into());
     let conflict = |r: Result<(), StoreError>| matches!(r, Err(StoreError::VersionConflict));
     let replaced = e
         .store
@@ -492,7 +503,10 @@ async fn a_stale_expected_version_fails_and_writes_nothing() {
     assert!(conflict(e.store.delete(&s.key, stale).await));
     assert_eq!(e.raw_item(&s.key).await, before);
     assert_eq!(e.count().await, 1);
-    e.store.delete(&s.key, Some(Version(2))).await.unwrap();
+    e.store
+        .delete(&s.key, Some(Version(2).into()))
+        .await
+        .unwrap();
     assert_eq!(e.count().await, 0);
 }
 
@@ -593,7 +607,7 @@ async fn items_without_version_or_expiry_load_and_gain_both_on_their_first_write
             &key,
             data(json!({"legacy": false})),
             Expiry::Default,
-            Some(Version(0)),
+            Some(Version(0).into()),
         )
         .await
         .unwrap();
@@ -640,7 +654,7 @@ async fn requests_per_operation_stay_within_the_budget() {
         .await
         .unwrap();
     measured.push(("replace", e.requests(), 1));
-    e.store.touch(&s.key).await.unwrap();
+    e.store.touch(&s.key, None).await.unwrap();
     measured.push(("touch", e.requests(), 1));
     e.store.load_and_touch(&s.key).await.unwrap();
     measured.push(("get with touch, not due", e.requests(), 1));

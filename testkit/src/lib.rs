@@ -2,6 +2,7 @@
 //! definition, and a counter of the requests a client sends.
 
 pub mod proxy;
+pub mod runtime_api;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -464,4 +465,33 @@ pub fn unreachable_client() -> Client {
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .build();
     Client::from_conf(config)
+}
+
+/// Log output captured for the duration of a test: give `writer()` to a subscriber.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// A writer factory (`MakeWriter`) whose writers all append here.
+    pub fn writer(&self) -> impl Fn() -> CapturedLogs + Send + Sync + 'static {
+        let sink = self.clone();
+        move || sink.clone()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().map(|b| b.clone()).unwrap_or_default()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -27,28 +27,44 @@ pub enum Fault {
     Timeout,
     /// The connection closes with the request read and no answer written.
     DropConnection,
+    /// The request reaches DynamoDB and is carried out, then the connection closes
+    /// before its answer is written: the caller cannot tell it from a lost request.
+    LoseResponse,
+    /// 400 `AccessDeniedException`: the role may not do this, however often it tries.
+    AccessDenied,
+    /// 400 `ValidationException`: DynamoDB refuses the request as written.
+    Validation,
+    /// 400 `TransactionCanceledException` whose reasons say the write was throttled.
+    TransactionThrottled,
+    /// 400 `TransactionCanceledException` whose reasons say a write was invalid.
+    TransactionInvalid,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
-        Fault::ProvisionedThroughputExceeded,
-        Fault::Throttling,
-        Fault::InternalServerError,
-        Fault::Timeout,
-        Fault::DropConnection,
-    ];
-
     fn error_response(self) -> Option<Vec<u8>> {
-        let (status, code) = match self {
+        let bad = "400 Bad Request";
+        let cancelled = "TransactionCanceledException";
+        let (status, code, reasons) = match self {
             Self::ProvisionedThroughputExceeded => {
-                ("400 Bad Request", "ProvisionedThroughputExceededException")
+                (bad, "ProvisionedThroughputExceededException", None)
             }
-            Self::Throttling => ("400 Bad Request", "ThrottlingException"),
-            Self::InternalServerError => ("500 Internal Server Error", "InternalServerError"),
-            Self::Timeout | Self::DropConnection => return None,
+            Self::Throttling => (bad, "ThrottlingException", None),
+            Self::InternalServerError => ("500 Internal Server Error", "InternalServerError", None),
+            Self::AccessDenied => (bad, "AccessDeniedException", None),
+            Self::Validation => (bad, "ValidationException", None),
+            Self::TransactionThrottled => (bad, cancelled, Some(["ThrottlingError", "None"])),
+            Self::TransactionInvalid => (bad, cancelled, Some(["ValidationError", "None"])),
+            Self::Timeout | Self::DropConnection | Self::LoseResponse => return None,
         };
+        let reasons = reasons.map_or(String::new(), |codes| {
+            let listed: Vec<String> = codes
+                .iter()
+                .map(|c| format!("{{\"Code\":\"{c}\"}}"))
+                .collect();
+            format!(",\"CancellationReasons\":[{}]", listed.join(","))
+        });
         let body = format!(
-            "{{\"__type\":\"com.amazonaws.dynamodb.v20120810#{code}\",\"message\":\"injected by the test proxy\"}}"
+            "{{\"__type\":\"com.amazonaws.dynamodb.v20120810#{code}\",\"message\":\"injected by the test proxy\"{reasons}}}"
         );
         Some(
             format!(
@@ -244,8 +260,9 @@ async fn serve(
                     .map(|(_, v)| v.trim().to_owned())
             })
             .unwrap_or_default();
-        match faults.take(&target) {
-            None => {}
+        let fault = faults.take(&target);
+        match fault {
+            None | Some(Fault::LoseResponse) => {}
             Some(Fault::DropConnection) => return Ok(()),
             Some(Fault::Timeout) => {
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -273,6 +290,9 @@ async fn serve(
             u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+        if fault == Some(Fault::LoseResponse) {
+            return Ok(());
+        }
         write.write_all(&message(&head, None, &body)).await?;
     }
     Ok(())

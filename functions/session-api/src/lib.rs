@@ -4,20 +4,23 @@
 mod problem;
 
 use std::convert::Infallible;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
-use session_store::{Expiry, Session, SessionData, SessionKey, SessionStore, Version};
+use session_store::{Expected, Expiry, Session, SessionData, SessionKey, SessionStore, Version};
 use tracing::{error, info};
 
 pub use problem::ApiError;
 
 const JSON: &str = "application/json";
 const MERGE_PATCH: &str = "application/merge-patch+json";
+/// Time kept back from the invocation's deadline to send the answer: DynamoDB calls end
+/// this long before Lambda would cut the function off.
+const ANSWER_MARGIN: Duration = Duration::from_millis(500);
 
 /// What every request shares: the store, built once per container.
 #[derive(Debug)]
@@ -147,20 +150,26 @@ pub enum Operation {
         key: SessionKey,
         data: SessionData,
         expiry: Expiry,
-        expected: Option<Version>,
+        expected: Option<Expected>,
     },
     /// `patch` is always a JSON object.
     Patch {
         key: SessionKey,
         patch: Value,
-        expected: Option<Version>,
+        expected: Option<Expected>,
     },
     Delete {
         key: SessionKey,
-        expected: Option<Version>,
+        expected: Option<Expected>,
     },
-    Cycle(SessionKey),
-    Touch(SessionKey),
+    Cycle {
+        key: SessionKey,
+        expected: Option<Expected>,
+    },
+    Touch {
+        key: SessionKey,
+        expected: Option<Expected>,
+    },
 }
 
 impl Operation {
@@ -207,8 +216,14 @@ impl Operation {
         }
         let key = SessionKey::parse(raw)?;
         Ok(match (route, method.as_str()) {
-            (Route::Cycle(_), _) => Self::Cycle(key),
-            (Route::Touch(_), _) => Self::Touch(key),
+            (Route::Cycle(_), _) => Self::Cycle {
+                key,
+                expected: if_match(request.headers())?,
+            },
+            (Route::Touch(_), _) => Self::Touch {
+                key,
+                expected: if_match(request.headers())?,
+            },
             (_, "GET") => Self::Read {
                 key,
                 touch: wants_touch(request.query_string_parameters_ref())?,
@@ -260,8 +275,8 @@ impl Operation {
             | Self::Replace { key, .. }
             | Self::Patch { key, .. }
             | Self::Delete { key, .. }
-            | Self::Cycle(key)
-            | Self::Touch(key) => Some(key),
+            | Self::Cycle { key, .. }
+            | Self::Touch { key, .. } => Some(key),
         }
     }
 }
@@ -284,7 +299,8 @@ async fn dispatch(
 ) -> Result<Response<Body>, ApiError> {
     let operation = Operation::of_route(request, route, app.max_body_bytes)?;
     *session = operation.key().map(|k| k.fingerprint(12));
-    let store = &app.store;
+    let bounded = answer_by(request).map(|deadline| app.store.until(deadline));
+    let store = bounded.as_ref().unwrap_or(&app.store);
     let answer = match operation {
         Operation::Create { data, expiry } => {
             let created = store.create(data, expiry).await?;
@@ -296,12 +312,12 @@ async fn dispatch(
             }
             return Ok(response);
         }
-        Operation::Cycle(key) => {
-            let cycled = store.cycle(&key, None).await?;
+        Operation::Cycle { key, expected } => {
+            let cycled = store.cycle(&key, expected).await?;
             *session = Some(cycled.key.fingerprint(12));
             cycled
         }
-        Operation::Touch(key) => store.touch(&key).await?,
+        Operation::Touch { key, expected } => store.touch(&key, expected).await?,
         Operation::Read { key, touch: true } => store.load_and_touch(&key).await?,
         Operation::Read { key, touch: false } => store.load(&key).await?,
         Operation::Exists(key) => {
@@ -388,25 +404,52 @@ fn wants_touch(query: Option<&QueryMap>) -> Result<bool, ApiError> {
     }
 }
 
-/// The version demanded by `If-Match`: `None` when absent or `*`. A tag this API never
-/// issued (weak, malformed, or a list, which is not supported) cannot match any version,
-/// so it fails the precondition rather than the request's syntax.
-fn if_match(headers: &HeaderMap) -> Result<Option<Version>, ApiError> {
-    let Some(raw) = headers.get(header::IF_MATCH) else {
+/// What `If-Match` demands (RFC 9110, section 13.1.1): `*` that the session exists, an
+/// entity tag that it is at that version. Every `If-Match` line counts; a list, a weak
+/// tag, or a tag this API never issues (versions are canonical decimal integers: no
+/// sign, no leading zero) cannot match any session, so the precondition fails rather
+/// than the request's syntax.
+fn if_match(headers: &HeaderMap) -> Result<Option<Expected>, ApiError> {
+    let mut lines = headers.get_all(header::IF_MATCH).iter();
+    let Some(first) = lines.next() else {
         return Ok(None);
     };
-    let raw = raw
+    if lines.next().is_some() {
+        return Err(ApiError::PreconditionFailed);
+    }
+    let tag = first
         .to_str()
         .map_err(|_| ApiError::PreconditionFailed)?
         .trim();
-    if raw == "*" {
-        return Ok(None);
+    if tag == "*" {
+        return Ok(Some(Expected::Exists));
     }
-    raw.strip_prefix('"')
+    tag.strip_prefix('"')
         .and_then(|r| r.strip_suffix('"'))
-        .and_then(|tag| tag.parse().ok())
-        .map(|v| Some(Version(v)))
+        .and_then(canonical_version)
+        .map(|v| Some(Expected::Version(v)))
         .ok_or(ApiError::PreconditionFailed)
+}
+
+/// A version as the `ETag` writes it: decimal digits, `0` or without a leading zero.
+fn canonical_version(digits: &str) -> Option<Version> {
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    canonical
+        .then(|| digits.parse().ok().map(Version))
+        .flatten()
+}
+
+/// The instant by which DynamoDB calls must be over for the answer to reach the caller:
+/// the invocation's deadline less [`ANSWER_MARGIN`]. `None` outside Lambda (no deadline).
+fn answer_by(request: &Request) -> Option<Instant> {
+    let context = request.lambda_context_ref().filter(|c| c.deadline > 0)?;
+    let left = context
+        .deadline()
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Some(Instant::now() + left.saturating_sub(ANSWER_MARGIN))
 }
 
 /// The request body as JSON, `None` when empty; checks size, media type and encoding.

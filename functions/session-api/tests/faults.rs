@@ -4,6 +4,9 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
+use lambda_http::Request;
 use serde_json::json;
 use support::{MERGE, Payload, api_behind_proxy};
 use testkit::proxy::Fault;
@@ -119,4 +122,127 @@ async fn a_dynamodb_that_never_answers_gives_503_once_each_try_has_timed_out() {
     reply.assert_problem(503);
     assert_eq!(reply.header("retry-after"), Some("1"));
     assert_eq!(proxy.injected().get(&Fault::Timeout), Some(&TRIES));
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_answers_the_session_it_wrote_and_no_other() {
+    let (api, proxy) = api_behind_proxy().await;
+    // DynamoDB writes the item, the answer never arrives, the SDK tries again.
+    proxy.inject("PutItem", Fault::LoseResponse, Some(1));
+    let reply = api.post_json("/sessions", &json!({"data": {"a": 1}})).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(proxy.injected().get(&Fault::LoseResponse), Some(&1));
+    let items = api.items().await;
+    assert_eq!(items.len(), 1, "one session, not two: {items:?}");
+    assert_eq!(
+        items[0].get("session_key"),
+        Some(&aws_sdk_dynamodb::types::AttributeValue::S(reply.key()))
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_cycle_answers_503_after_the_sdk_tries_and_keeps_the_old_key() {
+    let (api, proxy) = api_behind_proxy().await;
+    let key = api.create(json!({"cart": [1]})).await;
+    let before = api.items().await;
+    proxy.inject("TransactWriteItems", Fault::TransactionThrottled, None);
+    let reply = api
+        .call(
+            "POST",
+            &format!("/sessions/{key}/cycle"),
+            &[],
+            Payload::None,
+        )
+        .await;
+    reply.assert_problem(503);
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    let tries = proxy.injected_total();
+    assert!(
+        (1..=TRIES).contains(&tries),
+        "{tries} transactions for one throttled cycle"
+    );
+    proxy.heal();
+    assert_eq!(api.items().await, before);
+}
+
+#[tokio::test]
+async fn a_cycle_transaction_refused_as_invalid_is_500_and_not_retried() {
+    let (api, proxy) = api_behind_proxy().await;
+    let key = api.create(json!({})).await;
+    proxy.inject("TransactWriteItems", Fault::TransactionInvalid, None);
+    let reply = api
+        .call(
+            "POST",
+            &format!("/sessions/{key}/cycle"),
+            &[],
+            Payload::None,
+        )
+        .await;
+    reply.assert_problem(500);
+    assert_eq!(proxy.injected_total(), 1);
+}
+
+/// An event whose invocation ends `left` from now, as Lambda's context tells it.
+fn near_deadline(api: &support::Api, method: &str, path: &str, left: Duration) -> Request {
+    use lambda_http::RequestExt;
+    let mut context = lambda_http::Context::default();
+    let ends = std::time::SystemTime::now() + left;
+    context.deadline = ends
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let body = if method == "PATCH" {
+        Payload::Text(r#"{"b": 2}"#)
+    } else {
+        Payload::None
+    };
+    api.request(method, path, &[MERGE], body)
+        .with_lambda_context(context)
+}
+
+#[tokio::test]
+async fn a_slow_dynamodb_near_the_deadline_gives_503_before_lambda_cuts_the_function_off() {
+    let (api, proxy) = api_behind_proxy().await;
+    let key = api.create(json!({"a": 1})).await;
+    let path = format!("/sessions/{key}");
+    proxy.inject("GetItem", Fault::Timeout, None);
+    for (method, route) in [("PATCH", path.clone()), ("POST", format!("{path}/cycle"))] {
+        let left = Duration::from_millis(1_500);
+        let started = Instant::now();
+        let reply = api
+            .send_request(near_deadline(&api, method, &route, left))
+            .await;
+        reply.assert_problem(503);
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert!(
+            started.elapsed() < left,
+            "{method}: answered after the deadline"
+        );
+    }
+    proxy.heal();
+    let got = api.get(&path).await;
+    assert_eq!(got.json()["data"], json!({"a": 1}));
+}
+
+#[tokio::test]
+async fn no_dynamodb_call_starts_when_the_deadline_leaves_no_time_for_it() {
+    let (api, proxy) = api_behind_proxy().await;
+    let key = api.create(json!({"a": 1})).await;
+    // Any request that reached DynamoDB would be counted here.
+    proxy.inject("", Fault::Throttling, None);
+    let reply = api
+        .send_request(near_deadline(
+            &api,
+            "PATCH",
+            &format!("/sessions/{key}"),
+            Duration::from_millis(550),
+        ))
+        .await;
+    reply.assert_problem(503);
+    assert_eq!(proxy.injected_total(), 0);
+    let item = api.raw_item(&key).await.unwrap();
+    assert_eq!(
+        item.get("version"),
+        Some(&aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
+    );
 }

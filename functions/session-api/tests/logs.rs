@@ -9,7 +9,7 @@ use support::{CapturedLogs, Payload, api, patch};
 #[tokio::test]
 async fn logs_hold_one_line_per_request_and_never_a_key_or_data() {
     let logs = CapturedLogs::default();
-    let _guard = logs.install();
+    let _guard = support::install(&logs);
     let api = api().await;
     let marker = "MARKER-5f3a-secret-value";
     let key = api.create(json!({"note": marker})).await;
@@ -55,7 +55,7 @@ async fn django_data_that_fails_to_verify_reads_as_empty_with_a_warning_that_hol
     use session_store::{CodecConfig, DjangoKeys, DjangoSecrets, Secret};
 
     let logs = CapturedLogs::default();
-    let _guard = logs.install();
+    let _guard = support::install(&logs);
     let secret = "SECRET-KEY-never-logged";
     let api = support::api_with(|c| {
         c.codec = CodecConfig::Django(DjangoSecrets::Keys(DjangoKeys {

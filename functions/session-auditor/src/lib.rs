@@ -22,9 +22,20 @@ const KEY_HASH_DIGITS: usize = 16;
 pub enum Action {
     Created,
     Updated,
+    /// Removed by a caller while it was alive: a logout, a cycled-away key.
     Deleted,
-    /// Removed by DynamoDB's TTL.
+    /// Removed after its expiry, by DynamoDB's TTL or by the cleanup.
     Expired,
+}
+
+/// Who removed an expired session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Remover {
+    /// DynamoDB's TTL process (the record's `userIdentity` is the DynamoDB service).
+    Ttl,
+    /// The scheduled cleanup, whose deletes are conditioned on the session being expired.
+    Cleanup,
 }
 
 /// Names of the data keys a change touched; `None` where a side could not be decoded.
@@ -52,6 +63,9 @@ pub struct AuditEvent {
     pub data_keys: Option<KeyChanges>,
     /// The sides (`before`, `after`) whose data the codec could not decode.
     pub data_unreadable: Vec<&'static str>,
+    /// Only on `expired`: who removed the session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed_by: Option<Remover>,
 }
 
 /// Why a record cannot be audited; it is reported as a batch item failure.
@@ -172,17 +186,23 @@ impl Auditor {
         // The images stay as deserialized: the audit reads three of their attributes,
         // and converting whole images (data included) would cost most of its time.
         let (old, new) = (&record.change.old_image, &record.change.new_image);
-        let action = match record.event_name.as_str() {
-            "INSERT" => Action::Created,
-            "MODIFY" => Action::Updated,
+        let time = record.change.approximate_creation_date_time.timestamp();
+        let (action, removed_by) = match record.event_name.as_str() {
+            "INSERT" => (Action::Created, None),
+            "MODIFY" => (Action::Updated, None),
             "REMOVE" => {
                 let by_ttl = record.user_identity.as_ref().is_some_and(|u| {
                     u.type_ == "Service" && u.principal_id == "dynamodb.amazonaws.com"
                 });
+                // Only the cleanup deletes sessions that are past their expiry.
+                let was_expired =
+                    time > 0 && number(old, item::EXPIRES_AT).is_some_and(|t| t <= time);
                 if by_ttl {
-                    Action::Expired
+                    (Action::Expired, Some(Remover::Ttl))
+                } else if was_expired {
+                    (Action::Expired, Some(Remover::Cleanup))
                 } else {
-                    Action::Deleted
+                    (Action::Deleted, None)
                 }
             }
             other => return Err(RecordError::EventName(other.to_owned())),
@@ -209,7 +229,6 @@ impl Auditor {
             (Some(b), Some(a)) => Some(diff(b, a)),
             _ => None,
         };
-        let time = record.change.approximate_creation_date_time.timestamp();
         Ok(Audited::Event(Box::new(AuditEvent {
             action,
             session: key.fingerprint(KEY_HASH_DIGITS),
@@ -226,15 +245,13 @@ impl Auditor {
             expires_after: after.as_ref().and_then(|s| s.expires.clone()),
             data_keys,
             data_unreadable: unreadable,
+            removed_by,
         })))
     }
 
     /// Version and expiry read as `item::meta` reads them: absent or malformed is 0 / none.
     fn side(&self, image: &serde_dynamo::Item) -> Side {
-        let number = |name: &str| match image.get(name) {
-            Some(serde_dynamo::AttributeValue::N(n)) => n.parse::<i64>().ok(),
-            _ => None,
-        };
+        let number = |name: &str| number(image, name);
         let data = match image.get(item::DATA) {
             Some(serde_dynamo::AttributeValue::S(raw)) => self.codec.decode(raw).ok(),
             _ => None,
@@ -248,6 +265,14 @@ impl Auditor {
                 .and_then(Timestamp::to_rfc3339),
             data,
         }
+    }
+}
+
+/// A number attribute of an image; absent or malformed is `None`.
+fn number(image: &serde_dynamo::Item, name: &str) -> Option<i64> {
+    match image.get(name) {
+        Some(serde_dynamo::AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
     }
 }
 

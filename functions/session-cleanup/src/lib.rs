@@ -4,21 +4,23 @@
 //! and resumes where it stopped on the next run.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use lambda_runtime::{Context, LambdaEvent};
 use serde::Serialize;
 use serde_json::{Value, json};
+use session_store::expiry::MAX_IDLE_TIMEOUT;
 use session_store::item::{self, Item, number};
 use session_store::metrics::{Emf, Unit};
-use session_store::retry::backoff;
+use session_store::retry::delay;
 use session_store::{
     CleanupConfig, Clock, Codec, ConfigError, Expiry, SessionKey, StoreConfig, SystemClock,
     Timestamp,
@@ -36,6 +38,10 @@ const MAX_INVOCATION: Duration = Duration::from_secs(900);
 const WRITE_ATTEMPTS: u32 = 6;
 const BACKOFF_BASE: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(3);
+/// No DynamoDB call is started with less time than this left before the run must stop.
+const MIN_CALL_TIME: Duration = Duration::from_millis(100);
+/// Kept back from the invocation's deadline for the summary, after the checkpoint.
+const SUMMARY_TIME: Duration = Duration::from_millis(100);
 
 /// Called with the keys of each page's candidates before any is written; lets tests
 /// change sessions between the scan and the writes.
@@ -90,6 +96,9 @@ pub struct Summary {
     pub skipped_refreshed: u64,
     pub legacy_stamped: u64,
     pub errors: u64,
+    /// Candidates left for the next run because the deadline came first; their page is
+    /// read again then.
+    pub deferred: u64,
     pub duration_ms: u64,
     /// The run continued from a checkpoint.
     pub resumed: bool,
@@ -106,6 +115,7 @@ struct Tally {
     skipped_refreshed: AtomicU64,
     legacy_stamped: AtomicU64,
     errors: AtomicU64,
+    deferred: AtomicU64,
     /// Candidates claimed for settling, against `max_items`.
     settled: AtomicU64,
 }
@@ -138,14 +148,19 @@ impl RateLimiter {
         }
     }
 
-    async fn wait(&self) {
+    /// Waits for the next free slot; `false`, without waiting, when it comes after `by`.
+    async fn wait(&self, by: Instant) -> bool {
         let slot = {
             let mut next = self.next.lock().await;
             let slot = (*next).max(Instant::now());
+            if slot >= by {
+                return false;
+            }
             *next = slot + self.period;
             slot
         };
         tokio::time::sleep_until(slot.into()).await;
+        true
     }
 }
 
@@ -162,8 +177,15 @@ pub struct Cleanup {
 struct Run<'a> {
     cleanup: &'a Cleanup,
     dry_run: bool,
+    /// No call starts after this: the deadline less the margin.
     stop_at: Instant,
+    /// Calls under way are abandoned here, half the margin later; the other half is the
+    /// checkpoint's. A write abandoned may still have taken effect.
+    finish_by: Instant,
     max_items: Option<u64>,
+    /// Set by an error that every further request would meet too (access denied, no
+    /// such table, a request DynamoDB refuses): the run ends at once.
+    aborted: AtomicBool,
     tally: Tally,
     limiter: RateLimiter,
     writers: Semaphore,
@@ -206,13 +228,16 @@ impl Cleanup {
     pub async fn run(&self, overrides: Overrides, deadline: Instant) -> Result<Summary, Error> {
         let started = Instant::now();
         let segments = overrides.segments.unwrap_or(self.config.segments);
+        let stop_at = deadline
+            .checked_sub(self.config.deadline_margin)
+            .unwrap_or(started);
         let run = Run {
             cleanup: self,
             dry_run: overrides.dry_run,
-            stop_at: deadline
-                .checked_sub(self.config.deadline_margin)
-                .unwrap_or(started),
+            stop_at,
+            finish_by: stop_at + self.config.deadline_margin / 2,
             max_items: overrides.max_items,
+            aborted: AtomicBool::new(false),
             tally: Tally::default(),
             limiter: RateLimiter::new(self.config.writes_per_second),
             writers: Semaphore::new(self.config.concurrency),
@@ -220,7 +245,7 @@ impl Cleanup {
         let saved = if run.dry_run {
             None
         } else {
-            self.load_checkpoint(segments).await?
+            within(deadline, self.load_checkpoint(segments)).await??
         };
         let resumed = saved.is_some();
         let start = saved.unwrap_or_else(|| vec![Position::Start; segments as usize]);
@@ -233,7 +258,12 @@ impl Cleanup {
         .await;
         let complete = ends.iter().all(|p| *p == Position::Done);
         if !run.dry_run {
-            self.save_checkpoint(&ends, complete).await?;
+            let by = deadline.checked_sub(SUMMARY_TIME).unwrap_or(deadline);
+            let saved = within(by, self.save_checkpoint(&ends, complete)).await;
+            if let Err(e) = saved.and_then(|r| r) {
+                warn!(error = %e, "checkpoint not saved; the next run starts over");
+                Tally::add(&run.tally.errors, 1);
+            }
         }
         let t = &run.tally;
         let summary = Summary {
@@ -242,6 +272,7 @@ impl Cleanup {
             skipped_refreshed: t.skipped_refreshed.load(Ordering::Relaxed),
             legacy_stamped: t.legacy_stamped.load(Ordering::Relaxed),
             errors: t.errors.load(Ordering::Relaxed),
+            deferred: t.deferred.load(Ordering::Relaxed),
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             resumed,
             complete,
@@ -261,6 +292,7 @@ impl Cleanup {
             .metric("skipped_refreshed", count(s.skipped_refreshed), Unit::Count)
             .metric("legacy_stamped", count(s.legacy_stamped), Unit::Count)
             .metric("errors", count(s.errors), Unit::Count)
+            .metric("deferred", count(s.deferred), Unit::Count)
             .metric("duration_ms", count(s.duration_ms), Unit::Milliseconds)
             .metric("resumed", f64::from(u8::from(s.resumed)), Unit::Count)
             .metric("complete", f64::from(u8::from(s.complete)), Unit::Count)
@@ -362,11 +394,18 @@ impl Cleanup {
             _ => None,
         };
         let base = meta.created.unwrap_or(now);
-        match from_data {
-            Some(Expiry::At(t)) => (t, Expiry::At(t)),
+        let (at, rule) = match from_data {
+            // As for every write: no further ahead than the longest idle timeout.
+            Some(Expiry::At(t)) => (t.min(now.saturating_add(MAX_IDLE_TIMEOUT)), Expiry::At(t)),
             Some(Expiry::IdleFor(d)) => (base.saturating_add(d), Expiry::IdleFor(d)),
             _ => (base.saturating_add(self.config.legacy_age), Expiry::Default),
-        }
+        };
+        let capped = self
+            .store
+            .expiry
+            .deadline_from(base)
+            .map_or(at, |deadline| at.min(deadline));
+        (capped, rule)
     }
 }
 
@@ -375,7 +414,17 @@ impl Run<'_> {
         let budget_spent = self
             .max_items
             .is_some_and(|max| self.tally.settled.load(Ordering::Relaxed) >= max);
-        Instant::now() >= self.stop_at || budget_spent
+        Instant::now() >= self.stop_at || budget_spent || self.aborted.load(Ordering::Relaxed)
+    }
+
+    /// Ends the run at once: an error that every further request would meet too.
+    fn abort(&self, what: &str, kind: &str) {
+        tracing::error!(
+            error_kind = kind,
+            "{what} failed with an error no retry can fix; ending the run"
+        );
+        Tally::add(&self.tally.errors, 1);
+        self.aborted.store(true, Ordering::Relaxed);
     }
 
     /// Claims up to `wanted` of the run's `max_items`, atomically across segments.
@@ -397,25 +446,51 @@ impl Run<'_> {
         usize::try_from(granted).unwrap_or(0)
     }
 
+    /// Sleeps the backoff before try `attempt` and runs `call` within the run's time;
+    /// `None` when the sleep and the call would not fit before it must stop.
+    async fn timed<T>(&self, attempt: u32, call: impl Future<Output = T>) -> Option<T> {
+        let wait = delay(attempt, BACKOFF_BASE, BACKOFF_CAP);
+        if Instant::now() + wait + MIN_CALL_TIME > self.stop_at {
+            return None;
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        within(self.finish_by, call).await.ok()
+    }
+
     async fn sweep(&self, segment: u32, segments: u32, from: Position) -> Position {
         let mut cursor = match from {
             Position::Done => return Position::Done,
             Position::After(c) => Some(c),
             Position::Start => None,
         };
-        let mut first = true;
+        let c = self.cleanup;
         loop {
             let here = cursor.clone().map_or(Position::Start, Position::After);
-            if !first && self.out_of_time() {
+            if self.out_of_time() {
                 return here;
             }
-            first = false;
-            let Some((items, scanned, next)) = self.scan_page(segment, segments, &cursor).await
-            else {
-                Tally::add(&self.tally.errors, 1);
-                return here;
+            let (items, scanned, next) = match self.scan_page(segment, segments, &cursor).await {
+                Ok(page) => page,
+                Err(ScanStop::CursorRejected) => {
+                    warn!(
+                        segment,
+                        "the checkpoint's cursor was rejected by Scan; this segment starts over"
+                    );
+                    cursor = None;
+                    continue;
+                }
+                Err(ScanStop::OutOfTime) => return here,
+                Err(ScanStop::Failed) => {
+                    Tally::add(&self.tally.errors, 1);
+                    return here;
+                }
+                Err(ScanStop::Fatal(kind)) => {
+                    self.abort("Scan", &kind);
+                    return here;
+                }
             };
-            let c = self.cleanup;
             let candidates: Vec<Item> = items
                 .into_iter()
                 .filter(|i| match i.get(c.key_attr()) {
@@ -436,10 +511,17 @@ impl Run<'_> {
             }
             let allowed = self.claim(candidates.len());
             let truncated = allowed < candidates.len();
+            let deferred = AtomicU64::new(0);
             futures::stream::iter(candidates.into_iter().take(allowed))
-                .for_each_concurrent(c.config.concurrency, |item| self.settle(item))
+                .for_each_concurrent(c.config.concurrency, |item| async {
+                    if !self.settle(item).await {
+                        deferred.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
                 .await;
-            if truncated {
+            let deferred = deferred.into_inner();
+            Tally::add(&self.tally.deferred, deferred);
+            if truncated || deferred > 0 {
                 // The rest of this page is read again next time.
                 return here;
             }
@@ -451,13 +533,13 @@ impl Run<'_> {
     }
 
     /// One Scan page: the candidates, how many session items were examined (items that
-    /// are no sessions, the checkpoint, are not counted), and where the next page starts. `None` after repeated failures.
+    /// are no sessions, the checkpoint, are not counted), and where the next page starts.
     async fn scan_page(
         &self,
         segment: u32,
         segments: u32,
         cursor: &Option<Item>,
-    ) -> Option<(Vec<Item>, i32, Option<Item>)> {
+    ) -> Result<(Vec<Item>, i32, Option<Item>), ScanStop> {
         let c = self.cleanup;
         let mut projection = "#k, #exp, #created".to_owned();
         let mut names = HashMap::from([
@@ -470,8 +552,7 @@ impl Run<'_> {
             names.insert("#data".into(), item::DATA.into());
         }
         for attempt in 0..WRITE_ATTEMPTS {
-            backoff(attempt, BACKOFF_BASE, BACKOFF_CAP).await;
-            let sent = c
+            let request = c
                 .client
                 .scan()
                 .table_name(&c.store.table_name)
@@ -482,10 +563,11 @@ impl Run<'_> {
                 .filter_expression("attribute_not_exists(#exp) OR #exp <= :now")
                 .set_expression_attribute_names(Some(names.clone()))
                 .expression_attribute_values(":now", number(c.clock.now().epoch_seconds()))
-                .set_exclusive_start_key(cursor.clone())
-                .send()
-                .await;
-            match sent {
+                .set_exclusive_start_key(cursor.clone());
+            let Some(sent) = self.timed(attempt, request.send()).await else {
+                return Err(ScanStop::OutOfTime);
+            };
+            match sent.map_err(classify) {
                 Ok(out) => {
                     let items = out.items.unwrap_or_default();
                     let not_sessions = items
@@ -496,22 +578,33 @@ impl Run<'_> {
                         })
                         .count();
                     let scanned = out.scanned_count - i32::try_from(not_sessions).unwrap_or(0);
-                    return Some((items, scanned, out.last_evaluated_key));
+                    return Ok((items, scanned, out.last_evaluated_key));
                 }
-                Err(e) => warn!(segment, attempt, error = %DisplayErr(&e), "scan failed"),
+                Err(WriteError::Retryable(reason)) => {
+                    warn!(segment, attempt, %reason, "scan failed; backing off");
+                }
+                Err(WriteError::Fatal { kind, .. })
+                    if kind == "ValidationException" && cursor.is_some() =>
+                {
+                    return Err(ScanStop::CursorRejected);
+                }
+                Err(WriteError::Fatal { kind, .. } | WriteError::ConditionFailed(kind)) => {
+                    return Err(ScanStop::Fatal(kind));
+                }
             }
         }
-        None
+        Err(ScanStop::Failed)
     }
 
-    /// Deletes an expired candidate or stamps an expiry on one that has none.
-    async fn settle(&self, candidate: Item) {
+    /// Deletes an expired candidate or stamps an expiry on one that has none; `false`
+    /// when the run's time ran out before the candidate was settled.
+    async fn settle(&self, candidate: Item) -> bool {
         let c = self.cleanup;
         let meta = item::meta(&candidate);
         let now = c.clock.now();
         let stamp = match meta.expires_at {
             Some(t) if t <= now => None,
-            Some(_) => return,
+            Some(_) => return true,
             None => Some(c.legacy_expiry(&candidate, now)),
         };
         if self.dry_run {
@@ -521,70 +614,125 @@ impl Run<'_> {
                 &self.tally.deleted
             };
             Tally::add(counter, 1);
-            return;
+            return true;
         }
         let Some(key) = candidate.get(c.key_attr()).cloned() else {
-            return;
+            return true;
         };
         let Ok(_permit) = self.writers.acquire().await else {
-            return;
+            return true;
         };
         for attempt in 0..WRITE_ATTEMPTS {
-            backoff(attempt, BACKOFF_BASE, BACKOFF_CAP).await;
-            self.limiter.wait().await;
+            if self.aborted.load(Ordering::Relaxed) || !self.limiter.wait(self.stop_at).await {
+                return false;
+            }
             let now = c.clock.now();
-            let outcome = match stamp {
-                None => c
-                    .client
-                    .delete_item()
-                    .table_name(&c.store.table_name)
-                    .key(c.key_attr(), key.clone())
-                    .condition_expression("#exp <= :now")
-                    .expression_attribute_names("#exp", item::EXPIRES_AT)
-                    .expression_attribute_values(":now", number(now.epoch_seconds()))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(classify),
-                Some((at, rule)) => c
-                    .client
-                    .update_item()
-                    .table_name(&c.store.table_name)
-                    .key(c.key_attr(), key.clone())
-                    .set_update_expression(Some(stamp_expression(rule)))
-                    .set_expression_attribute_names(Some(rule_names(rule)))
-                    .set_expression_attribute_values(Some(rule_values(rule)))
-                    .condition_expression("attribute_exists(#k) AND attribute_not_exists(#exp)")
-                    .expression_attribute_names("#k", c.key_attr())
-                    .expression_attribute_names("#exp", item::EXPIRES_AT)
-                    .expression_attribute_names("#ver", item::VERSION)
-                    .expression_attribute_values(":at", number(at.epoch_seconds()))
-                    .expression_attribute_values(":zero", number(0))
-                    .expression_attribute_values(":one", number(1))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(classify),
+            let sent = match stamp {
+                None => self.timed(attempt, c.delete_expired(&key, now)).await,
+                Some(stamp) => self.timed(attempt, c.stamp(&key, stamp)).await,
+            };
+            let Some(outcome) = sent else {
+                return false;
             };
             let counter = match outcome {
                 Ok(()) if stamp.is_some() => &self.tally.legacy_stamped,
                 Ok(()) => &self.tally.deleted,
                 // Refreshed, written or deleted by someone else since the scan.
-                Err(WriteError::ConditionFailed) => &self.tally.skipped_refreshed,
+                Err(WriteError::ConditionFailed(_)) => &self.tally.skipped_refreshed,
                 Err(WriteError::Retryable(reason)) => {
                     warn!(attempt, %reason, "write throttled or failed; backing off");
                     continue;
                 }
-                Err(WriteError::Fatal(reason)) => {
-                    warn!(%reason, "write failed");
+                Err(WriteError::Fatal { kind, .. }) if ends_the_run(&kind) => {
+                    self.abort("a write", &kind);
+                    return true;
+                }
+                Err(WriteError::Fatal { kind, message }) => {
+                    warn!(error_kind = %kind, %message, "write failed");
                     &self.tally.errors
                 }
             };
             Tally::add(counter, 1);
-            return;
+            return true;
         }
         Tally::add(&self.tally.errors, 1);
+        true
     }
+}
+
+impl Cleanup {
+    /// Deletes the item only if it is still expired.
+    async fn delete_expired(&self, key: &AttributeValue, now: Timestamp) -> Result<(), WriteError> {
+        self.client
+            .delete_item()
+            .table_name(&self.store.table_name)
+            .key(self.key_attr(), key.clone())
+            .condition_expression("#exp <= :now")
+            .expression_attribute_names("#exp", item::EXPIRES_AT)
+            .expression_attribute_values(":now", number(now.epoch_seconds()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(classify)
+    }
+
+    /// Stamps an expiry on an item that still has none.
+    async fn stamp(
+        &self,
+        key: &AttributeValue,
+        (at, rule): (Timestamp, Expiry),
+    ) -> Result<(), WriteError> {
+        self.client
+            .update_item()
+            .table_name(&self.store.table_name)
+            .key(self.key_attr(), key.clone())
+            .set_update_expression(Some(stamp_expression(rule)))
+            .set_expression_attribute_names(Some(rule_names(rule)))
+            .set_expression_attribute_values(Some(rule_values(rule)))
+            .condition_expression("attribute_exists(#k) AND attribute_not_exists(#exp)")
+            .expression_attribute_names("#k", self.key_attr())
+            .expression_attribute_names("#exp", item::EXPIRES_AT)
+            .expression_attribute_names("#ver", item::VERSION)
+            .expression_attribute_values(":at", number(at.epoch_seconds()))
+            .expression_attribute_values(":zero", number(0))
+            .expression_attribute_values(":one", number(1))
+            .send()
+            .await
+            .map(drop)
+            .map_err(classify)
+    }
+}
+
+/// Why a segment's Scan stopped without a page.
+enum ScanStop {
+    /// Throttled or failing through every try: the segment stops here for this run.
+    Failed,
+    /// The run's time ran out first.
+    OutOfTime,
+    /// Scan refused the saved cursor: the segment starts over.
+    CursorRejected,
+    /// An error no retry fixes, of this kind: the run ends.
+    Fatal(String),
+}
+
+/// Errors that every further request of the run would meet too.
+fn ends_the_run(kind: &str) -> bool {
+    matches!(
+        kind,
+        "AccessDeniedException"
+            | "ResourceNotFoundException"
+            | "UnrecognizedClientException"
+            | "MissingAuthenticationTokenException"
+            | "InvalidSignatureException"
+            | "ExpiredTokenException"
+    )
+}
+
+/// Runs `call` unless `by` comes first.
+async fn within<T>(by: Instant, call: impl Future<Output = T>) -> Result<T, Error> {
+    tokio::time::timeout_at(by.into(), call)
+        .await
+        .map_err(|_| Error::from("the invocation's deadline came first"))
 }
 
 /// The stamp also records the item's own rule, as the store's writes do, so that reads
@@ -615,36 +763,33 @@ fn rule_values(rule: Expiry) -> HashMap<String, AttributeValue> {
 }
 
 enum WriteError {
-    ConditionFailed,
+    /// The write's condition failed (the error's kind is kept for scans, which have none).
+    ConditionFailed(String),
     Retryable(String),
-    Fatal(String),
+    Fatal {
+        kind: String,
+        message: String,
+    },
 }
 
 fn classify<E, R>(err: SdkError<E, R>) -> WriteError
 where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    if let SdkError::ServiceError(s) = &err
-        && s.err().code() == Some("ConditionalCheckFailedException")
-    {
-        return WriteError::ConditionFailed;
+    let kind = match &err {
+        SdkError::ServiceError(s) => s.err().code().unwrap_or("Unknown").to_owned(),
+        _ => String::new(),
+    };
+    if kind == "ConditionalCheckFailedException" {
+        return WriteError::ConditionFailed(kind);
     }
     match session_store::StoreError::from_sdk(err) {
         session_store::StoreError::Unavailable(r) => WriteError::Retryable(r),
-        other => WriteError::Fatal(other.to_string()),
-    }
-}
-
-struct DisplayErr<'a, E>(&'a E);
-
-impl<E: std::error::Error> std::fmt::Display for DisplayErr<'_, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(self.0)
-        )
+        other => WriteError::Fatal {
+            kind,
+            message: other.to_string(),
+        },
     }
 }
 

@@ -2,7 +2,7 @@
 //! fresh moto table made from template.yaml, and a clock that moves only when told.
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use base64::Engine;
@@ -146,6 +146,22 @@ pub fn http_event(method: &str, path: &str, headers: &[(&str, &str)], body: Payl
 impl Api {
     pub async fn send_event(&self, event: &Value) -> Reply {
         let request = lambda_http::request::from_str(&event.to_string()).expect("a valid event");
+        self.send_request(request).await
+    }
+
+    /// The request an HTTP API event makes, to be changed before it is sent.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Payload<'_>,
+    ) -> lambda_http::Request {
+        let event = http_event(method, path, headers, body);
+        lambda_http::request::from_str(&event.to_string()).expect("a valid event")
+    }
+
+    pub async fn send_request(&self, request: lambda_http::Request) -> Reply {
         let response = session_api::handle(&self.app, request).await;
         let (parts, body) = response.into_parts();
         let text = match body {
@@ -214,32 +230,14 @@ impl Api {
     }
 }
 
-/// Log output captured from the API's own subscriber, for the duration of a test.
-#[derive(Clone, Default)]
-pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+/// Log output captured from the functions' own subscriber, for the duration of a test.
+pub use testkit::CapturedLogs;
 
-impl CapturedLogs {
-    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let sink = self.clone();
-        tracing::subscriber::set_default(session_store::telemetry::subscriber(move || sink.clone()))
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().map(|b| b.clone()).unwrap_or_default()).into_owned()
-    }
-}
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut b) = self.0.lock() {
-            b.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+pub fn install(logs: &CapturedLogs) -> tracing::subscriber::DefaultGuard {
+    tracing::subscriber::set_default(session_store::telemetry::subscriber_with(
+        "info",
+        logs.writer(),
+    ))
 }
 
 /// PATCH with a merge patch, and `If-Match` when given.

@@ -125,9 +125,9 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
                 .unwrap_or(0);
             let head = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-                 lambda-runtime-aws-request-id: bench-{id}\r\n\
+                 lambda-runtime-aws-request-id: invocation-{id}\r\n\
                  lambda-runtime-deadline-ms: {deadline_ms}\r\n\
-                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:bench\r\n\
+                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:session\r\n\
                  lambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\n\r\n",
                 event.len()
             );

@@ -1,0 +1,287 @@
+//! Expiry limits, items of the original backend whose data says they expired, and
+//! `If-Match` as RFC 9110 section 13.1.1 defines it: regressions found in review.
+
+mod support;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use session_store::{CodecConfig, DjangoCodec, DjangoKeys, DjangoSecrets, Secret, Timestamp};
+use support::{Api, Payload, START, api, api_with, patch, put};
+
+const SECRET: &str = "edge-test-secret";
+const TEN_YEARS: i64 = 315_360_000;
+
+fn keys() -> DjangoKeys {
+    DjangoKeys {
+        secret_key: Secret::new(SECRET),
+        fallbacks: vec![],
+    }
+}
+
+async fn django_api() -> Api {
+    api_with(|c| c.codec = CodecConfig::Django(DjangoSecrets::Keys(keys()))).await
+}
+
+fn rfc3339(offset: i64) -> Value {
+    json!(Timestamp::from_epoch_seconds(START + offset).to_rfc3339())
+}
+
+/// An item as the Django backend writes it: key and signed data, nothing else.
+async fn seed_item(api: &Api, data: Value) -> String {
+    use session_store::Codec;
+    let key = session_store::SessionKey::generate().unwrap();
+    let Value::Object(map) = data else {
+        panic!("data is an object")
+    };
+    let raw = DjangoCodec::new(&keys()).encode(&map, Timestamp::from_epoch_seconds(START));
+    api.client
+        .put_item()
+        .table_name(&api.table)
+        .item("session_key", AttributeValue::S(key.as_str().into()))
+        .item("data", AttributeValue::S(raw))
+        .send()
+        .await
+        .unwrap();
+    key.as_str().to_owned()
+}
+
+#[tokio::test]
+async fn a_fixed_expiry_far_ahead_is_capped_at_ten_years_on_create_replace_and_patch() {
+    let api = django_api().await;
+    let far = json!({"_session_expiry": "9999-12-31T23:59:59+00:00"});
+    let created = api.post_json("/sessions", &json!({ "data": far })).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.json()["expires_at"], rfc3339(TEN_YEARS));
+    let key = created.key();
+
+    let replaced = put(&api, &key, &json!({"data": {"a": 1}}), None).await;
+    assert_eq!(replaced.json()["expires_at"], rfc3339(1_209_600));
+    let patched = patch(&api, &key, &far, None).await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert_eq!(patched.json()["expires_at"], rfc3339(TEN_YEARS));
+    let replaced = put(&api, &key, &json!({ "data": far }), None).await;
+    assert_eq!(replaced.json()["expires_at"], rfc3339(TEN_YEARS));
+    let got = api.get(&format!("/sessions/{key}")).await;
+    assert_eq!(got.json()["expires_at"], rfc3339(TEN_YEARS));
+}
+
+#[tokio::test]
+async fn the_maximum_lifetime_still_caps_a_fixed_expiry() {
+    let api = api_with(|c| {
+        c.codec = CodecConfig::Django(DjangoSecrets::Keys(keys()));
+        c.expiry.max_lifetime = Some(std::time::Duration::from_secs(3_600));
+    })
+    .await;
+    let key = api.create(json!({})).await;
+    let patched = patch(
+        &api,
+        &key,
+        &json!({"_session_expiry": "9999-12-31T23:59:59+00:00"}),
+        None,
+    )
+    .await;
+    assert_eq!(patched.json()["expires_at"], rfc3339(3_600));
+}
+
+#[tokio::test]
+async fn a_patch_that_sets_a_past_fixed_expiry_is_400_and_writes_nothing() {
+    let api = django_api().await;
+    let key = api.create(json!({"a": 1})).await;
+    let before = api.raw_item(&key).await;
+    for past in [json!("2020-01-01T00:00:00"), json!(-1)] {
+        patch(&api, &key, &json!({ "_session_expiry": past }), None)
+            .await
+            .assert_problem(400);
+        put(
+            &api,
+            &key,
+            &json!({"data": { "_session_expiry": past }}),
+            None,
+        )
+        .await
+        .assert_problem(400);
+    }
+    assert_eq!(api.raw_item(&key).await, before);
+}
+
+#[tokio::test]
+async fn items_of_the_django_backend_whose_data_says_expired_are_404_everywhere() {
+    let api = django_api().await;
+    for expiry in [json!("2020-01-01T00:00:00"), json!(-60)] {
+        let key = seed_item(&api, json!({"user": 7, "_session_expiry": expiry})).await;
+        let before = api.raw_item(&key).await;
+        let path = format!("/sessions/{key}");
+        api.get(&path).await.assert_problem(404);
+        api.get(&format!("{path}?touch=true"))
+            .await
+            .assert_problem(404);
+        assert_eq!(
+            api.call("HEAD", &path, &[], Payload::None).await.status,
+            404
+        );
+        patch(&api, &key, &json!({"b": 1}), None)
+            .await
+            .assert_problem(404);
+        put(&api, &key, &json!({"data": {"b": 1}}), None)
+            .await
+            .assert_problem(404);
+        for action in ["touch", "cycle"] {
+            api.call("POST", &format!("{path}/{action}"), &[], Payload::None)
+                .await
+                .assert_problem(404);
+        }
+        assert_eq!(
+            api.raw_item(&key).await,
+            before,
+            "{expiry}: nothing written"
+        );
+        assert_eq!(api.items().await.len(), 1, "{expiry}: no new key");
+        api.client
+            .delete_item()
+            .table_name(&api.table)
+            .key("session_key", AttributeValue::S(key))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn items_of_the_django_backend_with_a_future_fixed_expiry_are_served_until_then() {
+    let api = django_api().await;
+    let at = Timestamp::from_epoch_seconds(START + 600);
+    let text = session_store::django::isoformat(at).unwrap();
+    let key = seed_item(&api, json!({"user": 7, "_session_expiry": text})).await;
+    let got = api.get(&format!("/sessions/{key}")).await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(got.json()["expires_at"], rfc3339(600));
+    api.clock.advance(std::time::Duration::from_secs(600));
+    api.get(&format!("/sessions/{key}"))
+        .await
+        .assert_problem(404);
+}
+
+#[tokio::test]
+async fn versions_in_if_match_are_canonical_decimal_integers_only() {
+    let api = api().await;
+    let key = api.create(json!({"a": 1})).await;
+    let before = api.raw_item(&key).await;
+    for tag in ["\"+1\"", "\"01\"", "\"1.0\"", "\" 1\"", "\"\"", "\"1e0\""] {
+        put(&api, &key, &json!({"data": {"a": 2}}), Some(tag))
+            .await
+            .assert_problem(412);
+        patch(&api, &key, &json!({"a": 2}), Some(tag))
+            .await
+            .assert_problem(412);
+    }
+    assert_eq!(api.raw_item(&key).await, before);
+    let ok = patch(&api, &key, &json!({"a": 2}), Some("\"1\"")).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+}
+
+#[tokio::test]
+async fn every_if_match_line_counts_and_several_never_match() {
+    let api = api().await;
+    let key = api.create(json!({"a": 1})).await;
+    let path = format!("/sessions/{key}");
+    let before = api.raw_item(&key).await;
+    for (first, second) in [("\"1\"", "\"1\""), ("\"7\"", "\"1\""), ("*", "\"1\"")] {
+        for method in ["PUT", "PATCH", "DELETE"] {
+            let (content_type, body) = match method {
+                "PUT" => ("application/json", r#"{"data": {"a": 9}}"#),
+                "PATCH" => ("application/merge-patch+json", r#"{"a": 9}"#),
+                _ => ("application/json", ""),
+            };
+            let payload = if body.is_empty() {
+                Payload::None
+            } else {
+                Payload::Text(body)
+            };
+            let mut request =
+                api.request(method, &path, &[("content-type", content_type)], payload);
+            for tag in [first, second] {
+                request
+                    .headers_mut()
+                    .append("if-match", tag.parse().unwrap());
+            }
+            api.send_request(request).await.assert_problem(412);
+        }
+    }
+    assert_eq!(api.raw_item(&key).await, before);
+}
+
+#[tokio::test]
+async fn any_if_match_on_a_missing_session_is_412_and_delete_without_it_stays_204() {
+    let api = api().await;
+    let path = format!("/sessions/{}", "m".repeat(32));
+    for tag in ["\"1\"", "\"0\"", "*"] {
+        let h = [("if-match", tag)];
+        let json_h = [("if-match", tag), support::JSON];
+        let merge_h = [("if-match", tag), support::MERGE];
+        api.call("DELETE", &path, &h, Payload::None)
+            .await
+            .assert_problem(412);
+        api.call("PUT", &path, &json_h, Payload::Text(r#"{"data": {}}"#))
+            .await
+            .assert_problem(412);
+        api.call("PATCH", &path, &merge_h, Payload::Text(r#"{"a": 1}"#))
+            .await
+            .assert_problem(412);
+        for action in ["touch", "cycle"] {
+            api.call("POST", &format!("{path}/{action}"), &h, Payload::None)
+                .await
+                .assert_problem(412);
+        }
+    }
+    // An expired session is as missing as one never created.
+    let key = api.create(json!({})).await;
+    api.clock.advance(std::time::Duration::from_secs(1_209_600));
+    api.call(
+        "DELETE",
+        &format!("/sessions/{key}"),
+        &[("if-match", "*")],
+        Payload::None,
+    )
+    .await
+    .assert_problem(412);
+    assert_eq!(api.items().await.len(), 1, "nothing written");
+    assert_eq!(
+        api.call("DELETE", &path, &[], Payload::None).await.status,
+        204
+    );
+}
+
+#[tokio::test]
+async fn if_match_on_touch_and_cycle_guards_them_like_the_other_writes() {
+    let api = api().await;
+    let key = api.create(json!({"a": 1})).await;
+    let path = format!("/sessions/{key}");
+    for action in ["touch", "cycle"] {
+        api.call(
+            "POST",
+            &format!("{path}/{action}"),
+            &[("if-match", "\"5\"")],
+            Payload::None,
+        )
+        .await
+        .assert_problem(412);
+    }
+    let touched = api
+        .call(
+            "POST",
+            &format!("{path}/touch"),
+            &[("if-match", "\"1\"")],
+            Payload::None,
+        )
+        .await;
+    assert_eq!(touched.status, 200, "{}", touched.text);
+    let cycled = api
+        .call(
+            "POST",
+            &format!("{path}/cycle"),
+            &[("if-match", "*")],
+            Payload::None,
+        )
+        .await;
+    assert_eq!(cycled.status, 200, "{}", cycled.text);
+}
