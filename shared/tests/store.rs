@@ -701,3 +701,134 @@ async fn a_missing_table_is_an_error_that_is_not_retryable() {
         Err(StoreError::Other(_))
     ));
 }
+
+const TEN_YEARS: i64 = 315_360_000;
+
+#[tokio::test]
+async fn a_fixed_expiry_is_never_more_than_ten_years_ahead() {
+    let e = env().await;
+    let twenty_years = Expiry::At(t(2 * TEN_YEARS));
+    let s = e
+        .store
+        .create(SessionData::new(), twenty_years)
+        .await
+        .unwrap();
+    assert_eq!(s.meta.expires_at, Some(t(TEN_YEARS)));
+    let s = e
+        .store
+        .replace(&s.key, data(json!({"a": 1})), twenty_years, None)
+        .await
+        .unwrap();
+    assert_eq!(s.meta.expires_at, Some(t(TEN_YEARS)));
+    // The capped time is the session's fixed time from then on: activity keeps it.
+    e.clock.advance(DAY);
+    let touched = e.store.touch(&s.key, None).await.unwrap();
+    assert_eq!(touched.meta.expires_at, Some(t(TEN_YEARS)));
+    let cycled = e.store.cycle(&s.key, None).await.unwrap();
+    assert_eq!(cycled.meta.expires_at, Some(t(TEN_YEARS)));
+    let loaded = e.store.load(&cycled.key).await.unwrap();
+    assert_eq!(loaded.meta.expires_at, Some(t(TEN_YEARS)));
+}
+
+#[tokio::test]
+async fn a_fixed_expiry_that_has_passed_is_refused_by_every_write() {
+    let e = env().await;
+    let s = e
+        .store
+        .create(data(json!({"a": 1})), Expiry::Default)
+        .await
+        .unwrap();
+    let past = Expiry::At(t(-1));
+    let refused = |r: Result<_, StoreError>| matches!(r, Err(StoreError::InvalidData(_)));
+    assert!(refused(e.store.create(SessionData::new(), past).await));
+    assert!(refused(
+        e.store
+            .replace(&s.key, SessionData::new(), Expiry::At(t(0)), None)
+            .await
+    ));
+    assert_eq!(e.count().await, 1);
+    assert_eq!(e.store.load(&s.key).await.unwrap(), s);
+}
+
+/// A store that reads and writes Django's signed format.
+async fn django_env() -> Env {
+    use session_store::{CodecConfig, DjangoKeys, DjangoSecrets, Secret};
+    env_with(|c| {
+        c.codec = CodecConfig::Django(DjangoSecrets::Keys(DjangoKeys {
+            secret_key: Secret::new("store-test-secret"),
+            fallbacks: vec![],
+        }))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_merge_update_checks_the_rule_it_writes_into_django_data() {
+    let e = django_env().await;
+    let s = e
+        .store
+        .create(data(json!({"a": 1})), Expiry::Default)
+        .await
+        .unwrap();
+    let far = e
+        .store
+        .update(&s.key, None, |d| {
+            d.insert("_session_expiry".into(), json!("9999-12-31T23:59:59"));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(far.meta.expires_at, Some(t(TEN_YEARS)));
+    let before = e.raw_item(&s.key).await;
+    for past in [json!("2020-01-01T00:00:00"), json!(-5)] {
+        let r = e
+            .store
+            .update(&s.key, None, |d| {
+                d.insert("_session_expiry".into(), past.clone());
+                Ok(())
+            })
+            .await;
+        assert!(matches!(r, Err(StoreError::InvalidData(_))), "{past}");
+    }
+    assert_eq!(e.raw_item(&s.key).await, before, "nothing written");
+}
+
+#[tokio::test]
+async fn items_of_the_django_backend_expired_by_their_data_are_never_served_nor_written() {
+    use session_store::{Codec, DjangoCodec, DjangoKeys, Secret};
+    let e = django_env().await;
+    let codec = DjangoCodec::new(&DjangoKeys {
+        secret_key: Secret::new("store-test-secret"),
+        fallbacks: vec![],
+    });
+    for expiry in [json!("2020-01-01T00:00:00"), json!(-1)] {
+        let key = SessionKey::generate().unwrap();
+        let raw = codec.encode(&data(json!({"u": 1, "_session_expiry": expiry})), t(0));
+        e.put_raw(&key, &[("data", AttributeValue::S(raw))]).await;
+        let before = e.raw_item(&key).await;
+        assert!(not_found(e.store.load(&key).await), "{expiry}");
+        assert!(not_found(e.store.load_and_touch(&key).await));
+        assert!(!e.store.exists(&key).await.unwrap());
+        assert!(not_found(e.store.touch(&key, None).await));
+        assert!(not_found(
+            e.store
+                .replace(&key, SessionData::new(), Expiry::Default, None)
+                .await
+        ));
+        assert!(not_found(e.store.update(&key, None, |_| Ok(())).await));
+        assert!(not_found(e.store.cycle(&key, None).await));
+        assert!(matches!(
+            e.store
+                .replace(
+                    &key,
+                    SessionData::new(),
+                    Expiry::Default,
+                    Some(Expected::Exists)
+                )
+                .await,
+            Err(StoreError::VersionConflict)
+        ));
+        assert_eq!(e.raw_item(&key).await, before, "{expiry}: nothing written");
+    }
+    assert_eq!(e.count().await, 2, "no new key");
+}

@@ -163,6 +163,9 @@ async fn every_documented_response_is_produced_and_no_other() {
         r.expect(route, "POST", bad, &[], Payload::None, 400).await;
         r.expect(route, "POST", &missing, &[], Payload::None, 404)
             .await;
+        let stale = [("if-match", "\"9\"")];
+        r.expect(route, "POST", key, &stale, Payload::None, 412)
+            .await;
     }
     r.expect(tch, "POST", key, &[], Payload::None, 200).await;
     let cycled = live

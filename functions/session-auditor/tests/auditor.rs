@@ -123,15 +123,16 @@ async fn real_stream_records_give_one_audit_event_per_change() {
 
 #[tokio::test]
 async fn the_sample_events_give_their_actions_and_the_ttl_one_gives_expired() {
-    for (file, action) in [
-        ("stream-insert.json", "created"),
-        ("stream-modify.json", "updated"),
-        ("stream-remove.json", "deleted"),
-        ("stream-expire.json", "expired"),
+    for (file, action, removed_by) in [
+        ("stream-insert.json", "created", Value::Null),
+        ("stream-modify.json", "updated", Value::Null),
+        ("stream-remove.json", "deleted", Value::Null),
+        ("stream-expire.json", "expired", json!("ttl")),
     ] {
         let event = event_file(file);
         let report = auditor().audit_batch(&event).unwrap();
         assert_eq!(lines(&report)[0]["action"], json!(action), "{file}");
+        assert_eq!(lines(&report)[0]["removed_by"], removed_by, "{file}");
         let response = handler(&auditor(), LambdaEvent::new(event, Context::default()))
             .await
             .unwrap();
@@ -379,4 +380,77 @@ async fn each_kind_of_damaged_record_is_reported_by_its_sequence_number() {
         assert_eq!(failed, ["444000000000000000000001"], "{what}");
         assert_eq!(report.lines.len(), 1, "{what}");
     }
+}
+
+#[tokio::test]
+async fn sessions_the_cleanup_removes_are_expired_by_cleanup_and_only_callers_delete() {
+    use session_store::{Clock, ManualClock, SystemClock, Timestamp};
+    let (client, table) = testkit::fresh_table("audit", &RequestCounter::default()).await;
+    let config = StoreConfig {
+        table_name: table.clone(),
+        ..StoreConfig::default()
+    };
+    // The stream stamps records with the real time: the sessions live an hour earlier.
+    let an_hour_ago = SystemClock.now().epoch_seconds() - 3_600;
+    let clock = ManualClock::at(Timestamp::from_epoch_seconds(an_hour_ago));
+    let store = SessionStore::new(client.clone(), config.clone())
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()));
+    let short = store
+        .create(data(json!({"a": 1})), Expiry::idle_seconds(60).unwrap())
+        .await
+        .unwrap();
+    let logout = store
+        .create(data(json!({"b": 2})), Expiry::Default)
+        .await
+        .unwrap();
+    store.delete(&logout.key, None).await.unwrap();
+    clock.advance(std::time::Duration::from_secs(1_800));
+    let cleanup = session_cleanup::Cleanup::new(
+        client.clone(),
+        config,
+        session_store::CleanupConfig::default(),
+    )
+    .unwrap()
+    .with_clock(Arc::new(clock.clone()));
+    let summary = cleanup
+        .run(
+            session_cleanup::Overrides::default(),
+            Instant::now() + std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.deleted, 1);
+
+    let event = testkit::stream_event(&client, &table).await.unwrap();
+    let report = auditor().audit_batch(&event).unwrap();
+    let got = lines(&report);
+    let removals: Vec<(Value, Value, Value)> = got
+        .iter()
+        .filter(|l| l["action"] != "created")
+        .map(|l| {
+            (
+                l["action"].clone(),
+                l["session"].clone(),
+                l["removed_by"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        removals,
+        [
+            (
+                json!("deleted"),
+                json!(logout.key.fingerprint(16)),
+                Value::Null
+            ),
+            (
+                json!("expired"),
+                json!(short.key.fingerprint(16)),
+                json!("cleanup")
+            ),
+        ],
+        "{got:?}"
+    );
+    assert_eq!((report.counts.deleted, report.counts.expired), (1, 1));
 }
