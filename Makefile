@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv test fmt lint unit cfn-lint sam-validate policy openapi e2e dev build bench fuzz clean
+.PHONY: help venv test fmt lint unit http-tests cfn-lint sam-validate policy openapi e2e dev build bench fuzz clean
 
 help:
 	@echo "make test   run every check CI runs (format, clippy, tests against moto, template and OpenAPI checks, end-to-end over HTTP)"
@@ -22,29 +22,31 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 export SAM_CLI_TELEMETRY := 0
 export BC_SKIP_MAPPING := TRUE
 
-$(VENV)/.installed: requirements.txt requirements-build.txt
+REQ := tools/requirements
+
+$(VENV)/.installed: $(REQ)/dev.txt $(REQ)/build.txt
 	python3 -m venv $(VENV)
-	PIP_CONSTRAINT=requirements-build.txt $(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	PIP_CONSTRAINT=$(REQ)/build.txt $(PY) -m pip install --quiet --disable-pip-version-check -r $(REQ)/dev.txt
 	touch $@
 
-$(VENV)/checkov/.installed: requirements-checkov.txt
+$(VENV)/checkov/.installed: $(REQ)/checkov.txt
 	python3 -m venv $(VENV)/checkov
-	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r $(REQ)/checkov.txt
 	touch $@
 
-$(VENV)/schemathesis/.installed: requirements-schemathesis.txt
+$(VENV)/schemathesis/.installed: $(REQ)/schemathesis.txt
 	python3 -m venv $(VENV)/schemathesis
-	$(VENV)/schemathesis/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-schemathesis.txt
+	$(VENV)/schemathesis/bin/python -m pip install --quiet --disable-pip-version-check -r $(REQ)/schemathesis.txt
 	touch $@
 
-$(VENV)/bench/.installed: requirements-bench.txt
+$(VENV)/bench/.installed: $(REQ)/bench.txt
 	python3 -m venv $(VENV)/bench
-	$(VENV)/bench/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	$(VENV)/bench/bin/python -m pip install --quiet --disable-pip-version-check -r $(REQ)/bench.txt
 	touch $@
 
 venv: $(VENV)/.installed
 
-test: venv fmt lint unit cfn-lint sam-validate policy openapi e2e
+test: venv fmt lint unit http-tests cfn-lint sam-validate policy openapi e2e
 
 fmt:
 	cargo fmt --all -- --check
@@ -56,6 +58,12 @@ lint:
 # AWS_ENDPOINT_URL_DYNAMODB names one, and the server ends with the binary.
 unit: venv
 	cargo test --workspace --locked
+
+# The API's HTTP tests again, with DynamoDB pointed at a port where nothing listens: they
+# run on the in-memory store and need no emulator.
+http-tests:
+	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 cargo test --workspace --locked \
+		--test api --test edges --test events --test logs --test openapi
 
 cfn-lint: venv
 	cfn-lint template.yaml

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use session_api::App;
-use session_store::{AwsEnv, SessionStore, StoreConfig};
+use session_store::{AwsEnv, DynamoStore, StoreConfig};
 use tokio::sync::Mutex;
 
 use crate::measure::Error;
@@ -135,7 +135,7 @@ pub async fn run(
     duration: Duration,
 ) -> Result<Value, Error> {
     let aws = AwsEnv::from_lookup(testkit::lambda_env(proxy_url))?;
-    let store = SessionStore::new(
+    let store = DynamoStore::new(
         aws.dynamodb(),
         StoreConfig {
             table_name: table.to_owned(),

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use session_cleanup::{Cleanup, Overrides};
-use session_store::{CleanupConfig, Clock, SessionKey, SessionStore, StoreConfig, SystemClock};
+use session_store::{CleanupConfig, Clock, DynamoStore, SessionKey, StoreConfig, SystemClock};
 use testkit::RequestCounter;
 
 use testkit::proxy::Proxy;
@@ -482,7 +482,7 @@ impl Bench {
     }
 
     async fn requests_per_operation(&self, f: &Fixture) -> Result<Value, Error> {
-        let store = SessionStore::new(
+        let store = DynamoStore::new(
             testkit::client(&f.counter),
             StoreConfig {
                 table_name: f.table.clone(),

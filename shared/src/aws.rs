@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
-use crate::config::ConfigError;
+use crate::config::SecretSource;
+use crate::error::ConfigError;
 
 #[derive(Clone)]
 pub struct AwsEnv {
@@ -90,6 +91,12 @@ impl AwsEnv {
         }
         .get_parameter(name)
         .await
+    }
+}
+
+impl SecretSource for AwsEnv {
+    async fn secret_parameter(&self, name: &str) -> Result<String, String> {
+        self.get_parameter(name).await.map_err(|e| e.to_string())
     }
 }
 

@@ -23,11 +23,6 @@ impl Timestamp {
         Self(self.0.saturating_add(secs))
     }
 
-    pub fn saturating_sub(self, d: Duration) -> Self {
-        let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-        Self(self.0.saturating_sub(secs))
-    }
-
     /// Whole seconds from `earlier` to `self`, zero when `earlier` is later.
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_secs(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))

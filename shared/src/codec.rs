@@ -6,7 +6,6 @@
 use std::fmt::Debug;
 
 use crate::clock::Timestamp;
-use crate::django::{DjangoCodec, DjangoError, DjangoKeys};
 use crate::expiry::Expiry;
 use crate::session::SessionData;
 
@@ -17,8 +16,9 @@ pub enum DecodeError {
     Json,
     #[error("stored data is not a JSON object")]
     NotAnObject,
+    /// Why a signed format refused the value (never any of the data).
     #[error("stored data is not a valid Django signed value: {0}")]
-    Django(DjangoError),
+    Django(String),
 }
 
 pub trait Codec: Send + Sync + Debug {
@@ -65,38 +65,6 @@ impl Codec for JsonCodec {
         match serde_json::from_str(raw).map_err(|_| DecodeError::Json)? {
             serde_json::Value::Object(map) => Ok(map),
             _ => Err(DecodeError::NotAnObject),
-        }
-    }
-}
-
-/// The codec chosen by `SESSION_CODEC`, with what it needs to work.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum CodecConfig {
-    #[default]
-    Json,
-    /// Django's signed format; the keys come from the environment or, in AWS, from a
-    /// SecureString parameter fetched once per container.
-    Django(DjangoSecrets),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DjangoSecrets {
-    Keys(DjangoKeys),
-    /// The name of an SSM SecureString parameter not fetched yet.
-    Parameter(String),
-}
-
-/// The codec was configured but its secret is not at hand.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the Django secret key parameter {0:?} has not been fetched")]
-pub struct SecretNotFetched(pub String);
-
-impl CodecConfig {
-    pub fn build(&self) -> Result<Box<dyn Codec>, SecretNotFetched> {
-        match self {
-            Self::Json => Ok(Box::new(JsonCodec)),
-            Self::Django(DjangoSecrets::Keys(keys)) => Ok(Box::new(DjangoCodec::new(keys))),
-            Self::Django(DjangoSecrets::Parameter(name)) => Err(SecretNotFetched(name.clone())),
         }
     }
 }

@@ -1,21 +1,16 @@
 //! Settings, read from the environment once per container.
 
+use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::codec::{CodecConfig, DjangoSecrets, SecretNotFetched};
-use crate::django::{DjangoKeys, Secret};
+use crate::codec::{Codec, JsonCodec};
+use crate::django::{DjangoCodec, DjangoKeys, Secret};
+pub use crate::error::ConfigError;
 use crate::expiry::{DEFAULT_IDLE_TIMEOUT, ExpiryPolicy, MAX_IDLE_TIMEOUT};
 
 /// DynamoDB's item limit is 400 KB; the rest of an item needs well under 10 KB.
 pub const MAX_SESSION_BYTES_LIMIT: usize = 390_000;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{name}: {reason}")]
-pub struct ConfigError {
-    pub name: &'static str,
-    pub reason: String,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
@@ -172,6 +167,38 @@ fn codec(get: &dyn Fn(&str) -> Option<String>) -> Result<CodecConfig, ConfigErro
     }
 }
 
+/// The codec chosen by `SESSION_CODEC`, with what it needs to work.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CodecConfig {
+    #[default]
+    Json,
+    /// Django's signed format; the keys come from the environment or, in AWS, from a
+    /// SecureString parameter fetched once per container.
+    Django(DjangoSecrets),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DjangoSecrets {
+    Keys(DjangoKeys),
+    /// The name of an SSM SecureString parameter not fetched yet.
+    Parameter(String),
+}
+
+/// The codec was configured but its secret is not at hand.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the Django secret key parameter {0:?} has not been fetched")]
+pub struct SecretNotFetched(pub String);
+
+impl CodecConfig {
+    pub fn build(&self) -> Result<Box<dyn Codec>, SecretNotFetched> {
+        match self {
+            Self::Json => Ok(Box::new(JsonCodec)),
+            Self::Django(DjangoSecrets::Keys(keys)) => Ok(Box::new(DjangoCodec::new(keys))),
+            Self::Django(DjangoSecrets::Parameter(name)) => Err(SecretNotFetched(name.clone())),
+        }
+    }
+}
+
 impl From<SecretNotFetched> for ConfigError {
     fn from(e: SecretNotFetched) -> Self {
         Self {
@@ -181,10 +208,17 @@ impl From<SecretNotFetched> for ConfigError {
     }
 }
 
+/// Where [`StoreConfig::fetch_secrets`] reads a secret parameter: AWS's parameter store
+/// in the functions.
+pub trait SecretSource {
+    /// The decrypted value of parameter `name`, or why it could not be read.
+    fn secret_parameter(&self, name: &str) -> impl Future<Output = Result<String, String>> + Send;
+}
+
 impl StoreConfig {
-    /// Fetches the Django keys from SSM when they are configured as a parameter: one
-    /// GetParameter with decryption, once per container.
-    pub async fn fetch_secrets(mut self, aws: &crate::aws::AwsEnv) -> Result<Self, ConfigError> {
+    /// Fetches the Django keys when they are configured as a parameter: one read with
+    /// decryption, once per container.
+    pub async fn fetch_secrets(mut self, source: &impl SecretSource) -> Result<Self, ConfigError> {
         let CodecConfig::Django(DjangoSecrets::Parameter(name)) = &self.codec else {
             return Ok(self);
         };
@@ -192,8 +226,8 @@ impl StoreConfig {
             name: "DJANGO_SECRET_KEY_PARAMETER",
             reason,
         };
-        let value = aws
-            .get_parameter(name)
+        let value = source
+            .secret_parameter(name)
             .await
             .map_err(|e| failed(format!("could not read parameter {name:?}: {e}")))?;
         let keys = DjangoKeys::from_lines(&value)

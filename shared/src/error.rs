@@ -6,6 +6,14 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 use crate::key::InvalidKey;
 
+/// A setting that is missing or wrong, named by its variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// No live session has this key (never existed, deleted, or expired).
@@ -26,6 +34,10 @@ pub enum StoreError {
     /// DynamoDB throttled or failed after the SDK's own retries; worth retrying later.
     #[error("DynamoDB is unavailable: {0}")]
     Unavailable(String),
+    /// DynamoDB refused the request as it is (access denied, no such table, invalid):
+    /// retrying cannot help. `code` is DynamoDB's error code.
+    #[error("DynamoDB refused the request: {code}: {message}")]
+    Rejected { code: String, message: String },
     #[error("{0}")]
     Other(String),
 }
@@ -57,7 +69,10 @@ impl StoreError {
                 if RETRYABLE_CODES.contains(&code) {
                     Self::Unavailable(code.to_owned())
                 } else {
-                    Self::Other(format!("{code}: {}", e.message().unwrap_or("")))
+                    Self::Rejected {
+                        code: code.to_owned(),
+                        message: e.message().unwrap_or("").to_owned(),
+                    }
                 }
             }
             SdkError::ResponseError(_) => {
@@ -106,11 +121,11 @@ mod tests {
     fn other_service_errors_are_not_retryable() {
         assert!(matches!(
             service_error(400, "ResourceNotFoundException"),
-            StoreError::Other(_)
+            StoreError::Rejected { .. }
         ));
         assert!(matches!(
             service_error(400, "ValidationException"),
-            StoreError::Other(_)
+            StoreError::Rejected { .. }
         ));
     }
 

@@ -73,6 +73,29 @@ impl ExpiryPolicy {
         self.max_lifetime.map(|max| start.saturating_add(max))
     }
 
+    /// The expiry the cleanup stamps on an item that has none (one the Django backend
+    /// wrote): what its data asks for, from `created` (else `now`) for an idle timeout;
+    /// without a rule, `created` (else `now`) + `legacy_age`. The same caps as every
+    /// write: ten years ahead, and the lifetime deadline counted from `created`.
+    pub fn legacy_stamp(
+        &self,
+        data_rule: Option<Expiry>,
+        created: Option<Timestamp>,
+        now: Timestamp,
+        legacy_age: Duration,
+    ) -> (Timestamp, Expiry) {
+        let base = created.unwrap_or(now);
+        let (at, rule) = match data_rule {
+            Some(Expiry::At(t)) => (t.min(now.saturating_add(MAX_IDLE_TIMEOUT)), Expiry::At(t)),
+            Some(Expiry::IdleFor(d)) => (base.saturating_add(d), Expiry::IdleFor(d)),
+            _ => (base.saturating_add(legacy_age), Expiry::Default),
+        };
+        let capped = self
+            .deadline_from(base)
+            .map_or(at, |deadline| at.min(deadline));
+        (capped, rule)
+    }
+
     /// When a session written at `now` under `rule` expires: never more than the longest
     /// idle timeout ahead (a fixed time in the year 9999 is a mistake, not a wish), and
     /// never past its deadline.

@@ -1,7 +1,6 @@
 //! Session keys: the only way into a session, so they must be unguessable and well-formed.
 
 use std::fmt;
-use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
@@ -75,13 +74,6 @@ impl SessionKey {
             }
         }
         out
-    }
-}
-
-impl FromStr for SessionKey {
-    type Err = InvalidKey;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
     }
 }
 

@@ -18,19 +18,20 @@ pub mod telemetry;
 
 pub use aws::AwsEnv;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use codec::{Codec, CodecConfig, DjangoSecrets, JsonCodec};
-pub use config::{CleanupConfig, ConfigError, StoreConfig};
+pub use codec::{Codec, JsonCodec};
+pub use config::{CleanupConfig, CodecConfig, DjangoSecrets, StoreConfig};
 pub use django::{DjangoCodec, DjangoKeys, Secret};
-pub use error::StoreError;
+pub use error::{ConfigError, StoreError};
 pub use expiry::{Expiry, ExpiryPolicy};
 pub use key::{InvalidKey, SessionKey};
 pub use session::{Expected, Session, SessionData, SessionMeta, Version};
-pub use store::SessionStore;
+pub use store::{Candidate, DynamoStore, MemoryStore, Page, SessionStore};
 
-/// What every function does at cold start: the store settings from the environment,
-/// their secret fetched, and a DynamoDB client.
-pub async fn start() -> Result<(aws_sdk_dynamodb::Client, StoreConfig), ConfigError> {
+/// What every function does at cold start: the AWS settings and the store settings
+/// from the environment, their secret fetched. Functions that call DynamoDB build
+/// their client from the first (`AwsEnv::dynamodb`).
+pub async fn start() -> Result<(AwsEnv, StoreConfig), ConfigError> {
     let aws = AwsEnv::from_env()?;
     let config = StoreConfig::from_env()?.fetch_secrets(&aws).await?;
-    Ok((aws.dynamodb(), config))
+    Ok((aws, config))
 }

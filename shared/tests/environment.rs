@@ -1,7 +1,7 @@
 //! A container's start-up path: settings and the client come from the environment alone.
 //! This binary holds a single test because it changes its own process environment.
 
-use session_store::{Expiry, SessionData, SessionStore, StoreConfig};
+use session_store::{DynamoStore, Expiry, SessionData, SessionStore, StoreConfig};
 use testkit::{RequestCounter, TableSpec};
 
 #[tokio::test]
@@ -26,10 +26,10 @@ async fn the_store_runs_on_settings_and_a_client_from_the_environment() {
         unsafe { std::env::set_var(name, value) };
     }
 
-    let (client, config) = session_store::start().await.unwrap();
+    let (aws, config) = session_store::start().await.unwrap();
     assert_eq!(config.table_name, table);
     assert_eq!(config, StoreConfig::from_env().unwrap());
-    let store = SessionStore::new(client, config).unwrap();
+    let store = DynamoStore::new(aws.dynamodb(), config).unwrap();
     let created = store
         .create(SessionData::new(), Expiry::Default)
         .await

@@ -1,9 +1,9 @@
 //! The Django keys fetched from an SSM SecureString parameter, as in AWS (moto serves SSM).
 
-use session_store::codec::{CodecConfig, DjangoSecrets};
 use session_store::{
     AwsEnv, Codec, DjangoCodec, DjangoKeys, Secret, SessionData, StoreConfig, Timestamp,
 };
+use session_store::{CodecConfig, DjangoSecrets};
 
 /// Settings as Lambda gives them, pointed at the local endpoint.
 fn aws() -> AwsEnv {

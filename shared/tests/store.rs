@@ -1,4 +1,7 @@
-//! The store's behaviour against a real DynamoDB API (moto's server).
+//! The store's behaviour, held against both implementations: DynamoDB (moto's server)
+//! and in memory. The suite is written once, in `conformance!`, and expanded for each
+//! store, so a behaviour that differs between them fails one of the two expansions. What
+//! only DynamoDB has (its request budget, its failures) is tested after the suite.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,58 +12,90 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use session_store::item::{self, Item};
 use session_store::{
-    Expected, Expiry, ManualClock, SessionData, SessionKey, SessionStore, StoreConfig, StoreError,
-    Timestamp, Version,
+    DynamoStore, Expected, Expiry, ManualClock, MemoryStore, SessionData, SessionKey, SessionStore,
+    StoreConfig, StoreError, Timestamp, Version,
 };
-use testkit::RequestCounter;
+use testkit::{RequestCounter, START, data};
 
-const START: i64 = 1_800_000_000;
 const DAY: Duration = Duration::from_secs(86_400);
 
-struct Env {
-    store: SessionStore,
-    client: Client,
-    counter: RequestCounter,
+/// A store under test, its clock, and its items as the table holds them.
+struct Env<S> {
+    store: S,
     clock: ManualClock,
-    table: String,
+    table: Table,
 }
 
-async fn env() -> Env {
-    env_with(|_| {}).await
+enum Table {
+    Dynamo {
+        client: Client,
+        name: String,
+        counter: RequestCounter,
+    },
+    Memory(MemoryStore),
 }
 
-/// A store on a fresh table made from template.yaml, with a clock that only moves when told.
-async fn env_with(configure: impl FnOnce(&mut StoreConfig)) -> Env {
+fn clock() -> ManualClock {
+    ManualClock::at(Timestamp::from_epoch_seconds(START))
+}
+
+/// A DynamoDB store on a fresh table made from template.yaml.
+async fn dynamo_env(configure: impl FnOnce(&mut StoreConfig)) -> Env<DynamoStore> {
     let counter = RequestCounter::default();
-    let (client, table) = testkit::fresh_table("sessions", &counter).await;
+    let (client, name) = testkit::fresh_table("sessions", &counter).await;
     let mut config = StoreConfig {
-        table_name: table.clone(),
+        table_name: name.clone(),
         ..StoreConfig::default()
     };
     configure(&mut config);
-    let clock = ManualClock::at(Timestamp::from_epoch_seconds(START));
-    let store = SessionStore::new(client.clone(), config)
+    let clock = clock();
+    let store = DynamoStore::new(client.clone(), config)
         .unwrap()
         .with_clock(Arc::new(clock.clone()));
     counter.reset();
     Env {
         store,
-        client,
-        counter,
         clock,
-        table,
+        table: Table::Dynamo {
+            client,
+            name,
+            counter,
+        },
     }
 }
 
-impl Env {
+/// An in-memory store with the same settings.
+async fn memory_env(configure: impl FnOnce(&mut StoreConfig)) -> Env<MemoryStore> {
+    let mut config = StoreConfig::default();
+    configure(&mut config);
+    let clock = clock();
+    let store = MemoryStore::new(config)
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()));
+    Env {
+        store: store.clone(),
+        clock,
+        table: Table::Memory(store),
+    }
+}
+
+impl<S: SessionStore> Env<S> {
     async fn raw_item(&self, key: &SessionKey) -> Option<Item> {
-        testkit::raw_item(&self.client, &self.table, key.as_str()).await
+        match &self.table {
+            Table::Dynamo { client, name, .. } => {
+                testkit::raw_item(client, name, key.as_str()).await
+            }
+            Table::Memory(store) => store.item(key.as_str()),
+        }
     }
 
     async fn count(&self) -> usize {
-        testkit::item_count(&self.client, &self.table)
-            .await
-            .expect("scan")
+        match &self.table {
+            Table::Dynamo { client, name, .. } => {
+                testkit::item_count(client, name).await.expect("scan")
+            }
+            Table::Memory(store) => store.len(),
+        }
     }
 
     async fn put_raw(&self, key: &SessionKey, attributes: &[(&str, AttributeValue)]) {
@@ -69,27 +104,103 @@ impl Env {
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
         item.insert("session_key".into(), AttributeValue::S(key.as_str().into()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .expect("raw PutItem");
+        match &self.table {
+            Table::Dynamo { client, name, .. } => {
+                client
+                    .put_item()
+                    .table_name(name)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .expect("raw PutItem");
+            }
+            Table::Memory(store) => store.put_item(item),
+        }
+    }
+
+    /// DynamoDB's request budget: the number of requests since the last check. The
+    /// in-memory store makes none, and has no budget to check.
+    fn expect_requests(&self, n: u64, why: &str) {
+        if let Table::Dynamo { counter, .. } = &self.table {
+            assert_eq!(counter.total(), n, "{why}");
+            counter.reset();
+        }
+    }
+
+    fn reset_requests(&self) {
+        if let Table::Dynamo { counter, .. } = &self.table {
+            counter.reset();
+        }
+    }
+
+    fn expect_request_kinds(&self, kinds: &[&str]) {
+        if let Table::Dynamo { counter, .. } = &self.table {
+            assert_eq!(counter.snapshot().keys().collect::<Vec<_>>(), kinds);
+        }
+    }
+}
+
+impl Env<DynamoStore> {
+    /// Another writer on the same table.
+    fn other_writer(&self) -> DynamoStore {
+        let Table::Dynamo { client, .. } = &self.table else {
+            unreachable!("a DynamoDB env has a table")
+        };
+        DynamoStore::new(client.clone(), self.store.config().clone()).unwrap()
     }
 
     fn requests(&self) -> u64 {
-        let n = self.counter.total();
-        self.counter.reset();
+        let Table::Dynamo { counter, .. } = &self.table else {
+            unreachable!("a DynamoDB env has a table")
+        };
+        let n = counter.total();
+        counter.reset();
         n
     }
 }
 
-fn data(v: Value) -> SessionData {
-    match v {
-        Value::Object(map) => map,
-        other => panic!("test data must be an object, got {other}"),
+impl Env<MemoryStore> {
+    /// Another writer on the same map.
+    fn other_writer(&self) -> MemoryStore {
+        self.store.clone()
     }
+}
+
+/// The suite, once for each store: `env()` and `env_with()` give that store.
+macro_rules! conformance {
+    ($($test:item)*) => {
+        mod dynamo {
+            use super::*;
+
+            type Store = DynamoStore;
+
+            async fn env() -> Env<DynamoStore> {
+                dynamo_env(|_| {}).await
+            }
+
+            async fn env_with(configure: impl FnOnce(&mut StoreConfig)) -> Env<DynamoStore> {
+                dynamo_env(configure).await
+            }
+
+            $($test)*
+        }
+
+        mod memory {
+            use super::*;
+
+            type Store = MemoryStore;
+
+            async fn env() -> Env<MemoryStore> {
+                memory_env(|_| {}).await
+            }
+
+            async fn env_with(configure: impl FnOnce(&mut StoreConfig)) -> Env<MemoryStore> {
+                memory_env(configure).await
+            }
+
+            $($test)*
+        }
+    };
 }
 
 fn t(offset: i64) -> Timestamp {
@@ -100,6 +211,7 @@ fn not_found<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
     matches!(r, Err(StoreError::NotFound))
 }
 
+conformance! {
 #[tokio::test]
 async fn a_new_session_is_empty_and_loads_back() {
     let e = env().await;
@@ -174,7 +286,7 @@ async fn loading_an_unknown_key_is_not_found_and_writes_nothing() {
     assert!(not_found(e.store.load(&key).await));
     assert!(not_found(e.store.load_and_touch(&key).await));
     assert!(!e.store.exists(&key).await.unwrap());
-    assert_eq!(e.counter.snapshot().keys().collect::<Vec<_>>(), ["GetItem"]);
+    e.expect_request_kinds(&["GetItem"]);
     assert_eq!(e.count().await, 0);
 }
 
@@ -194,7 +306,7 @@ async fn malformed_keys_are_rejected_before_any_request() {
             "{raw:?} was accepted"
         );
     }
-    assert_eq!(e.requests(), 0);
+    e.expect_requests(0, "");
 }
 
 #[tokio::test]
@@ -246,7 +358,7 @@ async fn replace_after_a_concurrent_delete_fails_and_leaves_no_item() {
         .create(data(json!({"a": 1})), Expiry::Default)
         .await
         .unwrap();
-    let other_writer = SessionStore::new(e.client.clone(), e.store.config().clone()).unwrap();
+    let other_writer = e.other_writer();
     other_writer.delete(&s.key, None).await.unwrap();
 
     assert!(not_found(
@@ -344,11 +456,11 @@ async fn a_custom_idle_timeout_is_kept_across_writes_and_touches() {
         .unwrap();
     assert_eq!(s.meta.expires_at, Some(t(60)));
     e.clock.advance(Duration::from_secs(30));
-    e.requests();
+    e.reset_requests();
     let touched = e.store.touch(&s.key, None).await.unwrap();
     assert_eq!(touched.meta.expires_at, Some(t(90)));
     // The first write assumes the default rule; the item's own rule costs a second one.
-    assert_eq!(e.requests(), 2);
+    e.expect_requests(2, "");
     assert_eq!(
         touched.meta.expiry,
         Expiry::IdleFor(Duration::from_secs(60))
@@ -412,13 +524,9 @@ async fn the_lifetime_cap_ends_a_session_however_active_it_is() {
         Some(t(900))
     );
     e.clock.advance(Duration::from_secs(300));
-    e.requests();
+    e.reset_requests();
     let touched = e.store.touch(&s.key, None).await.unwrap();
-    assert_eq!(
-        e.requests(),
-        2,
-        "a refresh cut short by the cap takes a second write"
-    );
+    e.expect_requests(2, "a refresh cut short by the cap takes a second write");
     assert_eq!(touched.meta.expires_at, Some(t(1_000)));
     let replaced = e
         .store
@@ -552,18 +660,18 @@ async fn oversize_data_is_rejected_before_any_request() {
         e.store.create(big.clone(), Expiry::Default).await,
         Err(StoreError::TooLarge { limit: 1_000, .. })
     ));
-    assert_eq!(e.requests(), 0);
+    e.expect_requests(0, "");
     let s = e
         .store
         .create(data(json!({"blob": "x".repeat(900)})), Expiry::Default)
         .await
         .unwrap();
-    e.requests();
+    e.reset_requests();
     assert!(matches!(
         e.store.replace(&s.key, big, Expiry::Default, None).await,
         Err(StoreError::TooLarge { .. })
     ));
-    assert_eq!(e.requests(), 0);
+    e.expect_requests(0, "");
     assert_eq!(e.store.load(&s.key).await.unwrap().data, s.data);
 }
 
@@ -576,13 +684,13 @@ async fn touch_on_read_writes_only_when_the_last_refresh_is_old() {
         .await
         .unwrap();
     e.clock.advance(Duration::from_secs(299));
-    e.requests();
+    e.reset_requests();
     let read = e.store.load_and_touch(&s.key).await.unwrap();
     assert_eq!(read.meta, s.meta);
-    assert_eq!(e.requests(), 1);
+    e.expect_requests(1, "");
     e.clock.advance(Duration::from_secs(1));
     let read = e.store.load_and_touch(&s.key).await.unwrap();
-    assert_eq!(e.requests(), 2);
+    e.expect_requests(2, "");
     assert_eq!(read.meta.expires_at, Some(t(300 + 1_209_600)));
     assert_eq!(read.meta.touched_at, Some(t(300)));
     assert_eq!(e.store.load(&s.key).await.unwrap().meta, read.meta);
@@ -632,75 +740,6 @@ async fn corrupted_data_reads_as_an_empty_session() {
     assert_eq!(s.meta.version, Version(3));
 }
 
-#[tokio::test]
-async fn requests_per_operation_stay_within_the_budget() {
-    let e = env().await;
-    let mut measured = Vec::new();
-    let s = e
-        .store
-        .create(data(json!({"n": 1})), Expiry::Default)
-        .await
-        .unwrap();
-    measured.push(("create", e.requests(), 1));
-    e.store.load(&s.key).await.unwrap();
-    measured.push(("get", e.requests(), 1));
-    e.store.exists(&s.key).await.unwrap();
-    measured.push(("exists", e.requests(), 1));
-    let unknown = SessionKey::generate().unwrap();
-    assert!(not_found(e.store.load(&unknown).await));
-    measured.push(("get of an unknown key", e.requests(), 1));
-    e.store
-        .replace(&s.key, data(json!({"n": 2})), Expiry::Default, None)
-        .await
-        .unwrap();
-    measured.push(("replace", e.requests(), 1));
-    e.store.touch(&s.key, None).await.unwrap();
-    measured.push(("touch", e.requests(), 1));
-    e.store.load_and_touch(&s.key).await.unwrap();
-    measured.push(("get with touch, not due", e.requests(), 1));
-    e.store
-        .update(&s.key, None, |d| {
-            d.insert("m".into(), json!(1));
-            Ok(())
-        })
-        .await
-        .unwrap();
-    measured.push(("merge-update", e.requests(), 2));
-    let cycled = e.store.cycle(&s.key, None).await.unwrap();
-    measured.push(("cycle", e.requests(), 2));
-    e.store.delete(&cycled.key, None).await.unwrap();
-    measured.push(("delete", e.requests(), 1));
-    for (op, got, budget) in &measured {
-        println!("requests per operation: {op}: {got} (budget {budget})");
-    }
-    for (op, got, budget) in measured {
-        assert_eq!(got, budget, "{op}");
-    }
-}
-
-#[tokio::test]
-async fn an_unreachable_dynamodb_is_reported_as_unavailable() {
-    let store = SessionStore::new(testkit::unreachable_client(), StoreConfig::default()).unwrap();
-    let key = SessionKey::generate().unwrap();
-    assert!(matches!(
-        store.load(&key).await,
-        Err(StoreError::Unavailable(_))
-    ));
-    assert!(matches!(
-        store.create(SessionData::new(), Expiry::Default).await,
-        Err(StoreError::Unavailable(_))
-    ));
-}
-
-#[tokio::test]
-async fn a_missing_table_is_an_error_that_is_not_retryable() {
-    let e = env_with(|c| c.table_name = "no-such-table".into()).await;
-    let key = SessionKey::generate().unwrap();
-    assert!(matches!(
-        e.store.load(&key).await,
-        Err(StoreError::Other(_))
-    ));
-}
 
 const TEN_YEARS: i64 = 315_360_000;
 
@@ -751,7 +790,7 @@ async fn a_fixed_expiry_that_has_passed_is_refused_by_every_write() {
 }
 
 /// A store that reads and writes Django's signed format.
-async fn django_env() -> Env {
+async fn django_env() -> Env<Store> {
     use session_store::{CodecConfig, DjangoKeys, DjangoSecrets, Secret};
     env_with(|c| {
         c.codec = CodecConfig::Django(DjangoSecrets::Keys(DjangoKeys {
@@ -831,4 +870,75 @@ async fn items_of_the_django_backend_expired_by_their_data_are_never_served_nor_
         assert_eq!(e.raw_item(&key).await, before, "{expiry}: nothing written");
     }
     assert_eq!(e.count().await, 2, "no new key");
+}
+}
+
+#[tokio::test]
+async fn requests_per_operation_stay_within_the_budget() {
+    let e = dynamo_env(|_| {}).await;
+    let mut measured = Vec::new();
+    let s = e
+        .store
+        .create(data(json!({"n": 1})), Expiry::Default)
+        .await
+        .unwrap();
+    measured.push(("create", e.requests(), 1));
+    e.store.load(&s.key).await.unwrap();
+    measured.push(("get", e.requests(), 1));
+    e.store.exists(&s.key).await.unwrap();
+    measured.push(("exists", e.requests(), 1));
+    let unknown = SessionKey::generate().unwrap();
+    assert!(not_found(e.store.load(&unknown).await));
+    measured.push(("get of an unknown key", e.requests(), 1));
+    e.store
+        .replace(&s.key, data(json!({"n": 2})), Expiry::Default, None)
+        .await
+        .unwrap();
+    measured.push(("replace", e.requests(), 1));
+    e.store.touch(&s.key, None).await.unwrap();
+    measured.push(("touch", e.requests(), 1));
+    e.store.load_and_touch(&s.key).await.unwrap();
+    measured.push(("get with touch, not due", e.requests(), 1));
+    e.store
+        .update(&s.key, None, |d| {
+            d.insert("m".into(), json!(1));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    measured.push(("merge-update", e.requests(), 2));
+    let cycled = e.store.cycle(&s.key, None).await.unwrap();
+    measured.push(("cycle", e.requests(), 2));
+    e.store.delete(&cycled.key, None).await.unwrap();
+    measured.push(("delete", e.requests(), 1));
+    for (op, got, budget) in &measured {
+        println!("requests per operation: {op}: {got} (budget {budget})");
+    }
+    for (op, got, budget) in measured {
+        assert_eq!(got, budget, "{op}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_dynamodb_is_reported_as_unavailable() {
+    let store = DynamoStore::new(testkit::unreachable_client(), StoreConfig::default()).unwrap();
+    let key = SessionKey::generate().unwrap();
+    assert!(matches!(
+        store.load(&key).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.create(SessionData::new(), Expiry::Default).await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_missing_table_is_an_error_that_is_not_retryable() {
+    let e = dynamo_env(|c| c.table_name = "no-such-table".into()).await;
+    let key = SessionKey::generate().unwrap();
+    assert!(matches!(
+        e.store.load(&key).await,
+        Err(StoreError::Rejected { .. })
+    ));
 }

@@ -27,6 +27,18 @@ use serde::Deserialize;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// The epoch second every test clock starts at (2027-01-15), so that expiry arithmetic
+/// reads the same in every test.
+pub const START: i64 = 1_800_000_000;
+
+/// Session data from a JSON object literal.
+pub fn data(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match v {
+        serde_json::Value::Object(map) => map,
+        other => panic!("session data must be an object, got {other}"),
+    }
+}
+
 /// The workspace root, where `template.yaml` and `.venv` live.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,12 +1,12 @@
 use lambda_http::{Error, service_fn};
 use session_api::{App, handler};
-use session_store::SessionStore;
+use session_store::DynamoStore;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     session_store::telemetry::init();
-    let (client, config) = session_store::start().await?;
-    let store = SessionStore::new(client, config)?;
+    let (aws, config) = session_store::start().await?;
+    let store = DynamoStore::new(aws.dynamodb(), config)?;
     let app = App::new(store);
     lambda_http::run(service_fn(|request| handler(&app, request))).await
 }

@@ -43,7 +43,9 @@ impl ApiError {
                 StoreError::Unavailable(_) | StoreError::Contention => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
-                StoreError::Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                StoreError::Rejected { .. } | StoreError::Other(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             },
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -60,7 +62,9 @@ impl ApiError {
             Self::Store(StoreError::Unavailable(_)) => {
                 "the session table is unavailable or throttled; retry later".into()
             }
-            Self::Store(StoreError::Other(_)) => "an internal error occurred".into(),
+            Self::Store(StoreError::Rejected { .. } | StoreError::Other(_)) => {
+                "an internal error occurred".into()
+            }
             Self::Store(StoreError::VersionConflict) => Self::PreconditionFailed.to_string(),
             Self::Store(StoreError::Contention) => {
                 "the session is being changed by too many writers at once; retry later".into()

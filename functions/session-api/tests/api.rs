@@ -1,4 +1,5 @@
-//! The session API, route by route and failure by failure, against moto.
+//! The session API, route by route and failure by failure, on the in-memory store (an
+//! unreachable DynamoDB for the 503s).
 
 mod support;
 
@@ -6,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use session_api::App;
-use session_store::{SessionStore, StoreConfig};
-use support::{Api, Payload, START, api, api_with, patch, put};
+use support::{Payload, START, api, api_with, patch, put};
 
 use support::{JSON, MERGE};
 
@@ -267,14 +266,7 @@ async fn delete_is_idempotent_and_honours_if_match() {
 async fn cycle_moves_the_session_to_a_new_key() {
     let api = api().await;
     let key = api.create(json!({"user": 7})).await;
-    let reply = api
-        .call(
-            "POST",
-            &format!("/sessions/{key}/cycle"),
-            &[],
-            Payload::None,
-        )
-        .await;
+    let reply = api.cycle(&key).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let new_key = reply.key();
     assert_ne!(new_key, key);
@@ -287,14 +279,7 @@ async fn cycle_moves_the_session_to_a_new_key() {
         json!({"user": 7})
     );
     let missing = "b".repeat(32);
-    api.call(
-        "POST",
-        &format!("/sessions/{missing}/cycle"),
-        &[],
-        Payload::None,
-    )
-    .await
-    .assert_problem(404);
+    api.cycle(&missing).await.assert_problem(404);
     assert_eq!(api.items().await.len(), 1);
 }
 
@@ -542,11 +527,7 @@ async fn bad_input_gets_a_4xx_problem_and_leaves_the_table_unchanged() {
 
 #[tokio::test]
 async fn dynamodb_unavailable_gives_503_with_retry_after() {
-    let store = SessionStore::new(testkit::unreachable_client(), StoreConfig::default()).unwrap();
-    let api = Api {
-        app: App::new(store),
-        ..api().await
-    };
+    let api = support::unreachable_api().await;
     let reply = api.call("POST", "/sessions", &[], Payload::None).await;
     reply.assert_problem(503);
     assert_eq!(reply.header("retry-after"), Some("1"));

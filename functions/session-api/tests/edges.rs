@@ -34,14 +34,17 @@ async fn seed_item(api: &Api, data: Value) -> String {
         panic!("data is an object")
     };
     let raw = DjangoCodec::new(&keys()).encode(&map, Timestamp::from_epoch_seconds(START));
-    api.client
-        .put_item()
-        .table_name(&api.table)
-        .item("session_key", AttributeValue::S(key.as_str().into()))
-        .item("data", AttributeValue::S(raw))
-        .send()
-        .await
-        .unwrap();
+    api.put_raw(
+        [
+            (
+                "session_key".to_owned(),
+                AttributeValue::S(key.as_str().into()),
+            ),
+            ("data".to_owned(), AttributeValue::S(raw)),
+        ]
+        .into(),
+    )
+    .await;
     key.as_str().to_owned()
 }
 
@@ -136,13 +139,7 @@ async fn items_of_the_django_backend_whose_data_says_expired_are_404_everywhere(
             "{expiry}: nothing written"
         );
         assert_eq!(api.items().await.len(), 1, "{expiry}: no new key");
-        api.client
-            .delete_item()
-            .table_name(&api.table)
-            .key("session_key", AttributeValue::S(key))
-            .send()
-            .await
-            .unwrap();
+        api.app.store().remove_item(&key);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Every API event in `events/` (what `sam local invoke -e` would send) runs through the
-//! handler against moto and gets the answer its route promises.
+//! handler against the store and gets the answer its route promises.
 
 mod support;
 
@@ -52,15 +52,8 @@ async fn every_api_event_file_gets_its_routes_answer() {
             ("touched_at", AttributeValue::N(START.to_string())),
             ("version", AttributeValue::N("1".into())),
         ];
-        api.client
-            .put_item()
-            .table_name(&api.table)
-            .set_item(Some(
-                stored.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-            ))
-            .send()
-            .await
-            .unwrap();
+        api.put_raw(stored.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            .await;
 
         let reply = api.send_event(&event).await;
         assert_eq!(reply.status, status, "{name}: {}", reply.text);

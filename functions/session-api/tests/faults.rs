@@ -84,14 +84,7 @@ async fn a_cycle_whose_transaction_is_dropped_keeps_the_old_key_and_makes_no_new
     let (api, proxy) = api_behind_proxy().await;
     let key = api.create(json!({"cart": [1, 2]})).await;
     proxy.inject("TransactWriteItems", Fault::DropConnection, None);
-    let reply = api
-        .call(
-            "POST",
-            &format!("/sessions/{key}/cycle"),
-            &[],
-            Payload::None,
-        )
-        .await;
+    let reply = api.cycle(&key).await;
     reply.assert_problem(503);
     assert_eq!(proxy.injected_total(), TRIES);
     proxy.heal();
@@ -146,14 +139,7 @@ async fn a_throttled_cycle_answers_503_after_the_sdk_tries_and_keeps_the_old_key
     let key = api.create(json!({"cart": [1]})).await;
     let before = api.items().await;
     proxy.inject("TransactWriteItems", Fault::TransactionThrottled, None);
-    let reply = api
-        .call(
-            "POST",
-            &format!("/sessions/{key}/cycle"),
-            &[],
-            Payload::None,
-        )
-        .await;
+    let reply = api.cycle(&key).await;
     reply.assert_problem(503);
     assert_eq!(reply.header("retry-after"), Some("1"));
     let tries = proxy.injected_total();
@@ -170,20 +156,18 @@ async fn a_cycle_transaction_refused_as_invalid_is_500_and_not_retried() {
     let (api, proxy) = api_behind_proxy().await;
     let key = api.create(json!({})).await;
     proxy.inject("TransactWriteItems", Fault::TransactionInvalid, None);
-    let reply = api
-        .call(
-            "POST",
-            &format!("/sessions/{key}/cycle"),
-            &[],
-            Payload::None,
-        )
-        .await;
+    let reply = api.cycle(&key).await;
     reply.assert_problem(500);
     assert_eq!(proxy.injected_total(), 1);
 }
 
 /// An event whose invocation ends `left` from now, as Lambda's context tells it.
-fn near_deadline(api: &support::Api, method: &str, path: &str, left: Duration) -> Request {
+fn near_deadline(
+    api: &support::Api<session_store::DynamoStore>,
+    method: &str,
+    path: &str,
+    left: Duration,
+) -> Request {
     use lambda_http::RequestExt;
     let mut context = lambda_http::Context::default();
     let ends = std::time::SystemTime::now() + left;

@@ -71,17 +71,17 @@ async fn django_data_that_fails_to_verify_reads_as_empty_with_a_warning_that_hol
     };
     // Another signature: as if signed with a key this service does not have.
     let (signed, _) = raw.rsplit_once(':').unwrap();
-    api.client
-        .put_item()
-        .table_name(&api.table)
-        .item("session_key", AttributeValue::S(key.clone()))
-        .item(
-            "data",
-            AttributeValue::S(format!("{signed}:{}", "A".repeat(43))),
-        )
-        .send()
-        .await
-        .unwrap();
+    api.put_raw(
+        [
+            ("session_key".to_owned(), AttributeValue::S(key.clone())),
+            (
+                "data".to_owned(),
+                AttributeValue::S(format!("{signed}:{}", "A".repeat(43))),
+            ),
+        ]
+        .into(),
+    )
+    .await;
 
     let got = api.get(&format!("/sessions/{key}")).await;
     assert_eq!(got.status, 200, "{}", got.text);

@@ -6,8 +6,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use serde_json::json;
-use session_api::App;
-use session_store::{SessionStore, StoreConfig};
+use session_store::SessionStore;
 use support::{Api, Payload, api};
 
 type Triple = (String, String, u16);
@@ -31,12 +30,12 @@ fn documented() -> BTreeSet<Triple> {
     out
 }
 
-struct Recorder<'a> {
-    api: &'a Api,
+struct Recorder<'a, S: SessionStore> {
+    api: &'a Api<S>,
     seen: BTreeSet<Triple>,
 }
 
-impl Recorder<'_> {
+impl<S: SessionStore> Recorder<'_, S> {
     async fn expect(
         &mut self,
         template: &str,
@@ -168,14 +167,7 @@ async fn every_documented_response_is_produced_and_no_other() {
             .await;
     }
     r.expect(tch, "POST", key, &[], Payload::None, 200).await;
-    let cycled = live
-        .call(
-            "POST",
-            &format!("/sessions/{key}/cycle"),
-            &[],
-            Payload::None,
-        )
-        .await;
+    let cycled = live.cycle(key).await;
     assert_eq!(cycled.status, 200);
     r.seen.insert((cyc.to_owned(), "POST".to_owned(), 200));
     let key = cycled.key();
@@ -194,11 +186,7 @@ async fn every_documented_response_is_produced_and_no_other() {
     r.expect(one, "DELETE", key, &[], Payload::None, 204).await;
 
     // The same operations with DynamoDB unreachable.
-    let store = SessionStore::new(testkit::unreachable_client(), StoreConfig::default()).unwrap();
-    let down = Api {
-        app: App::new(store),
-        ..api().await
-    };
+    let down = support::unreachable_api().await;
     let mut d = Recorder {
         api: &down,
         seen: r.seen,

@@ -8,7 +8,7 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use session_store::item::{self, Item};
+use session_store::item::{Image, Item, Layout, View};
 use session_store::metrics::{Emf, Unit};
 use session_store::{Codec, ConfigError, SessionData, SessionKey, StoreConfig, Timestamp};
 
@@ -109,21 +109,16 @@ pub struct BatchReport {
 
 #[derive(Debug)]
 pub struct Auditor {
-    key_attribute: String,
+    layout: Layout,
     codec: Box<dyn Codec>,
 }
 
 impl Auditor {
     pub fn new(store: &StoreConfig) -> Result<Self, ConfigError> {
         Ok(Self {
-            key_attribute: store.key_attribute.clone(),
+            layout: Layout::new(&store.key_attribute),
             codec: store.codec.build()?,
         })
-    }
-
-    pub fn with_codec(mut self, codec: Box<dyn Codec>) -> Self {
-        self.codec = codec;
-        self
     }
 
     /// Audits the records in order and stops at the first that fails: the stream is
@@ -175,38 +170,19 @@ impl Auditor {
             .sequence_number
             .clone()
             .ok_or_else(|| RecordError::Shape("no SequenceNumber".into()))?;
+        let time = record.change.approximate_creation_date_time.timestamp();
+        let (action, removed_by) = action(&record, time)?;
         let keys: Item = record.change.keys.into();
-        let raw_key = match keys.get(&self.key_attribute) {
-            Some(aws_sdk_dynamodb::types::AttributeValue::S(k)) => k.clone(),
-            _ => return Err(RecordError::NoKey(self.key_attribute.clone())),
+        let Some(raw_key) = self.layout.key_of(&keys) else {
+            return Err(RecordError::NoKey(self.layout.key_attribute().to_owned()));
         };
-        let Ok(key) = SessionKey::parse(&raw_key) else {
+        let Ok(key) = SessionKey::parse(raw_key) else {
             return Ok(Audited::NotASession);
         };
         // The images stay as deserialized: the audit reads three of their attributes,
         // and converting whole images (data included) would cost most of its time.
         let (old, new) = (&record.change.old_image, &record.change.new_image);
-        let time = record.change.approximate_creation_date_time.timestamp();
-        let (action, removed_by) = match record.event_name.as_str() {
-            "INSERT" => (Action::Created, None),
-            "MODIFY" => (Action::Updated, None),
-            "REMOVE" => {
-                let by_ttl = record.user_identity.as_ref().is_some_and(|u| {
-                    u.type_ == "Service" && u.principal_id == "dynamodb.amazonaws.com"
-                });
-                // Only the cleanup deletes sessions that are past their expiry.
-                let was_expired =
-                    time > 0 && number(old, item::EXPIRES_AT).is_some_and(|t| t <= time);
-                if by_ttl {
-                    (Action::Expired, Some(Remover::Ttl))
-                } else if was_expired {
-                    (Action::Expired, Some(Remover::Cleanup))
-                } else {
-                    (Action::Deleted, None)
-                }
-            }
-            other => return Err(RecordError::EventName(other.to_owned())),
-        };
+
         let needs_old = matches!(action, Action::Updated | Action::Deleted | Action::Expired);
         let needs_new = matches!(action, Action::Created | Action::Updated);
         if needs_old && old.is_empty() {
@@ -249,30 +225,67 @@ impl Auditor {
         })))
     }
 
-    /// Version and expiry read as `item::meta` reads them: absent or malformed is 0 / none.
+    /// Version, expiry and data, read through the item module's view of the image.
     fn side(&self, image: &serde_dynamo::Item) -> Side {
-        let number = |name: &str| number(image, name);
-        let data = match image.get(item::DATA) {
-            Some(serde_dynamo::AttributeValue::S(raw)) => self.codec.decode(raw).ok(),
-            _ => None,
-        };
+        let view = View(&Stream(image));
         Side {
-            version: number(item::VERSION)
-                .and_then(|v| u64::try_from(v).ok())
-                .unwrap_or(0),
-            expires: number(item::EXPIRES_AT)
-                .map(Timestamp::from_epoch_seconds)
-                .and_then(Timestamp::to_rfc3339),
-            data,
+            version: view.version().0,
+            expires: view.expires_at().and_then(Timestamp::to_rfc3339),
+            data: view.data().and_then(|raw| self.codec.decode(raw).ok()),
         }
     }
 }
 
-/// A number attribute of an image; absent or malformed is `None`.
-fn number(image: &serde_dynamo::Item, name: &str) -> Option<i64> {
-    match image.get(name) {
-        Some(serde_dynamo::AttributeValue::N(n)) => n.parse().ok(),
-        _ => None,
+/// What the record did to the session, and who removed it when it was removed expired.
+fn action(record: &EventRecord, time: i64) -> Result<(Action, Option<Remover>), RecordError> {
+    Ok(match record.event_name.as_str() {
+        "INSERT" => (Action::Created, None),
+        "MODIFY" => (Action::Updated, None),
+        "REMOVE" => {
+            let by_ttl = record.user_identity.as_ref().is_some_and(|u| {
+                u.type_ == "Service" && u.principal_id == "dynamodb.amazonaws.com"
+            });
+            // Only the cleanup deletes sessions that are past their expiry.
+            let was_expired = time > 0
+                && View(&Stream(&record.change.old_image))
+                    .expires_at()
+                    .is_some_and(|t| t.epoch_seconds() <= time);
+            if by_ttl {
+                (Action::Expired, Some(Remover::Ttl))
+            } else if was_expired {
+                (Action::Expired, Some(Remover::Cleanup))
+            } else {
+                (Action::Deleted, None)
+            }
+        }
+        other => return Err(RecordError::EventName(other.to_owned())),
+    })
+}
+
+/// A stream image as the record holds it: read in place, since converting whole images
+/// (data included) would cost most of the audit's time.
+struct Stream<'a>(&'a serde_dynamo::Item);
+
+impl Image for Stream<'_> {
+    fn text(&self, name: &str) -> Option<&str> {
+        match self.0.get(name) {
+            Some(serde_dynamo::AttributeValue::S(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn number(&self, name: &str) -> Option<&str> {
+        match self.0.get(name) {
+            Some(serde_dynamo::AttributeValue::N(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn flag(&self, name: &str) -> Option<bool> {
+        match self.0.get(name) {
+            Some(serde_dynamo::AttributeValue::Bool(b)) => Some(*b),
+            _ => None,
+        }
     }
 }
 

@@ -7,15 +7,8 @@ use std::time::Instant;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use session_auditor::{Auditor, BatchReport, handler, render};
-use session_store::{Expiry, SessionData, SessionStore, StoreConfig};
-use testkit::RequestCounter;
-
-fn data(v: Value) -> SessionData {
-    match v {
-        Value::Object(m) => m,
-        _ => panic!("not an object"),
-    }
-}
+use session_store::{DynamoStore, Expiry, SessionStore, StoreConfig};
+use testkit::{RequestCounter, data};
 
 fn auditor() -> Auditor {
     Auditor::new(&StoreConfig::default()).unwrap()
@@ -35,9 +28,9 @@ fn event_file(name: &str) -> Value {
 }
 
 /// A table with a stream, sessions written through the store, and the stream's records.
-async fn recorded(writes: impl AsyncFnOnce(&SessionStore)) -> Value {
+async fn recorded(writes: impl AsyncFnOnce(&DynamoStore)) -> Value {
     let (client, table) = testkit::fresh_table("audit", &RequestCounter::default()).await;
-    let store = SessionStore::new(
+    let store = DynamoStore::new(
         client.clone(),
         StoreConfig {
             table_name: table.clone(),
@@ -52,7 +45,7 @@ async fn recorded(writes: impl AsyncFnOnce(&SessionStore)) -> Value {
 #[tokio::test]
 async fn real_stream_records_give_one_audit_event_per_change() {
     let mut key = None;
-    let event = recorded(async |store: &SessionStore| {
+    let event = recorded(async |store: &DynamoStore| {
         let s = store
             .create(
                 data(json!({"cart": ["book"], "theme": "dark"})),
@@ -217,7 +210,7 @@ impl std::io::Write for Captured {
 async fn no_data_value_and_no_key_reach_the_output() {
     let marker = "MARKER-9d1e-value";
     let mut keys = Vec::new();
-    let event = recorded(async |store: &SessionStore| {
+    let event = recorded(async |store: &DynamoStore| {
         let s = store
             .create(
                 data(json!({"secret": marker, "nested": {"deep": marker}})),
@@ -393,7 +386,7 @@ async fn sessions_the_cleanup_removes_are_expired_by_cleanup_and_only_callers_de
     // The stream stamps records with the real time: the sessions live an hour earlier.
     let an_hour_ago = SystemClock.now().epoch_seconds() - 3_600;
     let clock = ManualClock::at(Timestamp::from_epoch_seconds(an_hour_ago));
-    let store = SessionStore::new(client.clone(), config.clone())
+    let store = DynamoStore::new(client.clone(), config.clone())
         .unwrap()
         .with_clock(Arc::new(clock.clone()));
     let short = store

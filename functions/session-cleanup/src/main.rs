@@ -5,7 +5,7 @@ use session_store::CleanupConfig;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     session_store::telemetry::init();
-    let (client, config) = session_store::start().await?;
-    let cleanup = Cleanup::new(client, config, CleanupConfig::from_env()?)?;
+    let (aws, config) = session_store::start().await?;
+    let cleanup = Cleanup::new(aws.dynamodb(), config, CleanupConfig::from_env()?)?;
     lambda_runtime::run(service_fn(|event| handler(&cleanup, event))).await
 }

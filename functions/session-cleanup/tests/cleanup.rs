@@ -14,7 +14,7 @@ use session_store::{AwsEnv, CleanupConfig, ManualClock, SessionKey, StoreConfig,
 use testkit::RequestCounter;
 use testkit::proxy::{Fault, Proxy};
 
-const NOW: i64 = 1_800_000_000;
+const NOW: i64 = testkit::START;
 const DAY: i64 = 86_400;
 
 struct Env {
@@ -413,8 +413,8 @@ async fn the_summary_is_one_emf_line() {
 
 #[tokio::test]
 async fn django_items_are_stamped_with_the_expiry_their_data_asks_for() {
-    use session_store::codec::{CodecConfig, DjangoSecrets};
     use session_store::{Codec, DjangoCodec, DjangoKeys, Secret};
+    use session_store::{CodecConfig, DjangoSecrets};
 
     let e = env().await;
     let keys = DjangoKeys {

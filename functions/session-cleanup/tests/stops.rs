@@ -11,7 +11,7 @@ use session_store::{AwsEnv, CleanupConfig, ManualClock, SessionKey, StoreConfig,
 use testkit::proxy::{Fault, Proxy};
 use testkit::{CapturedLogs, RequestCounter};
 
-const NOW: i64 = 1_800_000_000;
+const NOW: i64 = testkit::START;
 
 fn far() -> Instant {
     Instant::now() + Duration::from_secs(3_600)

@@ -1,5 +1,6 @@
-//! Drives the API as API Gateway does: JSON events parsed by lambda_http, a store on a
-//! fresh moto table made from template.yaml, and a clock that moves only when told.
+//! Drives the API as API Gateway does: JSON events parsed by lambda_http, and a clock
+//! that moves only when told. Tests about HTTP run on the in-memory store; tests about
+//! DynamoDB (faults, an unreachable table) on a fresh moto table made from template.yaml.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -10,19 +11,28 @@ use lambda_http::http::HeaderMap;
 use serde_json::{Value, json};
 use session_api::App;
 use session_store::item::Item;
-use session_store::{ManualClock, SessionStore, StoreConfig, Timestamp};
+use session_store::{DynamoStore, ManualClock, MemoryStore, SessionStore, StoreConfig, Timestamp};
 use testkit::RequestCounter;
 
-pub const START: i64 = 1_800_000_000;
+pub use testkit::START;
 pub const JSON: (&str, &str) = ("content-type", "application/json");
 pub const MERGE: (&str, &str) = ("content-type", "application/merge-patch+json");
 
-pub struct Api {
-    pub app: App,
-    pub client: Client,
-    pub counter: RequestCounter,
+pub struct Api<S: SessionStore = MemoryStore> {
+    pub app: App<S>,
     pub clock: ManualClock,
-    pub table: String,
+    table: Table,
+}
+
+/// Where the items behind the API are, for tests that look at or write them directly.
+enum Table {
+    Memory(MemoryStore),
+    Dynamo {
+        client: Client,
+        name: String,
+    },
+    /// A DynamoDB nobody can reach: no table to look at.
+    Unreachable,
 }
 
 pub struct Reply {
@@ -60,47 +70,73 @@ impl Reply {
     }
 }
 
+fn clock() -> ManualClock {
+    ManualClock::at(Timestamp::from_epoch_seconds(START))
+}
+
+/// The API on the in-memory store.
 pub async fn api() -> Api {
     api_with(|_| {}).await
 }
 
 pub async fn api_with(configure: impl FnOnce(&mut StoreConfig)) -> Api {
-    let counter = RequestCounter::default();
-    let (client, table) = testkit::fresh_table("api", &counter).await;
-    let mut config = StoreConfig {
-        table_name: table.clone(),
+    let mut config = StoreConfig::default();
+    configure(&mut config);
+    let clock = clock();
+    let store = MemoryStore::new(config)
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()));
+    Api {
+        app: App::new(store.clone()),
+        clock,
+        table: Table::Memory(store),
+    }
+}
+
+/// The API on a fresh moto table, with `client` as the store's client.
+async fn dynamo_api(client: Option<Client>) -> Api<DynamoStore> {
+    let (direct, name) = testkit::fresh_table("api", &RequestCounter::default()).await;
+    let config = StoreConfig {
+        table_name: name.clone(),
         ..StoreConfig::default()
     };
-    configure(&mut config);
-    let clock = ManualClock::at(Timestamp::from_epoch_seconds(START));
-    let store = SessionStore::new(client.clone(), config)
+    let clock = clock();
+    let store = DynamoStore::new(client.unwrap_or_else(|| direct.clone()), config)
         .unwrap()
         .with_clock(Arc::new(clock.clone()));
     Api {
         app: App::new(store),
-        client,
-        counter,
         clock,
-        table,
+        table: Table::Dynamo {
+            client: direct,
+            name,
+        },
+    }
+}
+
+/// The API on a DynamoDB that refuses every connection (no emulator runs).
+pub async fn unreachable_api() -> Api<DynamoStore> {
+    let clock = clock();
+    let store = DynamoStore::new(testkit::unreachable_client(), StoreConfig::default())
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()));
+    Api {
+        app: App::new(store),
+        clock,
+        table: Table::Unreachable,
     }
 }
 
 /// An API whose store reaches DynamoDB through a fault proxy, with the client settings
-/// the functions use in AWS (retries, timeouts); `client` still reaches moto directly,
-/// so that tests can check the table whatever the proxy does.
-pub async fn api_behind_proxy() -> (Api, testkit::proxy::Proxy) {
-    let mut api = api().await;
+/// the functions use in AWS (retries, timeouts); the table itself is still reached
+/// directly, so that tests can check it whatever the proxy does.
+pub async fn api_behind_proxy() -> (Api<DynamoStore>, testkit::proxy::Proxy) {
     let proxy = testkit::proxy::Proxy::start(testkit::endpoint())
         .await
         .expect("a proxy on 127.0.0.1");
     let aws = session_store::AwsEnv::from_lookup(testkit::lambda_env(&proxy.url))
         .expect("settings for the proxy");
-    let config = api.app.store().config().clone();
-    let store = SessionStore::new(aws.dynamodb(), config)
-        .unwrap()
-        .with_clock(Arc::new(api.clock.clone()));
-    api.app = App::new(store);
-    (api, proxy)
+    (dynamo_api(Some(aws.dynamodb())).await, proxy)
 }
 
 /// The body of a request: text, or raw bytes sent base64-encoded as API Gateway does.
@@ -143,7 +179,7 @@ pub fn http_event(method: &str, path: &str, headers: &[(&str, &str)], body: Payl
     event
 }
 
-impl Api {
+impl<S: SessionStore> Api<S> {
     pub async fn send_event(&self, event: &Value) -> Reply {
         let request = lambda_http::request::from_str(&event.to_string()).expect("a valid event");
         self.send_request(request).await
@@ -203,6 +239,17 @@ impl Api {
         .await
     }
 
+    /// `POST /sessions/{key}/cycle`.
+    pub async fn cycle(&self, key: &str) -> Reply {
+        self.call(
+            "POST",
+            &format!("/sessions/{key}/cycle"),
+            &[],
+            Payload::None,
+        )
+        .await
+    }
+
     /// Creates a session through the API and returns its key.
     pub async fn create(&self, data: Value) -> String {
         let reply = self.post_json("/sessions", &json!({ "data": data })).await;
@@ -211,22 +258,46 @@ impl Api {
     }
 
     pub async fn items(&self) -> Vec<Item> {
-        let mut items = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("scan")
-            .items
-            .unwrap_or_default();
+        let mut items = match &self.table {
+            Table::Memory(store) => store.items(),
+            Table::Unreachable => Vec::new(),
+            Table::Dynamo { client, name } => client
+                .scan()
+                .table_name(name)
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("scan")
+                .items
+                .unwrap_or_default(),
+        };
         items.sort_by_key(|i| format!("{:?}", i.get("session_key")));
         items
     }
 
     pub async fn raw_item(&self, key: &str) -> Option<Item> {
-        testkit::raw_item(&self.client, &self.table, key).await
+        match &self.table {
+            Table::Memory(store) => store.item(key),
+            Table::Dynamo { client, name } => testkit::raw_item(client, name, key).await,
+            Table::Unreachable => None,
+        }
+    }
+
+    /// Writes an item as it is, as another program writing the table would.
+    pub async fn put_raw(&self, item: Item) {
+        match &self.table {
+            Table::Memory(store) => store.put_item(item),
+            Table::Unreachable => panic!("nothing can be written to an unreachable table"),
+            Table::Dynamo { client, name } => {
+                client
+                    .put_item()
+                    .table_name(name)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .expect("raw PutItem");
+            }
+        }
     }
 }
 
@@ -241,7 +312,12 @@ pub fn install(logs: &CapturedLogs) -> tracing::subscriber::DefaultGuard {
 }
 
 /// PATCH with a merge patch, and `If-Match` when given.
-pub async fn patch(api: &Api, key: &str, patch: &Value, if_match: Option<&str>) -> Reply {
+pub async fn patch<S: SessionStore>(
+    api: &Api<S>,
+    key: &str,
+    patch: &Value,
+    if_match: Option<&str>,
+) -> Reply {
     let text = patch.to_string();
     let mut headers = vec![MERGE];
     if let Some(tag) = if_match {
@@ -257,7 +333,12 @@ pub async fn patch(api: &Api, key: &str, patch: &Value, if_match: Option<&str>) 
 }
 
 /// PUT with a JSON body, and `If-Match` when given.
-pub async fn put(api: &Api, key: &str, body: &Value, if_match: Option<&str>) -> Reply {
+pub async fn put<S: SessionStore>(
+    api: &Api<S>,
+    key: &str,
+    body: &Value,
+    if_match: Option<&str>,
+) -> Reply {
     let text = body.to_string();
     let mut headers = vec![JSON];
     if let Some(tag) = if_match {

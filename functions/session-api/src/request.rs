@@ -1,0 +1,349 @@
+//! What a request asks for: its route, its operation, and every check of its input,
+//! all before any DynamoDB call, so that bad input of any kind is a 4xx and leaves the
+//! table untouched.
+
+use lambda_http::aws_lambda_events::query_map::QueryMap;
+use lambda_http::http::{HeaderMap, Method, header};
+use lambda_http::{Body, Request, RequestExt};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use session_store::{Expected, Expiry, SessionData, SessionKey, Version};
+
+use crate::{ApiError, JSON, gateway_context};
+
+const MERGE_PATCH: &str = "application/merge-patch+json";
+
+/// The routes of the API, found in the path after any stage prefix.
+pub(crate) enum Route {
+    Collection,
+    Session(String),
+    Cycle(String),
+    Touch(String),
+    Unknown,
+}
+
+impl Route {
+    pub(crate) fn of(request: &Request) -> Self {
+        // lambda_http's raw path leaves out REST API stages, but an HTTP API's raw path
+        // still starts with a named stage.
+        let path = request.raw_http_path();
+        let path = match gateway_context(request).1 {
+            Some(stage) if stage != "$default" => path
+                .strip_prefix('/')
+                .and_then(|p| p.strip_prefix(stage))
+                .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+                .unwrap_or(path),
+            _ => path,
+        };
+        let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+        match segments.as_slice() {
+            ["sessions"] => Self::Collection,
+            ["sessions", key] => Self::Session((*key).to_owned()),
+            ["sessions", key, "cycle"] => Self::Cycle((*key).to_owned()),
+            ["sessions", key, "touch"] => Self::Touch((*key).to_owned()),
+            _ => Self::Unknown,
+        }
+    }
+
+    pub(crate) fn template(&self) -> &'static str {
+        match self {
+            Self::Collection => "/sessions",
+            Self::Session(_) => "/sessions/{key}",
+            Self::Cycle(_) => "/sessions/{key}/cycle",
+            Self::Touch(_) => "/sessions/{key}/touch",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// What a request asks for, parsed and checked in full before any DynamoDB call, so
+/// that bad input of any kind is a 4xx and leaves the table untouched.
+#[derive(Debug, PartialEq)]
+pub enum Operation {
+    Create {
+        data: SessionData,
+        expiry: Expiry,
+    },
+    Read {
+        key: SessionKey,
+        touch: bool,
+    },
+    Exists(SessionKey),
+    Replace {
+        key: SessionKey,
+        data: SessionData,
+        expiry: Expiry,
+        expected: Option<Expected>,
+    },
+    /// `patch` is always a JSON object.
+    Patch {
+        key: SessionKey,
+        patch: Value,
+        expected: Option<Expected>,
+    },
+    Delete {
+        key: SessionKey,
+        expected: Option<Expected>,
+    },
+    Cycle {
+        key: SessionKey,
+        expected: Option<Expected>,
+    },
+    Touch {
+        key: SessionKey,
+        expected: Option<Expected>,
+    },
+}
+
+impl Operation {
+    /// Parses a request; a larger body than `max_body_bytes` is refused unread.
+    pub fn parse(request: &Request, max_body_bytes: usize) -> Result<Self, ApiError> {
+        Self::of_route(request, &Route::of(request), max_body_bytes)
+    }
+
+    pub(crate) fn of_route(
+        request: &Request,
+        route: &Route,
+        max_body_bytes: usize,
+    ) -> Result<Self, ApiError> {
+        let method = request.method();
+        let (raw, allowed) = match route {
+            Route::Unknown => return Err(ApiError::NoRoute),
+            Route::Collection => ("", "POST"),
+            Route::Session(raw) => (raw.as_str(), "GET, HEAD, PUT, PATCH, DELETE"),
+            Route::Cycle(raw) | Route::Touch(raw) => (raw.as_str(), "POST"),
+        };
+        if !allowed.split(", ").any(|m| m == method.as_str()) {
+            return Err(ApiError::MethodNotAllowed(allowed));
+        }
+        if let Route::Collection = route {
+            return Self::create(request, max_body_bytes);
+        }
+        let key = SessionKey::parse(raw)?;
+        let expected = || if_match(request.headers());
+        Ok(match (route, method) {
+            (Route::Cycle(_), _) => Self::Cycle {
+                key,
+                expected: expected()?,
+            },
+            (Route::Touch(_), _) => Self::Touch {
+                key,
+                expected: expected()?,
+            },
+            (_, &Method::GET) => Self::Read {
+                key,
+                touch: wants_touch(request.query_string_parameters_ref())?,
+            },
+            (_, &Method::HEAD) => Self::Exists(key),
+            (_, &Method::DELETE) => Self::Delete {
+                key,
+                expected: expected()?,
+            },
+            (_, &Method::PUT) => Self::replace(request, key, max_body_bytes)?,
+            _ => Self::patch(request, key, max_body_bytes)?,
+        })
+    }
+
+    fn create(request: &Request, max_body_bytes: usize) -> Result<Self, ApiError> {
+        let body = match read_json(request, JSON, max_body_bytes)? {
+            Some(v) => SessionBody::parse(v)?,
+            None => SessionBody::default(),
+        };
+        Ok(Self::Create {
+            data: body.data.unwrap_or_default(),
+            expiry: body.expiry,
+        })
+    }
+
+    /// The body is checked first: a malformed request is a 400 whatever its tag.
+    fn replace(
+        request: &Request,
+        key: SessionKey,
+        max_body_bytes: usize,
+    ) -> Result<Self, ApiError> {
+        let body = read_json(request, JSON, max_body_bytes)?
+            .ok_or_else(|| ApiError::BadRequest("a body with data is required".into()))?;
+        let body = SessionBody::parse(body)?;
+        let data = body
+            .data
+            .ok_or_else(|| ApiError::BadRequest("data is required".into()))?;
+        Ok(Self::Replace {
+            key,
+            data,
+            expiry: body.expiry,
+            expected: if_match(request.headers())?,
+        })
+    }
+
+    fn patch(request: &Request, key: SessionKey, max_body_bytes: usize) -> Result<Self, ApiError> {
+        let patch = read_json(request, MERGE_PATCH, max_body_bytes)?
+            .ok_or_else(|| ApiError::BadRequest("a merge patch body is required".into()))?;
+        if !patch.is_object() {
+            return Err(ApiError::BadRequest(
+                "a merge patch of session data must be a JSON object".into(),
+            ));
+        }
+        Ok(Self::Patch {
+            key,
+            patch,
+            expected: if_match(request.headers())?,
+        })
+    }
+
+    /// The session the operation names, for the access log.
+    pub(crate) fn key(&self) -> Option<&SessionKey> {
+        match self {
+            Self::Create { .. } => None,
+            Self::Read { key, .. }
+            | Self::Exists(key)
+            | Self::Replace { key, .. }
+            | Self::Patch { key, .. }
+            | Self::Delete { key, .. }
+            | Self::Cycle { key, .. }
+            | Self::Touch { key, .. } => Some(key),
+        }
+    }
+}
+
+/// RFC 7396: a merge patch applied to session data, which stays an object because
+/// the patch is one.
+pub fn merge_patch(data: &mut SessionData, patch: &Value) {
+    let mut doc = Value::Object(std::mem::take(data));
+    json_patch::merge(&mut doc, patch);
+    if let Value::Object(merged) = doc {
+        *data = merged;
+    }
+}
+
+/// The body of POST and PUT: `{"data": {...}, "ttl_seconds": n}`, both optional.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionBody {
+    #[serde(default, deserialize_with = "object")]
+    data: Option<SessionData>,
+    #[serde(default, rename = "ttl_seconds", deserialize_with = "ttl_seconds")]
+    expiry: Expiry,
+}
+
+impl SessionBody {
+    fn parse(body: Value) -> Result<Self, ApiError> {
+        if !body.is_object() {
+            return Err(ApiError::BadRequest(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        Self::deserialize(body).map_err(|e| ApiError::BadRequest(e.to_string()))
+    }
+}
+
+fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SessionData>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Object(map) => Ok(Some(map)),
+        _ => Err(D::Error::custom("data must be a JSON object")),
+    }
+}
+
+/// A whole number of seconds, also when written as `60.0` or `6e1`: JSON Schema counts
+/// those as integers, and so do the clients generated from the OpenAPI document.
+fn ttl_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Expiry, D::Error> {
+    let v = Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(Expiry::Default);
+    }
+    let secs = v
+        .as_u64()
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
+                .map(|f| f as u64)
+        })
+        .ok_or_else(|| D::Error::custom("ttl_seconds must be a whole number of seconds"))?;
+    Expiry::idle_seconds(secs).map_err(|e| D::Error::custom(e.to_string()))
+}
+
+fn wants_touch(query: Option<&QueryMap>) -> Result<bool, ApiError> {
+    match query.and_then(|q| q.first("touch")) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::BadRequest("touch must be true or false".into())),
+    }
+}
+
+/// What `If-Match` demands (RFC 9110, section 13.1.1): `*` that the session exists, an
+/// entity tag that it is at that version. Every `If-Match` line counts; a list, a weak
+/// tag, or a tag this API never issues (versions are canonical decimal integers: no
+/// sign, no leading zero) cannot match any session, so the precondition fails rather
+/// than the request's syntax.
+fn if_match(headers: &HeaderMap) -> Result<Option<Expected>, ApiError> {
+    let mut lines = headers.get_all(header::IF_MATCH).iter();
+    let Some(first) = lines.next() else {
+        return Ok(None);
+    };
+    if lines.next().is_some() {
+        return Err(ApiError::PreconditionFailed);
+    }
+    let tag = first
+        .to_str()
+        .map_err(|_| ApiError::PreconditionFailed)?
+        .trim();
+    if tag == "*" {
+        return Ok(Some(Expected::Exists));
+    }
+    tag.strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .and_then(canonical_version)
+        .map(|v| Some(Expected::Version(v)))
+        .ok_or(ApiError::PreconditionFailed)
+}
+
+/// A version as the `ETag` writes it: decimal digits, `0` or without a leading zero.
+fn canonical_version(digits: &str) -> Option<Version> {
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    canonical
+        .then(|| digits.parse().ok().map(Version))
+        .flatten()
+}
+
+/// The request body as JSON, `None` when empty; checks size, media type and encoding.
+fn read_json(
+    request: &Request,
+    media_type: &'static str,
+    limit: usize,
+) -> Result<Option<Value>, ApiError> {
+    let bytes: &[u8] = match request.body() {
+        Body::Empty => return Ok(None),
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => return Err(ApiError::BadRequest("unreadable body".into())),
+    };
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    if bytes.len() > limit {
+        return Err(ApiError::BodyTooLarge(limit));
+    }
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut parts = content_type.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or("");
+    let charset_ok = parts.all(|p| match p.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }
+        _ => true,
+    });
+    if !essence.eq_ignore_ascii_case(media_type) || !charset_ok {
+        return Err(ApiError::UnsupportedMediaType(media_type));
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ApiError::BadRequest("the body is not valid UTF-8".into()))?;
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+}

@@ -1,0 +1,160 @@
+//! Cycling a session's key in DynamoDB: one GetItem and one TransactWriteItems that puts
+//! the new key and deletes the old one only if it is still alive and unchanged.
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{CancellationReason, Delete, Put, TransactWriteItem};
+
+use super::dynamo::DynamoStore;
+use super::{missing_is_unmet, new_key};
+use crate::error::StoreError;
+use crate::item::Write;
+use crate::key::SessionKey;
+use crate::session::{Expected, Session};
+
+impl DynamoStore {
+    pub(super) async fn move_to_new_key(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+    ) -> Result<Session, StoreError> {
+        let gone = || missing_is_unmet(StoreError::NotFound, expected);
+        for attempt in 0..self.rules.config.update_attempts {
+            self.pause(attempt).await?;
+            let old = self.get_item(key, true).await?.ok_or_else(gone)?;
+            let data = self.rules.decode(key, &old);
+            let old_meta = self.rules.meta_of(&old, Some(&data));
+            let now = self.rules.now();
+            if !old_meta.is_alive(now) {
+                return Err(gone());
+            }
+            if expected.is_some_and(|x| !x.is_met_by(old_meta.version)) {
+                return Err(StoreError::VersionConflict);
+            }
+            let meta = self.rules.cycled(&old_meta, now);
+            let new = new_key()?;
+            let layout = &self.rules.layout;
+            let put = put(self, layout.moved(&old, new.as_str(), &meta))?;
+            let delete = delete(self, key, layout.unchanged(now, old_meta.version))?;
+            let request = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put).build())
+                .transact_items(TransactWriteItem::builder().delete(delete).build());
+            match self.call(request.send()).await? {
+                Ok(_) => {
+                    return Ok(Session {
+                        key: new,
+                        data,
+                        meta,
+                    });
+                }
+                // A new key collision, or the old session changed or died meanwhile:
+                // read again and retry; the read says "not found" if it is gone.
+                Err(SdkError::ServiceError(e))
+                    if matches!(
+                        e.err(),
+                        TransactWriteItemsError::TransactionCanceledException(_)
+                    ) =>
+                {
+                    if let TransactWriteItemsError::TransactionCanceledException(c) = e.err() {
+                        retry_cancelled(c.cancellation_reasons())?;
+                    }
+                }
+                Err(e) => return Err(StoreError::from_sdk(e)),
+            }
+        }
+        Err(StoreError::Contention)
+    }
+}
+
+/// The transaction's put of the new key, which must be free.
+fn put(store: &DynamoStore, item: crate::item::Item) -> Result<Put, StoreError> {
+    let Write { expr, .. } = store.rules.layout.absent();
+    let condition = expr.condition_text();
+    Put::builder()
+        .table_name(&store.rules.config.table_name)
+        .set_item(Some(item))
+        .set_condition_expression(condition)
+        .set_expression_attribute_names(expr.into_parts().0)
+        .build()
+        .map_err(|e| StoreError::Other(e.to_string()))
+}
+
+/// The transaction's delete of the old key, guarded by `guard`.
+fn delete(store: &DynamoStore, key: &SessionKey, guard: Write) -> Result<Delete, StoreError> {
+    let condition = guard.expr.condition_text();
+    let (names, values) = guard.expr.into_parts();
+    let (name, value) = store.rules.layout.key(key.as_str());
+    Delete::builder()
+        .table_name(&store.rules.config.table_name)
+        .key(name, value)
+        .set_condition_expression(condition)
+        .set_expression_attribute_names(names)
+        .set_expression_attribute_values(values)
+        .build()
+        .map_err(|e| StoreError::Other(e.to_string()))
+}
+
+/// Whether a cancelled cycle transaction is worth reading again and retrying: only a
+/// failed condition (a key collision, or the old session changed) or a conflict with
+/// another transaction is. Throttling ends the cycle as unavailable at once, since the
+/// SDK has already retried it; anything else is a fault of the request itself.
+fn retry_cancelled(reasons: &[CancellationReason]) -> Result<(), StoreError> {
+    const RETRY: &[&str] = &["None", "ConditionalCheckFailed", "TransactionConflict"];
+    const THROTTLED: &[&str] = &[
+        "ProvisionedThroughputExceeded",
+        "ThrottlingError",
+        "RequestLimitExceeded",
+    ];
+    let codes = || reasons.iter().filter_map(CancellationReason::code);
+    if let Some(code) = codes().find(|c| !RETRY.contains(c) && !THROTTLED.contains(c)) {
+        tracing::error!(reason = code, "cycle transaction refused");
+        return Err(StoreError::Other(format!(
+            "the cycle transaction was refused: {code}"
+        )));
+    }
+    if let Some(code) = codes().find(|c| THROTTLED.contains(c)) {
+        return Err(StoreError::Unavailable(code.to_owned()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasons(codes: &[&str]) -> Vec<CancellationReason> {
+        codes
+            .iter()
+            .map(|c| CancellationReason::builder().code(*c).build())
+            .collect()
+    }
+
+    #[test]
+    fn only_failed_conditions_and_conflicts_make_a_cycle_retry() {
+        for codes in [
+            &["ConditionalCheckFailed", "None"][..],
+            &["None", "ConditionalCheckFailed"],
+            &["TransactionConflict", "None"],
+            &[],
+        ] {
+            assert!(retry_cancelled(&reasons(codes)).is_ok(), "{codes:?}");
+        }
+        for code in [
+            "ThrottlingError",
+            "ProvisionedThroughputExceeded",
+            "RequestLimitExceeded",
+        ] {
+            let r = retry_cancelled(&reasons(&["None", code]));
+            assert!(matches!(r, Err(StoreError::Unavailable(_))), "{code}");
+        }
+        for codes in [
+            &["ValidationError", "None"][..],
+            &["ItemCollectionSizeLimitExceeded", "ThrottlingError"],
+        ] {
+            let r = retry_cancelled(&reasons(codes));
+            assert!(matches!(r, Err(StoreError::Other(_))), "{codes:?}");
+        }
+    }
+}

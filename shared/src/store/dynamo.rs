@@ -1,0 +1,331 @@
+//! Sessions in DynamoDB: every write is conditional, and each operation costs the
+//! fewest requests we could manage (README: "DynamoDB requests per operation").
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use tracing::warn;
+
+use super::rules::{Change, Rules};
+use super::{SessionStore, missing_is_unmet, new_key};
+use crate::clock::{Clock, Timestamp};
+use crate::config::StoreConfig;
+use crate::error::{ConfigError, StoreError};
+use crate::expiry::Expiry;
+use crate::item::{Item, Write};
+use crate::key::SessionKey;
+use crate::retry::delay;
+use crate::session::{Expected, Session, SessionData};
+
+/// Fresh keys tried before giving up on create; one collision is already astronomically rare.
+const CREATE_ATTEMPTS: u32 = 5;
+/// A DynamoDB call is not started with less time than this left before the deadline:
+/// it could not finish, and the caller would get no answer at all.
+const MIN_CALL_TIME: Duration = Duration::from_millis(100);
+
+/// The DynamoDB implementation of [`SessionStore`]. Cheap to clone: clones share the
+/// client, settings and codec, and each may carry its own deadline.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    pub(super) client: Client,
+    pub(super) rules: Rules,
+    /// No DynamoDB call runs past this instant (the invocation's deadline less a margin).
+    deadline: Option<Instant>,
+}
+
+impl DynamoStore {
+    /// Fails only when the codec's secret has not been fetched (`StoreConfig::fetch_secrets`).
+    pub fn new(client: Client, config: StoreConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            client,
+            rules: Rules::new(config)?,
+            deadline: None,
+        })
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.rules.clock = clock;
+        self
+    }
+
+    /// Runs one DynamoDB call within the deadline: not started when too little time is
+    /// left, abandoned when the deadline comes first. The outer error is the deadline's.
+    pub(super) async fn call<T, E>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<Result<T, E>, StoreError> {
+        let Some(deadline) = self.deadline else {
+            return Ok(call.await);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < MIN_CALL_TIME {
+            return Err(out_of_time());
+        }
+        tokio::time::timeout(left, call)
+            .await
+            .map_err(|_| out_of_time())
+    }
+
+    /// Backoff before try `attempt` of a contended write; fails instead of sleeping when
+    /// the sleep and one more call would not fit before the deadline.
+    pub(super) async fn pause(&self, attempt: u32) -> Result<(), StoreError> {
+        let wait = delay(
+            attempt,
+            Duration::from_millis(5),
+            Duration::from_millis(100),
+        );
+        if let Some(deadline) = self.deadline
+            && Instant::now() + wait + MIN_CALL_TIME > deadline
+        {
+            return Err(out_of_time());
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn get_item(
+        &self,
+        key: &SessionKey,
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError> {
+        self.get_raw(key.as_str(), consistent).await
+    }
+
+    /// The item under any key, a session's or not.
+    pub(super) async fn get_raw(
+        &self,
+        key: &str,
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError> {
+        let (name, value) = self.rules.layout.key(key);
+        let request = self
+            .client
+            .get_item()
+            .table_name(&self.rules.config.table_name)
+            .key(name, value)
+            .consistent_read(consistent);
+        let out = self
+            .call(request.send())
+            .await?
+            .map_err(StoreError::from_sdk)?;
+        Ok(out.item)
+    }
+
+    pub(super) async fn load_with(
+        &self,
+        key: &SessionKey,
+        consistent: bool,
+    ) -> Result<Session, StoreError> {
+        let item = self
+            .get_item(key, consistent)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.rules
+            .live_session(key, &item)
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// One conditional PutItem of a new session's item; `Ok(false)` when the key is taken.
+    async fn put_new(&self, item: Item) -> Result<bool, StoreError> {
+        let Write { expr, .. } = self.rules.layout.absent();
+        let condition = expr.condition_text();
+        let (names, _) = expr.into_parts();
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.rules.config.table_name)
+            .set_item(Some(item.clone()))
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match self.call(request.send()).await? {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                // The SDK retries a try whose answer was lost; the retry then finds the
+                // item that try wrote. That is this session, not a collision.
+                Ok(matches!(e.into_err(),
+                    PutItemError::ConditionalCheckFailedException(c) if c.item.as_ref() == Some(&item)))
+            }
+            Err(e) => Err(StoreError::from_sdk(e)),
+        }
+    }
+
+    async fn delete_item(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (name, value) = self.rules.layout.key(key.as_str());
+        let mut request = self
+            .client
+            .delete_item()
+            .table_name(&self.rules.config.table_name)
+            .key(name, value);
+        if let Some(x) = expected {
+            let Write { expr, .. } = self.rules.layout.delete_expecting(now, x.version());
+            let condition = expr.condition_text();
+            let (names, values) = expr.into_parts();
+            request = request
+                .set_condition_expression(condition)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
+                .return_values(ReturnValue::AllOld);
+        }
+        match self.call(request.send()).await? {
+            // An item of the original backend whose data says it expired was no live
+            // session: removing it is harmless, but the caller's demand was not met.
+            Ok(out)
+                if expected.is_some()
+                    && out
+                        .attributes
+                        .as_ref()
+                        .is_none_or(|old| !self.rules.meta_of(old, None).is_alive(now)) =>
+            {
+                Err(StoreError::VersionConflict)
+            }
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Err(StoreError::VersionConflict)
+            }
+            Err(e) => Err(StoreError::from_sdk(e)),
+        }
+    }
+}
+
+impl SessionStore for DynamoStore {
+    fn config(&self) -> &StoreConfig {
+        &self.rules.config
+    }
+
+    fn now(&self) -> Timestamp {
+        self.rules.now()
+    }
+
+    fn until(&self, deadline: Instant) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
+    }
+
+    /// One conditional PutItem.
+    async fn create(&self, mut data: SessionData, expiry: Expiry) -> Result<Session, StoreError> {
+        let (raw, meta) = self.rules.new_session(&mut data, expiry)?;
+        for _ in 0..CREATE_ATTEMPTS {
+            let key = new_key()?;
+            let item = self.rules.layout.new_item(key.as_str(), &raw, &meta);
+            if self.put_new(item).await? {
+                return Ok(Session { key, data, meta });
+            }
+            warn!(session = %key.fingerprint(12), "generated session key already taken; drawing another");
+        }
+        Err(StoreError::Other("no free session key found".into()))
+    }
+
+    /// One GetItem.
+    async fn load(&self, key: &SessionKey) -> Result<Session, StoreError> {
+        self.load_with(key, self.rules.config.consistent_read).await
+    }
+
+    /// One GetItem, of two attributes unless the format may keep the expiry in the data.
+    async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let (name, value) = self.rules.layout.key(key.as_str());
+        let mut request = self
+            .client
+            .get_item()
+            .table_name(&self.rules.config.table_name)
+            .key(name, value)
+            .consistent_read(self.rules.config.consistent_read);
+        if !self.rules.codec.has_expiry_in_data() {
+            let (projection, expr) = self.rules.layout.exists_projection();
+            request = request
+                .projection_expression(projection)
+                .set_expression_attribute_names(expr.into_parts().0);
+        }
+        let out = self
+            .call(request.send())
+            .await?
+            .map_err(StoreError::from_sdk)?;
+        let now = self.rules.now();
+        Ok(out
+            .item
+            .is_some_and(|item| self.rules.meta_of(&item, None).is_alive(now)))
+    }
+
+    async fn load_and_touch(&self, key: &SessionKey) -> Result<Session, StoreError> {
+        self.load_touching(key).await
+    }
+
+    async fn replace(
+        &self,
+        key: &SessionKey,
+        mut data: SessionData,
+        expiry: Expiry,
+        expected: Option<Expected>,
+    ) -> Result<Session, StoreError> {
+        let now = self.rules.now();
+        let rule = self.rules.settle_rule(&mut data, expiry, now)?;
+        let change = Change {
+            data: Some(self.rules.encode(&data, now)?),
+            rule: Some(rule),
+            expected,
+        };
+        let item = self.refresh_relearning(key, &change, now).await?;
+        Ok(Session {
+            key: key.clone(),
+            meta: self.rules.meta_of(&item, Some(&data)),
+            data,
+        })
+    }
+
+    async fn touch(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+    ) -> Result<Session, StoreError> {
+        let now = self.rules.now();
+        let item = self
+            .refresh_relearning(key, &Change::touch(expected), now)
+            .await?;
+        Ok(self.rules.session(key, &item))
+    }
+
+    async fn update<F>(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+        change: F,
+    ) -> Result<Session, StoreError>
+    where
+        F: FnMut(&mut SessionData) -> Result<(), StoreError> + Send,
+    {
+        self.read_modify_write(key, expected, change).await
+    }
+
+    /// One DeleteItem.
+    async fn delete(&self, key: &SessionKey, expected: Option<Expected>) -> Result<(), StoreError> {
+        self.delete_item(key, expected, self.rules.now())
+            .await
+            .map_err(|e| missing_is_unmet(e, expected))
+    }
+
+    async fn cycle(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+    ) -> Result<Session, StoreError> {
+        self.move_to_new_key(key, expected).await
+    }
+}
+
+fn out_of_time() -> StoreError {
+    StoreError::Unavailable("no time left before the invocation's deadline".into())
+}

@@ -1,0 +1,292 @@
+//! An in-memory [`SessionStore`] with the DynamoDB store's semantics: conditional
+//! writes, versions, expiry by the injectable clock, no resurrection, an atomic cycle.
+//! It keeps the same items as the table would hold, built by the same item module, and
+//! the conformance suite (`shared/tests/store.rs`) runs unchanged against both.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use super::rules::{Change, Rules};
+use super::{SessionStore, missing_is_unmet, new_key};
+use crate::clock::{Clock, Timestamp};
+use crate::config::StoreConfig;
+use crate::error::{ConfigError, StoreError};
+use crate::expiry::Expiry;
+use crate::item::{Item, View};
+use crate::key::SessionKey;
+use crate::session::{Expected, Session, SessionData};
+
+type Items = HashMap<String, Item>;
+
+/// Sessions in a map behind a lock, for tests of code that embeds the crate (and the
+/// API's own HTTP tests): no emulator, the same answers. Clones share the map.
+#[derive(Clone, Debug)]
+pub struct MemoryStore {
+    rules: Rules,
+    items: Arc<Mutex<Items>>,
+}
+
+impl MemoryStore {
+    /// Fails only when the codec's secret has not been fetched (`StoreConfig::fetch_secrets`).
+    pub fn new(config: StoreConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            rules: Rules::new(config)?,
+            items: Arc::default(),
+        })
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.rules.clock = clock;
+        self
+    }
+
+    /// The item under `key`, as the table would hold it.
+    pub fn item(&self, key: &str) -> Option<Item> {
+        self.map().get(key).cloned()
+    }
+
+    /// Every item, as a Scan of the table would give them.
+    pub fn items(&self) -> Vec<Item> {
+        self.map().values().cloned().collect()
+    }
+
+    /// Puts an item as it is, as another program writing the table would.
+    pub fn put_item(&self, item: Item) {
+        if let Some(key) = self.rules.layout.key_of(&item).map(str::to_owned) {
+            self.map().insert(key, item);
+        }
+    }
+
+    /// Removes an item as it is, as another program writing the table would.
+    pub fn remove_item(&self, key: &str) -> Option<Item> {
+        self.map().remove(key)
+    }
+
+    /// How many items the store holds.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn map(&self) -> MutexGuard<'_, Items> {
+        // A panic under the lock leaves the map as whole as any write left it.
+        self.items.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A refresh of a live session meeting `change`'s demand, under the lock.
+    fn refresh(
+        &self,
+        items: &mut Items,
+        key: &SessionKey,
+        change: &Change,
+        now: Timestamp,
+    ) -> Result<Item, StoreError> {
+        let gone = || missing_is_unmet(StoreError::NotFound, change.expected);
+        let item = items.get_mut(key.as_str()).ok_or_else(gone)?;
+        let meta = self.rules.meta_of(item, None);
+        if !meta.is_alive(now) {
+            return Err(gone());
+        }
+        if !change.allows(meta.version) {
+            return Err(StoreError::VersionConflict);
+        }
+        let plan = self.rules.plan(change, Some(&meta), now);
+        self.rules.layout.apply_refresh(item, &plan);
+        Ok(item.clone())
+    }
+
+    fn delete_expecting(
+        &self,
+        items: &mut Items,
+        key: &SessionKey,
+        expected: Expected,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let meets = items.get(key.as_str()).is_some_and(|item| {
+            let view = View(item);
+            view.expires_at().is_none_or(|t| t > now) && expected.is_met_by(view.version())
+        });
+        if !meets {
+            return Err(StoreError::VersionConflict);
+        }
+        match items.remove(key.as_str()) {
+            // As in DynamoDB: an item whose data says it expired is removed, but it was
+            // no live session.
+            Some(old) if self.rules.meta_of(&old, None).is_alive(now) => Ok(()),
+            _ => Err(StoreError::VersionConflict),
+        }
+    }
+}
+
+impl SessionStore for MemoryStore {
+    fn config(&self) -> &StoreConfig {
+        &self.rules.config
+    }
+
+    fn now(&self) -> Timestamp {
+        self.rules.now()
+    }
+
+    /// Nothing here waits, so there is nothing to end early.
+    fn until(&self, _deadline: Instant) -> Self {
+        self.clone()
+    }
+
+    async fn create(&self, mut data: SessionData, expiry: Expiry) -> Result<Session, StoreError> {
+        let (raw, meta) = self.rules.new_session(&mut data, expiry)?;
+        let mut items = self.map();
+        loop {
+            let key = new_key()?;
+            if !items.contains_key(key.as_str()) {
+                let item = self.rules.layout.new_item(key.as_str(), &raw, &meta);
+                items.insert(key.as_str().to_owned(), item);
+                return Ok(Session { key, data, meta });
+            }
+        }
+    }
+
+    async fn load(&self, key: &SessionKey) -> Result<Session, StoreError> {
+        let item = self.item(key.as_str()).ok_or(StoreError::NotFound)?;
+        self.rules
+            .live_session(key, &item)
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let now = self.rules.now();
+        Ok(self
+            .item(key.as_str())
+            .is_some_and(|item| self.rules.meta_of(&item, None).is_alive(now)))
+    }
+
+    async fn load_and_touch(&self, key: &SessionKey) -> Result<Session, StoreError> {
+        let session = self.load(key).await?;
+        let now = self.rules.now();
+        if !session
+            .meta
+            .refresh_due(now, self.rules.config.touch_interval)
+        {
+            return Ok(session);
+        }
+        let item = self.refresh(&mut self.map(), key, &Change::touch(None), now)?;
+        Ok(Session {
+            meta: self.rules.meta_of(&item, Some(&session.data)),
+            ..session
+        })
+    }
+
+    async fn replace(
+        &self,
+        key: &SessionKey,
+        mut data: SessionData,
+        expiry: Expiry,
+        expected: Option<Expected>,
+    ) -> Result<Session, StoreError> {
+        let now = self.rules.now();
+        let rule = self.rules.settle_rule(&mut data, expiry, now)?;
+        let change = Change {
+            data: Some(self.rules.encode(&data, now)?),
+            rule: Some(rule),
+            expected,
+        };
+        let item = self.refresh(&mut self.map(), key, &change, now)?;
+        Ok(Session {
+            key: key.clone(),
+            meta: self.rules.meta_of(&item, Some(&data)),
+            data,
+        })
+    }
+
+    async fn touch(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+    ) -> Result<Session, StoreError> {
+        let now = self.rules.now();
+        let item = self.refresh(&mut self.map(), key, &Change::touch(expected), now)?;
+        Ok(self.rules.session(key, &item))
+    }
+
+    async fn update<F>(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+        mut change: F,
+    ) -> Result<Session, StoreError>
+    where
+        F: FnMut(&mut SessionData) -> Result<(), StoreError> + Send,
+    {
+        let mut items = self.map();
+        let current = items
+            .get(key.as_str())
+            .and_then(|item| self.rules.live_session(key, item))
+            .ok_or_else(|| missing_is_unmet(StoreError::NotFound, expected))?;
+        if expected.is_some_and(|x| !x.is_met_by(current.meta.version)) {
+            return Err(StoreError::VersionConflict);
+        }
+        let mut data = current.data;
+        change(&mut data)?;
+        let now = self.rules.now();
+        let write = Change {
+            rule: self.rules.rule_in_data(&data, now)?,
+            data: Some(self.rules.encode(&data, now)?),
+            expected,
+        };
+        let item = self.refresh(&mut items, key, &write, now)?;
+        Ok(Session {
+            key: key.clone(),
+            meta: self.rules.meta_of(&item, Some(&data)),
+            data,
+        })
+    }
+
+    async fn delete(&self, key: &SessionKey, expected: Option<Expected>) -> Result<(), StoreError> {
+        let now = self.rules.now();
+        let mut items = self.map();
+        match expected {
+            None => {
+                items.remove(key.as_str());
+                Ok(())
+            }
+            Some(x) => self.delete_expecting(&mut items, key, x, now),
+        }
+    }
+
+    async fn cycle(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+    ) -> Result<Session, StoreError> {
+        let gone = || missing_is_unmet(StoreError::NotFound, expected);
+        let now = self.rules.now();
+        let mut items = self.map();
+        let old = items.get(key.as_str()).ok_or_else(gone)?;
+        let data = self.rules.decode(key, old);
+        let old_meta = self.rules.meta_of(old, Some(&data));
+        if !old_meta.is_alive(now) {
+            return Err(gone());
+        }
+        if expected.is_some_and(|x| !x.is_met_by(old_meta.version)) {
+            return Err(StoreError::VersionConflict);
+        }
+        let meta = self.rules.cycled(&old_meta, now);
+        let new = loop {
+            let candidate = new_key()?;
+            if !items.contains_key(candidate.as_str()) {
+                break candidate;
+            }
+        };
+        let moved = self.rules.layout.moved(old, new.as_str(), &meta);
+        items.insert(new.as_str().to_owned(), moved);
+        items.remove(key.as_str());
+        Ok(Session {
+            key: new,
+            data,
+            meta,
+        })
+    }
+}

@@ -1,0 +1,117 @@
+//! Sessions behind one small trait, [`SessionStore`], with two implementations held to
+//! one conformance suite: [`DynamoStore`] and [`MemoryStore`]. What a session is and how
+//! its expiry moves is decided once, in [`Rules`], which both use; what the item looks
+//! like is decided in [`crate::item`].
+
+mod cycle;
+mod dynamo;
+mod memory;
+mod refresh;
+mod rules;
+mod sweep;
+
+use std::future::Future;
+use std::time::Instant;
+
+pub use dynamo::DynamoStore;
+pub use memory::MemoryStore;
+pub use sweep::{Candidate, Page};
+
+use crate::clock::Timestamp;
+use crate::config::StoreConfig;
+use crate::error::StoreError;
+use crate::expiry::Expiry;
+use crate::key::SessionKey;
+use crate::session::{Expected, Session, SessionData};
+
+/// What the API needs of a session store. Every write is conditional: nothing is
+/// resurrected, nothing is overwritten unseen, and every write bumps the version. An
+/// `expected` demand (`If-Match`) that is not met, including by a session that is
+/// missing or expired, fails as [`StoreError::VersionConflict`] and writes nothing.
+pub trait SessionStore: Send + Sync + Sized {
+    fn config(&self) -> &StoreConfig;
+
+    /// The store's clock.
+    fn now(&self) -> Timestamp;
+
+    /// The same store for one invocation: operations end by `deadline`, failing as
+    /// [`StoreError::Unavailable`] in time to answer.
+    fn until(&self, deadline: Instant) -> Self;
+
+    /// A new session under a fresh key.
+    fn create(
+        &self,
+        data: SessionData,
+        expiry: Expiry,
+    ) -> impl Future<Output = Result<Session, StoreError>> + Send;
+
+    /// The live session under `key`; never writes anything.
+    fn load(&self, key: &SessionKey) -> impl Future<Output = Result<Session, StoreError>> + Send;
+
+    /// Whether a live session has this key.
+    fn exists(&self, key: &SessionKey) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Loads, and refreshes the expiry only when the last refresh is older than the
+    /// configured interval.
+    fn load_and_touch(
+        &self,
+        key: &SessionKey,
+    ) -> impl Future<Output = Result<Session, StoreError>> + Send;
+
+    /// Replaces the data and the expiry rule; never creates a session.
+    fn replace(
+        &self,
+        key: &SessionKey,
+        data: SessionData,
+        expiry: Expiry,
+        expected: Option<Expected>,
+    ) -> impl Future<Output = Result<Session, StoreError>> + Send;
+
+    /// Refreshes the expiry.
+    fn touch(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+    ) -> impl Future<Output = Result<Session, StoreError>> + Send;
+
+    /// Read-modify-write of the data: `change` sees the current data, and no other
+    /// write gets in between.
+    fn update<F>(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+        change: F,
+    ) -> impl Future<Output = Result<Session, StoreError>> + Send
+    where
+        F: FnMut(&mut SessionData) -> Result<(), StoreError> + Send;
+
+    /// Deletes the session. Deleting what is not there succeeds, unless the caller
+    /// expected it to be there.
+    fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Moves the session to a fresh key, atomically: the old key is gone, nothing else
+    /// changes but the expiry and the version.
+    fn cycle(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+    ) -> impl Future<Output = Result<Session, StoreError>> + Send;
+}
+
+/// A caller who expected the session (`If-Match`) is told its demand failed, not that
+/// the session is missing: RFC 9110 answers any failed `If-Match` with 412.
+fn missing_is_unmet(e: StoreError, expected: Option<Expected>) -> StoreError {
+    match e {
+        StoreError::NotFound if expected.is_some() => StoreError::VersionConflict,
+        other => other,
+    }
+}
+
+fn new_key() -> Result<SessionKey, StoreError> {
+    SessionKey::generate()
+        .map_err(|e| StoreError::Other(format!("no randomness for a session key: {e}")))
+}

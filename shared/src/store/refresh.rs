@@ -1,0 +1,179 @@
+//! DynamoDB writes that refresh a session's expiry: replace, touch, touch-on-read and
+//! merge-update. One conditional UpdateItem each, starting from assumptions when
+//! nothing was read, and retrying once the item is known when they did not hold.
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+use super::dynamo::DynamoStore;
+use super::missing_is_unmet;
+use super::rules::Change;
+use crate::clock::Timestamp;
+use crate::error::StoreError;
+use crate::item::{Guard, Item};
+use crate::key::SessionKey;
+use crate::session::{Expected, Session, SessionData, SessionMeta};
+
+/// Writes retried after learning the stored expiry rule or deadline.
+const RELEARN_ATTEMPTS: u32 = 4;
+
+/// How a conditional refresh ended.
+enum Outcome {
+    Written(Item),
+    /// Missing or expired.
+    Gone,
+    /// The caller's expectation is not met.
+    Conflict,
+    /// Alive, but not as assumed or known: here is what it is now.
+    Stale(SessionMeta),
+}
+
+impl DynamoStore {
+    /// A refresh that starts from assumptions and, when the item turns out to follow
+    /// another expiry rule or to be near its deadline, retries knowing the item.
+    pub(super) async fn refresh_relearning(
+        &self,
+        key: &SessionKey,
+        change: &Change,
+        now: Timestamp,
+    ) -> Result<Item, StoreError> {
+        let mut known = None;
+        for _ in 0..RELEARN_ATTEMPTS {
+            match self.refresh(key, change, known.as_ref(), now).await? {
+                Outcome::Written(item) => return Ok(item),
+                Outcome::Gone => {
+                    return Err(missing_is_unmet(StoreError::NotFound, change.expected));
+                }
+                Outcome::Conflict => return Err(StoreError::VersionConflict),
+                Outcome::Stale(meta) => known = Some(meta),
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// Loads, and refreshes the expiry only when the last refresh is older than the
+    /// configured interval, so most reads cost a single GetItem.
+    pub(super) async fn load_touching(&self, key: &SessionKey) -> Result<Session, StoreError> {
+        let session = self
+            .load_with(key, self.rules.config.consistent_read)
+            .await?;
+        let now = self.rules.now();
+        if !session
+            .meta
+            .refresh_due(now, self.rules.config.touch_interval)
+        {
+            return Ok(session);
+        }
+        let change = Change::touch(None);
+        match self.refresh(key, &change, Some(&session.meta), now).await? {
+            Outcome::Written(item) => Ok(Session {
+                meta: self.rules.meta_of(&item, Some(&session.data)),
+                ..session
+            }),
+            Outcome::Gone => Err(StoreError::NotFound),
+            // Another writer got there first, and its write refreshed the expiry.
+            Outcome::Conflict | Outcome::Stale(_) => Ok(session),
+        }
+    }
+
+    /// Read-modify-write of the data, guarded by the version read and retried with
+    /// backoff when another writer got in between: two requests without contention.
+    pub(super) async fn read_modify_write<F>(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+        mut change: F,
+    ) -> Result<Session, StoreError>
+    where
+        F: FnMut(&mut SessionData) -> Result<(), StoreError> + Send,
+    {
+        for attempt in 0..self.rules.config.update_attempts {
+            self.pause(attempt).await?;
+            let current = self
+                .load_with(key, true)
+                .await
+                .map_err(|e| missing_is_unmet(e, expected))?;
+            if expected.is_some_and(|x| !x.is_met_by(current.meta.version)) {
+                return Err(StoreError::VersionConflict);
+            }
+            let mut data = current.data;
+            change(&mut data)?;
+            let now = self.rules.now();
+            let write = Change {
+                rule: self.rules.rule_in_data(&data, now)?,
+                data: Some(self.rules.encode(&data, now)?),
+                expected,
+            };
+            match self.refresh(key, &write, Some(&current.meta), now).await? {
+                Outcome::Written(item) => {
+                    return Ok(Session {
+                        key: key.clone(),
+                        meta: self.rules.meta_of(&item, Some(&data)),
+                        data,
+                    });
+                }
+                Outcome::Gone => return Err(missing_is_unmet(StoreError::NotFound, expected)),
+                Outcome::Conflict => return Err(StoreError::VersionConflict),
+                Outcome::Stale(_) => continue,
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// One conditional UpdateItem; `known` is the stored session's metadata if read.
+    async fn refresh(
+        &self,
+        key: &SessionKey,
+        change: &Change,
+        known: Option<&SessionMeta>,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let guard = match known {
+            None => Guard::Assumed {
+                version: change.expected.and_then(Expected::version),
+                keeps_rule: change.rule.is_none(),
+                rule_in_data: self.rules.codec.has_expiry_in_data(),
+            },
+            Some(m) if !change.allows(m.version) => return Ok(Outcome::Conflict),
+            Some(m) => Guard::Known(m.version),
+        };
+        let plan = self.rules.plan(change, known, now);
+        let write = self.rules.layout.refresh(&plan, guard);
+        let condition = write.expr.condition_text();
+        let (names, values) = write.expr.into_parts();
+        let (name, value) = self.rules.layout.key(key.as_str());
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.rules.config.table_name)
+            .key(name, value)
+            .set_update_expression(write.update)
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let old = match self.call(request.send()).await? {
+            Ok(out) => return Ok(Outcome::Written(out.attributes.unwrap_or_default())),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                match e.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                    _ => None,
+                }
+            }
+            Err(e) => return Err(StoreError::from_sdk(e)),
+        };
+        let Some(old) = old else {
+            return Ok(Outcome::Gone);
+        };
+        let meta = self.rules.meta_of(&old, None);
+        Ok(if !meta.is_alive(now) {
+            Outcome::Gone
+        } else if !change.allows(meta.version) {
+            Outcome::Conflict
+        } else {
+            Outcome::Stale(meta)
+        })
+    }
+}

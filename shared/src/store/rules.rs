@@ -1,0 +1,232 @@
+//! What both stores decide alike: how data is encoded, what an item says about its
+//! session (rules kept in Django data included), and what a write stores.
+
+use std::sync::Arc;
+
+use tracing::warn;
+
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::codec::Codec;
+use crate::config::StoreConfig;
+use crate::error::{ConfigError, StoreError};
+use crate::expiry::Expiry;
+use crate::item::{Item, Layout, Refresh, View};
+use crate::key::SessionKey;
+use crate::session::{Expected, Session, SessionData, SessionMeta, Version};
+
+/// A write that refreshes a session's expiry and bumps its version.
+pub(crate) struct Change {
+    /// New encoded data; `None` keeps the stored data.
+    pub data: Option<String>,
+    /// New expiry rule; `None` keeps the stored one.
+    pub rule: Option<Expiry>,
+    pub expected: Option<Expected>,
+}
+
+impl Change {
+    pub fn touch(expected: Option<Expected>) -> Self {
+        Self {
+            data: None,
+            rule: None,
+            expected,
+        }
+    }
+
+    /// Whether the session at `version` meets the caller's demand.
+    pub fn allows(&self, version: Version) -> bool {
+        self.expected.is_none_or(|x| x.is_met_by(version))
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Rules {
+    pub config: Arc<StoreConfig>,
+    pub codec: Arc<dyn Codec>,
+    pub clock: Arc<dyn Clock>,
+    pub layout: Layout,
+}
+
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rules")
+            .field("config", &self.config)
+            .field("codec", &self.codec)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+impl Rules {
+    /// Fails only when the codec's secret has not been fetched (`StoreConfig::fetch_secrets`).
+    pub fn new(config: StoreConfig) -> Result<Self, ConfigError> {
+        let codec = config.codec.build()?;
+        Ok(Self {
+            layout: Layout::new(&config.key_attribute),
+            config: Arc::new(config),
+            codec: Arc::from(codec),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn encode(&self, data: &SessionData, now: Timestamp) -> Result<String, StoreError> {
+        let raw = self.codec.encode(data, now);
+        if raw.len() > self.config.max_session_bytes {
+            return Err(StoreError::TooLarge {
+                size: raw.len(),
+                limit: self.config.max_session_bytes,
+            });
+        }
+        Ok(raw)
+    }
+
+    /// Stored data that cannot be decoded reads as an empty session, as Django does,
+    /// with a warning that holds no data.
+    pub fn decode(&self, key: &SessionKey, item: &Item) -> SessionData {
+        let decoded = match View(item).data() {
+            Some(raw) => self.codec.decode(raw).map_err(|e| e.to_string()),
+            None => Err("the data attribute is missing or not a string".into()),
+        };
+        decoded.unwrap_or_else(|reason| {
+            warn!(session = %key.fingerprint(12), %reason, "session data corrupted; reading it as empty");
+            SessionData::new()
+        })
+    }
+
+    /// What the item says about itself. Items the original backend wrote have no rule
+    /// attributes: their rule is the one their data carries, if the format keeps one,
+    /// and a fixed time there is their expiry, enforced as `expires_at` would be.
+    /// `data` is the item's data when already decoded.
+    pub fn meta_of(&self, item: &Item, data: Option<&SessionData>) -> SessionMeta {
+        let view = View(item);
+        let mut meta = view.meta();
+        if meta.version.0 != 0 || !self.codec.has_expiry_in_data() {
+            return meta;
+        }
+        let rule = match (data, view.data()) {
+            (Some(data), _) => self.codec.expiry_of(data),
+            (None, Some(raw)) => self.codec.expiry_in_data(raw),
+            (None, None) => None,
+        };
+        if let Some(rule) = rule {
+            meta.expiry = rule;
+        }
+        if let (None, Expiry::At(t)) = (meta.expires_at, meta.expiry) {
+            meta.expires_at = Some(t);
+        }
+        meta
+    }
+
+    pub fn session(&self, key: &SessionKey, item: &Item) -> Session {
+        let data = self.decode(key, item);
+        Session {
+            key: key.clone(),
+            meta: self.meta_of(item, Some(&data)),
+            data,
+        }
+    }
+
+    /// The session in `item`, if it is alive now.
+    pub fn live_session(&self, key: &SessionKey, item: &Item) -> Option<Session> {
+        let session = self.session(key, item);
+        session.meta.is_alive(self.now()).then_some(session)
+    }
+
+    /// The rule a write stores. For formats that keep the rule in the data, the data
+    /// and the item must agree: a rule the caller gives is written into the data, and
+    /// without one the data's own rule applies. Either way it passes the one check
+    /// every write runs.
+    pub fn settle_rule(
+        &self,
+        data: &mut SessionData,
+        asked: Expiry,
+        now: Timestamp,
+    ) -> Result<Expiry, StoreError> {
+        let rule = if asked == Expiry::Default {
+            self.codec.expiry_of(data).unwrap_or(asked)
+        } else {
+            self.codec.set_expiry(data, asked);
+            asked
+        };
+        rule.check_for_write(now)
+    }
+
+    /// The rule a merge-update writes: the one in the changed data, for formats that
+    /// keep it there, checked like a rule given any other way.
+    pub fn rule_in_data(
+        &self,
+        data: &SessionData,
+        now: Timestamp,
+    ) -> Result<Option<Expiry>, StoreError> {
+        self.codec
+            .expiry_of(data)
+            .map(|rule| rule.check_for_write(now))
+            .transpose()
+    }
+
+    /// A new session's stored data and metadata.
+    pub fn new_session(
+        &self,
+        data: &mut SessionData,
+        asked: Expiry,
+    ) -> Result<(String, SessionMeta), StoreError> {
+        let now = self.now();
+        let expiry = self.settle_rule(data, asked, now)?;
+        let raw = self.encode(data, now)?;
+        let policy = &self.config.expiry;
+        let deadline = policy.deadline_from(now);
+        let meta = SessionMeta {
+            created: Some(now),
+            expires_at: Some(policy.expires_at(expiry, now, deadline)),
+            expiry,
+            deadline,
+            touched_at: Some(now),
+            version: Version(1),
+        };
+        Ok((raw, meta))
+    }
+
+    /// What a refresh writes. `known` is the stored session's metadata when it was
+    /// read; without it, the default rule and no deadline are assumed (and the write's
+    /// condition checks the assumption).
+    pub fn plan<'a>(
+        &self,
+        change: &'a Change,
+        known: Option<&SessionMeta>,
+        now: Timestamp,
+    ) -> Refresh<'a> {
+        let policy = &self.config.expiry;
+        let (stored_rule, stored_deadline) =
+            known.map_or((Expiry::Default, None), |m| (m.expiry, m.deadline));
+        // An item the original backend wrote has its rule only in its data: store it.
+        let rule = change.rule.or(match known {
+            Some(m) if m.version.0 == 0 => Some(m.expiry),
+            _ => None,
+        });
+        let new_deadline = policy.deadline_from(now);
+        let deadline = stored_deadline.or(new_deadline);
+        Refresh {
+            now,
+            expires: policy.expires_at(rule.unwrap_or(stored_rule), now, deadline),
+            data: change.data.as_deref(),
+            rule,
+            deadline: stored_deadline.is_none().then_some(new_deadline).flatten(),
+        }
+    }
+
+    /// A cycled session's metadata: a fresh expiry, the next version, the same rule.
+    pub fn cycled(&self, old: &SessionMeta, now: Timestamp) -> SessionMeta {
+        let policy = &self.config.expiry;
+        let deadline = old.deadline.or_else(|| policy.deadline_from(now));
+        SessionMeta {
+            expires_at: Some(policy.expires_at(old.expiry, now, deadline)),
+            deadline,
+            touched_at: Some(now),
+            version: old.version.next(),
+            ..*old
+        }
+    }
+}

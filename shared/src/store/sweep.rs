@@ -1,0 +1,176 @@
+//! What the scheduled cleanup asks of the table, through the store: pages of expired
+//! candidates, a delete that happens only while a session is still expired, an expiry
+//! stamped on items without one, and the checkpoint of an unfinished run.
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+use super::dynamo::DynamoStore;
+use crate::clock::Timestamp;
+use crate::error::StoreError;
+use crate::expiry::Expiry;
+use crate::item::{CHECKPOINT_KEY, Cursor, Item, Position, View, Write};
+use crate::key::SessionKey;
+
+/// An item the cleanup may have to settle: expired, or without an expiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub key: SessionKey,
+    pub expires_at: Option<Timestamp>,
+    pub created: Option<Timestamp>,
+    /// The rule the item's data asks for, for codecs that keep one there.
+    pub data_rule: Option<Expiry>,
+}
+
+/// One Scan page of candidates.
+#[derive(Debug)]
+pub struct Page {
+    pub candidates: Vec<Candidate>,
+    /// Session items the page examined (the checkpoint is none).
+    pub scanned: u64,
+    /// Where the next page starts; `None` at the end of the segment.
+    pub next: Option<Cursor>,
+}
+
+impl DynamoStore {
+    /// One page of a parallel Scan for items that are expired or have no expiry.
+    pub async fn expired_page(
+        &self,
+        segment: u32,
+        segments: u32,
+        limit: u32,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page, StoreError> {
+        let scan = self
+            .rules
+            .layout
+            .expired_scan(self.rules.now(), self.rules.codec.has_expiry_in_data());
+        let (names, values) = scan.expr.into_parts();
+        let request = self
+            .client
+            .scan()
+            .table_name(&self.rules.config.table_name)
+            .segment(i32::try_from(segment).unwrap_or(0))
+            .total_segments(i32::try_from(segments).unwrap_or(1))
+            .limit(i32::try_from(limit).unwrap_or(250))
+            .projection_expression(scan.projection)
+            .filter_expression(scan.filter)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .set_exclusive_start_key(cursor.map(|c| c.0.clone()));
+        let out = self
+            .call(request.send())
+            .await?
+            .map_err(StoreError::from_sdk)?;
+        let items = out.items.unwrap_or_default();
+        let candidates: Vec<Candidate> = items.iter().filter_map(|i| self.candidate(i)).collect();
+        let not_sessions = items.len() - candidates.len();
+        let scanned = u64::try_from(out.scanned_count).unwrap_or(0);
+        Ok(Page {
+            scanned: scanned.saturating_sub(not_sessions as u64),
+            candidates,
+            next: out.last_evaluated_key.map(Cursor),
+        })
+    }
+
+    fn candidate(&self, item: &Item) -> Option<Candidate> {
+        let key = SessionKey::parse(self.rules.layout.key_of(item)?).ok()?;
+        let view = View(item);
+        let meta = view.meta();
+        Some(Candidate {
+            key,
+            expires_at: meta.expires_at,
+            created: meta.created,
+            data_rule: view
+                .data()
+                .and_then(|raw| self.rules.codec.expiry_in_data(raw)),
+        })
+    }
+
+    /// Deletes the session only if it is still expired at the store's now; a version
+    /// conflict when it is not (refreshed, or gone, since the scan).
+    pub async fn delete_expired(&self, key: &SessionKey) -> Result<(), StoreError> {
+        let guard = self.rules.layout.still_expired(self.rules.now());
+        let (name, value) = self.rules.layout.key(key.as_str());
+        let condition = guard.expr.condition_text();
+        let (names, values) = guard.expr.into_parts();
+        let request = self
+            .client
+            .delete_item()
+            .table_name(&self.rules.config.table_name)
+            .key(name, value)
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values);
+        conditional(self.call(request.send()).await?)
+    }
+
+    /// Stamps an expiry, and the rule it follows, on an item that still has none; a
+    /// version conflict when it has one by now, or is gone.
+    pub async fn stamp_expiry(
+        &self,
+        key: &SessionKey,
+        at: Timestamp,
+        rule: Expiry,
+    ) -> Result<(), StoreError> {
+        let Write { update, expr } = self.rules.layout.stamp(at, rule);
+        let (name, value) = self.rules.layout.key(key.as_str());
+        let condition = expr.condition_text();
+        let (names, values) = expr.into_parts();
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.rules.config.table_name)
+            .key(name, value)
+            .set_update_expression(update)
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values);
+        conditional(self.call(request.send()).await?)
+    }
+
+    /// The positions an unfinished run saved, and the segment count they are for.
+    pub async fn checkpoint(&self) -> Result<Option<(Option<u32>, Vec<Position>)>, StoreError> {
+        let item = self.get_raw(CHECKPOINT_KEY, true).await?;
+        Ok(item.map(|i| self.rules.layout.positions(&i)))
+    }
+
+    /// Saves where each segment stopped, or, when all are done, removes the checkpoint.
+    pub async fn save_checkpoint(&self, positions: &[Position]) -> Result<(), StoreError> {
+        let table = &self.rules.config.table_name;
+        if positions.iter().all(|p| *p == Position::Done) {
+            let (name, value) = self.rules.layout.key(CHECKPOINT_KEY);
+            let request = self.client.delete_item().table_name(table).key(name, value);
+            self.call(request.send())
+                .await?
+                .map_err(StoreError::from_sdk)?;
+            return Ok(());
+        }
+        let item = self.rules.layout.checkpoint(positions, self.rules.now());
+        let request = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item));
+        self.call(request.send())
+            .await?
+            .map_err(StoreError::from_sdk)?;
+        Ok(())
+    }
+}
+
+/// A conditional write's result: a failed condition is a version conflict.
+fn conditional<T, E>(sent: Result<T, SdkError<E, HttpResponse>>) -> Result<(), StoreError>
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+{
+    match sent {
+        Ok(_) => Ok(()),
+        Err(SdkError::ServiceError(e))
+            if e.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Err(StoreError::VersionConflict)
+        }
+        Err(e) => Err(StoreError::from_sdk(e)),
+    }
+}
