@@ -148,23 +148,7 @@ pub async fn run(
         template: template.clone(),
         tally: tally.clone(),
     });
-    let mut counters = Vec::new();
-    for _ in 0..COUNTERS {
-        let json_type = [("content-type", "application/json")];
-        let zero = json!({ "data": { "n": 0 } });
-        let (_, body) = client
-            .call(
-                "create",
-                "POST",
-                "/sessions",
-                Some(&zero),
-                &json_type,
-                &[201],
-            )
-            .await?;
-        counters.push(body["session_key"].as_str().ok_or("no key")?.to_owned());
-    }
-    let counters = Arc::new(counters);
+    let counters = Arc::new(client.create_counters().await?);
     let started = Instant::now();
     let stop = started + duration;
     let mut tasks = Vec::new();
@@ -189,26 +173,27 @@ pub async fn run(
         task.await??;
     }
     let elapsed = started.elapsed().as_secs_f64();
-
-    // Fewer than acknowledged is a lost update. More can only come from a write that
-    // was applied but answered 503 (its answer lost), which the statuses would show.
-    let mut lost = Vec::new();
-    let mut final_values = Vec::new();
-    for (index, key) in counters.iter().enumerate() {
-        let (_, body) = client
-            .call("get", "GET", &format!("/sessions/{key}"), None, &[], &[200])
-            .await?;
-        let n = body["data"]["n"].as_u64().unwrap_or(u64::MAX);
-        let acknowledged = tally.lock().await.acknowledged[index];
-        final_values.push(json!({ "value": n, "acknowledged": acknowledged }));
-        if n < acknowledged {
-            lost.push(index);
-        }
-    }
+    let (final_values, lost) = client.check_counters(&counters).await?;
     let t = tally.lock().await;
     let requests: u64 = t.statuses.values().sum();
-    let latency: serde_json::Map<String, Value> = t
-        .latency_ms
+    Ok(json!({
+        "clients": clients,
+        "seconds": elapsed,
+        "requests": requests,
+        "requests_per_second": requests as f64 / elapsed,
+        "statuses": t.statuses.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "unexpected": t.unexpected.len(),
+        "unexpected_examples": t.unexpected.iter().take(5).collect::<Vec<_>>(),
+        "version_conflicts_412": t.conflicts,
+        "counters": final_values,
+        "lost_updates": lost,
+        "latency_ms": latency_table(&t),
+    }))
+}
+
+/// Percentiles of each operation's latency.
+fn latency_table(t: &Tally) -> serde_json::Map<String, Value> {
+    t.latency_ms
         .iter()
         .map(|(op, ms)| {
             let mut sorted = ms.clone();
@@ -222,18 +207,49 @@ pub async fn run(
             });
             ((*op).to_owned(), row)
         })
-        .collect();
-    Ok(json!({
-        "clients": clients,
-        "seconds": elapsed,
-        "requests": requests,
-        "requests_per_second": requests as f64 / elapsed,
-        "statuses": t.statuses.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
-        "unexpected": t.unexpected.len(),
-        "unexpected_examples": t.unexpected.iter().take(5).collect::<Vec<_>>(),
-        "version_conflicts_412": t.conflicts,
-        "counters": final_values,
-        "lost_updates": lost.len(),
-        "latency_ms": latency,
-    }))
+        .collect()
+}
+
+impl Client {
+    /// The shared counter sessions, each starting at 0.
+    async fn create_counters(&self) -> Result<Vec<String>, Error> {
+        let json_type = [("content-type", "application/json")];
+        let zero = json!({ "data": { "n": 0 } });
+        let mut counters = Vec::new();
+        for _ in 0..COUNTERS {
+            let (_, body) = self
+                .call(
+                    "create",
+                    "POST",
+                    "/sessions",
+                    Some(&zero),
+                    &json_type,
+                    &[201],
+                )
+                .await?;
+            counters.push(body["session_key"].as_str().ok_or("no key")?.to_owned());
+        }
+        Ok(counters)
+    }
+
+    /// Each counter's final value beside its acknowledged increments, and the counters
+    /// that fell short. Fewer than acknowledged is a lost update; more can only come
+    /// from a write that was applied but answered 503 (its answer lost), which the
+    /// statuses would show.
+    async fn check_counters(&self, counters: &[String]) -> Result<(Vec<Value>, usize), Error> {
+        let mut lost = 0;
+        let mut final_values = Vec::new();
+        for (index, key) in counters.iter().enumerate() {
+            let (_, body) = self
+                .call("get", "GET", &format!("/sessions/{key}"), None, &[], &[200])
+                .await?;
+            let n = body["data"]["n"].as_u64().unwrap_or(u64::MAX);
+            let acknowledged = self.tally.lock().await.acknowledged[index];
+            final_values.push(json!({ "value": n, "acknowledged": acknowledged }));
+            if n < acknowledged {
+                lost += 1;
+            }
+        }
+        Ok((final_values, lost))
+    }
 }

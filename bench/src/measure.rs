@@ -156,6 +156,80 @@ pub(crate) fn api_event(
 }
 
 /// The status and JSON body of a posted API Gateway response.
+/// The DynamoDB requests each of our operations makes, counted through the API's handler.
+async fn count_ours(f: &Fixture) -> Result<BTreeMap<&'static str, u64>, Error> {
+    let store = DynamoStore::new(
+        testkit::client(&f.counter),
+        StoreConfig {
+            table_name: f.table.clone(),
+            ..StoreConfig::default()
+        },
+    )?;
+    let app = session_api::App::new(store);
+    let t = &f.api_template;
+    let call = async |event: Vec<u8>| -> Result<(u64, Value), Error> {
+        f.counter.reset();
+        let request = lambda_http::request::from_str(&String::from_utf8(event)?)?;
+        let response = session_api::handle(&app, request).await;
+        let body = match response.body() {
+            lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        Ok((f.counter.total(), body))
+    };
+    let json_type = [("content-type", "application/json")];
+    let merge_type = [("content-type", "application/merge-patch+json")];
+    let data = json!({ "data": { "cart": ["book"] } });
+    let mut ours = BTreeMap::new();
+    let (n, body) = call(api_event(t, "POST", "/sessions", Some(&data), &json_type)).await?;
+    ours.insert("create", n);
+    let key = body["session_key"].as_str().ok_or("no key")?.to_owned();
+    let path = format!("/sessions/{key}");
+    let mut touch_query: Value = serde_json::from_slice(&api_event(t, "GET", &path, None, &[]))?;
+    touch_query["rawQueryString"] = json!("touch=true");
+    touch_query["queryStringParameters"] = json!({ "touch": "true" });
+    let theme = json!({ "theme": "light" });
+    let steps = [
+        ("get", api_event(t, "GET", &path, None, &[])),
+        (
+            "get of an unknown key",
+            api_event(
+                t,
+                "GET",
+                &format!("/sessions/{}", "0".repeat(32)),
+                None,
+                &[],
+            ),
+        ),
+        ("exists", api_event(t, "HEAD", &path, None, &[])),
+        (
+            "replace",
+            api_event(t, "PUT", &path, Some(&data), &json_type),
+        ),
+        (
+            "touch",
+            api_event(t, "POST", &format!("{path}/touch"), None, &[]),
+        ),
+        (
+            "get with touch, refresh not due",
+            touch_query.to_string().into_bytes(),
+        ),
+        (
+            "merge-update",
+            api_event(t, "PATCH", &path, Some(&theme), &merge_type),
+        ),
+    ];
+    for (op, event) in steps {
+        ours.insert(op, call(event).await?.0);
+    }
+    let (n, body) = call(api_event(t, "POST", &format!("{path}/cycle"), None, &[])).await?;
+    ours.insert("cycle key", n);
+    let cycled = body["session_key"].as_str().ok_or("no cycled key")?;
+    let delete = api_event(t, "DELETE", &format!("/sessions/{cycled}"), None, &[]);
+    ours.insert("delete", call(delete).await?.0);
+    Ok(ours)
+}
+
 fn reply(posted: &[u8]) -> Result<(u16, Value), Error> {
     let v: Value = serde_json::from_slice(posted)?;
     let status = v["statusCode"].as_u64().unwrap_or(0) as u16;
@@ -482,96 +556,7 @@ impl Bench {
     }
 
     async fn requests_per_operation(&self, f: &Fixture) -> Result<Value, Error> {
-        let store = DynamoStore::new(
-            testkit::client(&f.counter),
-            StoreConfig {
-                table_name: f.table.clone(),
-                ..StoreConfig::default()
-            },
-        )?;
-        let app = session_api::App::new(store);
-        let t = &f.api_template;
-        let json_type = [("content-type", "application/json")];
-        let call = async |event: Vec<u8>| -> Result<(u64, Value), Error> {
-            f.counter.reset();
-            let text = String::from_utf8(event)?;
-            let request = lambda_http::request::from_str(&text)?;
-            let response = session_api::handle(&app, request).await;
-            let body = match response.body() {
-                lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
-                _ => Value::Null,
-            };
-            Ok((f.counter.total(), body))
-        };
-        let data = json!({ "data": { "cart": ["book"] } });
-        let mut ours = BTreeMap::new();
-        let (n, body) = call(api_event(t, "POST", "/sessions", Some(&data), &json_type)).await?;
-        ours.insert("create", n);
-        let key = body["session_key"].as_str().ok_or("no key")?.to_owned();
-        let path = format!("/sessions/{key}");
-        let unknown = format!("/sessions/{}", "0".repeat(32));
-        ours.insert("get", call(api_event(t, "GET", &path, None, &[])).await?.0);
-        ours.insert(
-            "get of an unknown key",
-            call(api_event(t, "GET", &unknown, None, &[])).await?.0,
-        );
-        ours.insert(
-            "exists",
-            call(api_event(t, "HEAD", &path, None, &[])).await?.0,
-        );
-        ours.insert(
-            "replace",
-            call(api_event(t, "PUT", &path, Some(&data), &json_type))
-                .await?
-                .0,
-        );
-        ours.insert(
-            "touch",
-            call(api_event(t, "POST", &format!("{path}/touch"), None, &[]))
-                .await?
-                .0,
-        );
-        let mut touch_query = Value::Null;
-        if let Ok(v) = serde_json::from_slice::<Value>(&api_event(t, "GET", &path, None, &[])) {
-            touch_query = v;
-        }
-        touch_query["rawQueryString"] = json!("touch=true");
-        touch_query["queryStringParameters"] = json!({ "touch": "true" });
-        ours.insert(
-            "get with touch, refresh not due",
-            call(touch_query.to_string().into_bytes()).await?.0,
-        );
-        ours.insert(
-            "merge-update",
-            call(api_event(
-                t,
-                "PATCH",
-                &path,
-                Some(&json!({ "theme": "light" })),
-                &[("content-type", "application/merge-patch+json")],
-            ))
-            .await?
-            .0,
-        );
-        let (n, body) = call(api_event(t, "POST", &format!("{path}/cycle"), None, &[])).await?;
-        ours.insert("cycle key", n);
-        let cycled = body["session_key"]
-            .as_str()
-            .ok_or("no cycled key")?
-            .to_owned();
-        ours.insert(
-            "delete",
-            call(api_event(
-                t,
-                "DELETE",
-                &format!("/sessions/{cycled}"),
-                None,
-                &[],
-            ))
-            .await?
-            .0,
-        );
-
+        let ours = count_ours(f).await?;
         let seed = self.seed_command(f, "count", &json!({})).await?;
         let mut table = serde_json::Map::new();
         for (op, n) in &ours {

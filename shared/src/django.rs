@@ -1,5 +1,5 @@
 //! Django's signed session format, so a Django site and this service can share a table
-//! (README: "Sharing a table with Django"). Encoding follows `django.core.signing.dumps`
+//! (docs/django.md). Encoding follows `django.core.signing.dumps`
 //! with `compress=True` and the JSON serializer; decoding follows `signing.loads`,
 //! including the fallback keys that make key rotation possible.
 

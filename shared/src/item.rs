@@ -1,7 +1,7 @@
 //! The DynamoDB item, in one place: the attribute names, the mapping of a session to
 //! attributes and back, and every condition, update, projection and filter expression.
 //! Both stores, the cleanup and the auditor go through this module; nothing else names
-//! an attribute (README: "Table layout").
+//! an attribute (docs/store.md).
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! Sessions in DynamoDB: every write is conditional, and each operation costs the
-//! fewest requests we could manage (README: "DynamoDB requests per operation").
+//! fewest requests we could manage (docs/store.md).
 
 use std::future::Future;
 use std::sync::Arc;

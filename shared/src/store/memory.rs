@@ -21,6 +21,26 @@ type Items = HashMap<String, Item>;
 
 /// Sessions in a map behind a lock, for tests of code that embeds the crate (and the
 /// API's own HTTP tests): no emulator, the same answers. Clones share the map.
+///
+/// ```
+/// use std::{sync::Arc, time::Duration};
+/// use session_store::{
+///     Expiry, ManualClock, MemoryStore, SessionData, SessionStore, StoreConfig, StoreError,
+///     Timestamp,
+/// };
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let clock = ManualClock::at(Timestamp::from_epoch_seconds(1_800_000_000));
+/// let store = MemoryStore::new(StoreConfig::default())
+///     .unwrap()
+///     .with_clock(Arc::new(clock.clone()));
+/// let session = store.create(SessionData::new(), Expiry::Default).await.unwrap();
+/// assert!(store.exists(&session.key).await.unwrap());
+/// // Idle past the default timeout (14 days): gone, as it would be in DynamoDB.
+/// clock.advance(Duration::from_secs(1_209_600));
+/// assert!(matches!(store.load(&session.key).await, Err(StoreError::NotFound)));
+/// # });
+/// ```
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
     rules: Rules,
