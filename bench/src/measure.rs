@@ -8,11 +8,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use session_cleanup::{Cleanup, Overrides};
-use session_store::{CleanupConfig, Clock, DynamoStore, SessionKey, StoreConfig, SystemClock};
+use session_store::item::Layout;
+use session_store::{
+    CleanupConfig, Clock, DynamoStore, Expiry, SessionKey, SessionMeta, StoreConfig, SystemClock,
+    Timestamp, Version,
+};
 use testkit::RequestCounter;
 
 use testkit::proxy::Proxy;
@@ -602,18 +606,21 @@ impl Bench {
             let (client, table) = testkit::fresh_table("ceiling", &counter).await;
             let keys = expired_items(&client, &table, self.cleanup_items).await?;
             let started = Instant::now();
-            let now = SystemClock.now().epoch_seconds();
+            let now = SystemClock.now();
             futures::stream::iter(keys)
                 .for_each_concurrent(concurrency, |key| {
                     let (client, table) = (client.clone(), table.clone());
                     async move {
+                        let layout = Layout::new("session_key");
+                        let (name, value) = layout.key(&key);
+                        let guard = layout.still_expired(now).parts();
                         let _ = client
                             .delete_item()
                             .table_name(table)
-                            .key("session_key", AttributeValue::S(key))
-                            .condition_expression("#exp <= :now")
-                            .expression_attribute_names("#exp", "expires_at")
-                            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                            .key(name, value)
+                            .set_condition_expression(guard.condition)
+                            .set_expression_attribute_names(guard.names)
+                            .set_expression_attribute_values(guard.values)
                             .send()
                             .await;
                     }
@@ -700,6 +707,16 @@ impl Bench {
 /// `count` sessions that expired a day ago, written in batches; returns their keys.
 async fn expired_items(client: &Client, table: &str, count: usize) -> Result<Vec<String>, Error> {
     let now = SystemClock.now().epoch_seconds();
+    let ago = |secs: i64| Some(Timestamp::from_epoch_seconds(now - secs));
+    let meta = SessionMeta {
+        created: ago(90_000),
+        expires_at: ago(86_400),
+        expiry: Expiry::Default,
+        deadline: None,
+        touched_at: ago(90_000),
+        version: Version(1),
+    };
+    let layout = Layout::new("session_key");
     let mut keys = Vec::with_capacity(count);
     let mut batch = Vec::new();
     for i in 0..count {
@@ -711,11 +728,7 @@ async fn expired_items(client: &Client, table: &str, count: usize) -> Result<Vec
             WriteRequest::builder()
                 .put_request(
                     PutRequest::builder()
-                        .item("session_key", AttributeValue::S(key.clone()))
-                        .item("data", AttributeValue::S("{}".into()))
-                        .item("created", AttributeValue::N((now - 90_000).to_string()))
-                        .item("expires_at", AttributeValue::N((now - 86_400).to_string()))
-                        .item("version", AttributeValue::N("1".into()))
+                        .set_item(Some(layout.new_item(&key, "{}", &meta)))
                         .build()?,
                 )
                 .build(),

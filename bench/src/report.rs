@@ -36,58 +36,88 @@ fn rows(r: &Value) -> Vec<Row> {
     rows
 }
 
+/// A row of the table; `met` is `None` for a figure without a target.
+fn row(
+    figure: impl Into<String>,
+    ours: String,
+    seed: String,
+    target: &str,
+    met: Option<bool>,
+) -> Row {
+    Row {
+        figure: figure.into(),
+        ours,
+        seed,
+        target: target.into(),
+        met,
+    }
+}
+
 /// Cold start, memory and CPU per request.
 fn start_rows(cold: &Value, warm: &Value) -> Vec<Row> {
+    let both = |v: &Value, key: &str, digits| {
+        (
+            stat(&v[format!("ours_{key}")], digits),
+            stat(&v[format!("seed_{key}")], digits),
+        )
+    };
+    let (ours_ms, seed_ms) = both(cold, "ms", 1);
+    let (ours_less, seed_less) = both(cold, "ms_without_emulator", 1);
+    let (ours_rss, seed_rss) = both(cold, "peak_rss_mib", 1);
+    let (ours_cpu, seed_cpu) = both(warm, "cpu_us_per_request", 1);
+    let (ours_wall, seed_wall) = both(warm, "wall_us_per_request", 0);
+    let split = format!(
+        "{:.0} / {:.0}",
+        median(&warm["ours_user_cpu_us_per_request"]),
+        median(&warm["ours_system_cpu_us_per_request"])
+    );
+    let cpu = format!(
+        "CPU per request (user + sys), µs, {} requests per run",
+        warm["requests_per_run"]
+    );
     vec![
-        Row {
-            figure: "cold start to first answered request, ms".into(),
-            ours: stat(&cold["ours_ms"], 1),
-            seed: stat(&cold["seed_ms"], 1),
-            target: "< 15".into(),
-            met: Some(median(&cold["ours_ms"]) < 15.0),
-        },
-        Row {
-            figure: "the same, less the time the emulator took to answer, ms".into(),
-            ours: stat(&cold["ours_ms_without_emulator"], 1),
-            seed: stat(&cold["seed_ms_without_emulator"], 1),
-            target: "".into(),
-            met: None,
-        },
-        Row {
-            figure: "peak RSS of that process, MiB".into(),
-            ours: stat(&cold["ours_peak_rss_mib"], 1),
-            seed: stat(&cold["seed_peak_rss_mib"], 1),
-            target: "< 16".into(),
-            met: Some(median(&cold["ours_peak_rss_mib"]) < 16.0),
-        },
-        Row {
-            figure: format!(
-                "CPU per request (user + sys), µs, {} requests per run",
-                warm["requests_per_run"]
-            ),
-            ours: stat(&warm["ours_cpu_us_per_request"], 1),
-            seed: stat(&warm["seed_cpu_us_per_request"], 1),
-            target: "< 50".into(),
-            met: Some(median(&warm["ours_cpu_us_per_request"]) < 50.0),
-        },
-        Row {
-            figure: "of which user / system CPU, µs".into(),
-            ours: format!(
-                "{:.0} / {:.0}",
-                median(&warm["ours_user_cpu_us_per_request"]),
-                median(&warm["ours_system_cpu_us_per_request"])
-            ),
-            seed: "".into(),
-            target: "".into(),
-            met: None,
-        },
-        Row {
-            figure: "wall time per request against the emulator, µs".into(),
-            ours: stat(&warm["ours_wall_us_per_request"], 0),
-            seed: stat(&warm["seed_wall_us_per_request"], 0),
-            target: "".into(),
-            met: None,
-        },
+        row(
+            "cold start to first answered request, ms",
+            ours_ms,
+            seed_ms,
+            "< 15",
+            Some(median(&cold["ours_ms"]) < 15.0),
+        ),
+        row(
+            "the same, less the time the emulator took to answer, ms",
+            ours_less,
+            seed_less,
+            "",
+            None,
+        ),
+        row(
+            "peak RSS of that process, MiB",
+            ours_rss,
+            seed_rss,
+            "< 16",
+            Some(median(&cold["ours_peak_rss_mib"]) < 16.0),
+        ),
+        row(
+            cpu,
+            ours_cpu,
+            seed_cpu,
+            "< 50",
+            Some(median(&warm["ours_cpu_us_per_request"]) < 50.0),
+        ),
+        row(
+            "of which user / system CPU, µs",
+            split,
+            String::new(),
+            "",
+            None,
+        ),
+        row(
+            "wall time per request against the emulator, µs",
+            ours_wall,
+            seed_wall,
+            "",
+            None,
+        ),
     ]
 }
 
@@ -111,41 +141,43 @@ fn size_rows(sizes: &Value) -> Vec<Row> {
         .iter()
         .map(|(name, size)| {
             let mib = size.as_f64().unwrap_or(f64::NAN) / MIB;
-            Row {
-                figure: format!("{name} binary, {label}, MiB"),
-                ours: format!("{mib:.2}"),
-                seed: "".into(),
-                target: "< 8".into(),
-                met: Some(mib < 8.0),
-            }
+            row(
+                format!("{name} binary, {label}, MiB"),
+                format!("{mib:.2}"),
+                String::new(),
+                "< 8",
+                Some(mib < 8.0),
+            )
         })
         .collect()
 }
 
 fn throughput_rows(cleanup: &Value, auditor: &Value) -> Vec<Row> {
     let ratio = cleanup["ours_over_ceiling"].as_f64().unwrap_or(f64::NAN);
+    let figure = format!(
+        "cleanup deletes per second ({} expired items, concurrency {})",
+        cleanup["items_per_run"], cleanup["concurrency"]
+    );
+    let target = format!(
+        "≥ 80% of the emulator's {} → {:.0}%",
+        stat(&cleanup["emulator_ceiling_deletes_per_second"], 0),
+        ratio * 100.0
+    );
     vec![
-        Row {
-            figure: format!(
-                "cleanup deletes per second ({} expired items, concurrency {})",
-                cleanup["items_per_run"], cleanup["concurrency"]
-            ),
-            ours: stat(&cleanup["ours_deletes_per_second"], 0),
-            seed: "(no cleanup)".into(),
-            target: format!(
-                "≥ 80% of the emulator's {} → {:.0}%",
-                stat(&cleanup["emulator_ceiling_deletes_per_second"], 0),
-                ratio * 100.0
-            ),
-            met: Some(ratio >= 0.8),
-        },
-        Row {
-            figure: "auditor records per second, 10,000-record batches".into(),
-            ours: stat(auditor, 0),
-            seed: "(no auditor)".into(),
-            target: "> 100,000".into(),
-            met: Some(median(auditor) > 100_000.0),
-        },
+        row(
+            figure,
+            stat(&cleanup["ours_deletes_per_second"], 0),
+            "(no cleanup)".into(),
+            &target,
+            Some(ratio >= 0.8),
+        ),
+        row(
+            "auditor records per second, 10,000-record batches",
+            stat(auditor, 0),
+            "(no auditor)".into(),
+            "> 100,000",
+            Some(median(auditor) > 100_000.0),
+        ),
     ]
 }
 

@@ -202,6 +202,36 @@ pub struct Write {
     pub expr: Expr,
 }
 
+/// A write's expressions as the SDK's setters take them.
+#[derive(Debug)]
+pub struct Parts {
+    pub update: Option<String>,
+    pub condition: Option<String>,
+    pub names: Option<Names>,
+    pub values: Option<Item>,
+}
+
+impl Write {
+    /// No condition at all.
+    pub fn unconditional() -> Self {
+        Self {
+            update: None,
+            expr: Expr::default(),
+        }
+    }
+
+    pub fn parts(self) -> Parts {
+        let condition = self.expr.condition_text();
+        let (names, values) = self.expr.into_parts();
+        Parts {
+            update: self.update,
+            condition,
+            names,
+            values,
+        }
+    }
+}
+
 /// What a refresh writes: a new expiry and touch time, the version bumped, and,
 /// optionally, new data, a rule to store, and a lifetime deadline if none is stored.
 #[derive(Debug, Clone, Copy)]

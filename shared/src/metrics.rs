@@ -44,6 +44,13 @@ impl Emf {
         self
     }
 
+    /// Count metrics, in order.
+    pub fn counts(self, counts: &[(&str, u64)]) -> Self {
+        counts.iter().fold(self, |emf, (name, n)| {
+            emf.metric(name, *n as f64, Unit::Count)
+        })
+    }
+
     pub fn property(mut self, name: &str, value: Value) -> Self {
         self.properties.insert(name.to_owned(), value);
         self

@@ -315,23 +315,23 @@ impl TableSpec {
     /// Creates the table under `name` and waits until it is active.
     pub async fn create(&self, client: &Client, name: &str) -> Result<(), Error> {
         let p = &self.0;
-        let mut request = client.create_table().table_name(name);
-        for a in &p.attribute_definitions {
-            request = request.attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(&a.attribute_name)
-                    .attribute_type(ScalarAttributeType::from(a.attribute_type.as_str()))
-                    .build()?,
-            );
-        }
-        for k in &p.key_schema {
-            request = request.key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(&k.attribute_name)
-                    .key_type(KeyType::from(k.key_type.as_str()))
-                    .build()?,
-            );
-        }
+        let attributes = p.attribute_definitions.iter().map(|a| {
+            AttributeDefinition::builder()
+                .attribute_name(&a.attribute_name)
+                .attribute_type(ScalarAttributeType::from(a.attribute_type.as_str()))
+                .build()
+        });
+        let keys = p.key_schema.iter().map(|k| {
+            KeySchemaElement::builder()
+                .attribute_name(&k.attribute_name)
+                .key_type(KeyType::from(k.key_type.as_str()))
+                .build()
+        });
+        let mut request = client
+            .create_table()
+            .table_name(name)
+            .set_attribute_definitions(Some(attributes.collect::<Result<_, _>>()?))
+            .set_key_schema(Some(keys.collect::<Result<_, _>>()?));
         if let Some(mode) = &p.billing_mode {
             request = request.billing_mode(BillingMode::from(mode.as_str()));
         }

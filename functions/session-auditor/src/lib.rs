@@ -9,7 +9,7 @@ use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use session_store::item::{Image, Item, Layout, View};
-use session_store::metrics::{Emf, Unit};
+use session_store::metrics::Emf;
 use session_store::{Codec, ConfigError, SessionData, SessionKey, StoreConfig, Timestamp};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -326,15 +326,16 @@ fn table_of(arn: &str) -> Option<String> {
 
 /// The batch's counts as one EMF line.
 pub fn metrics_line(counts: &BatchCounts, timestamp_ms: i64) -> String {
-    let c = |v: u64| v as f64;
     Emf::new("session-auditor")
-        .metric("created", c(counts.created), Unit::Count)
-        .metric("updated", c(counts.updated), Unit::Count)
-        .metric("deleted", c(counts.deleted), Unit::Count)
-        .metric("expired", c(counts.expired), Unit::Count)
-        .metric("skipped", c(counts.skipped), Unit::Count)
-        .metric("failures", c(counts.failures), Unit::Count)
-        .metric("batch_size", c(counts.batch_size), Unit::Count)
+        .counts(&[
+            ("created", counts.created),
+            ("updated", counts.updated),
+            ("deleted", counts.deleted),
+            ("expired", counts.expired),
+            ("skipped", counts.skipped),
+            ("failures", counts.failures),
+            ("batch_size", counts.batch_size),
+        ])
         .property("message", json!("audit batch"))
         .to_line(timestamp_ms)
 }

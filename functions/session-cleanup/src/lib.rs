@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use session_store::item::Position;
 use session_store::metrics::{Emf, Unit};
-use session_store::{CleanupConfig, Clock, ConfigError, DynamoStore, SessionStore, StoreConfig};
+use session_store::{CleanupConfig, Clock, ConfigError, DynamoStore, StoreConfig};
 use tokio::sync::Semaphore;
 use tracing::warn;
 
@@ -138,17 +138,20 @@ impl Cleanup {
 
     /// The summary as one EMF log line: CloudWatch makes metrics of the counts.
     pub fn summary_line(&self, s: &Summary) -> String {
-        let count = |v: u64| v as f64;
         Emf::new("session-cleanup")
-            .metric("scanned", count(s.scanned), Unit::Count)
-            .metric("deleted", count(s.deleted), Unit::Count)
-            .metric("skipped_refreshed", count(s.skipped_refreshed), Unit::Count)
-            .metric("legacy_stamped", count(s.legacy_stamped), Unit::Count)
-            .metric("errors", count(s.errors), Unit::Count)
-            .metric("deferred", count(s.deferred), Unit::Count)
-            .metric("duration_ms", count(s.duration_ms), Unit::Milliseconds)
-            .metric("resumed", f64::from(u8::from(s.resumed)), Unit::Count)
-            .metric("complete", f64::from(u8::from(s.complete)), Unit::Count)
+            .counts(&[
+                ("scanned", s.scanned),
+                ("deleted", s.deleted),
+                ("skipped_refreshed", s.skipped_refreshed),
+                ("legacy_stamped", s.legacy_stamped),
+                ("errors", s.errors),
+                ("deferred", s.deferred),
+            ])
+            .metric("duration_ms", s.duration_ms as f64, Unit::Milliseconds)
+            .counts(&[
+                ("resumed", u64::from(s.resumed)),
+                ("complete", u64::from(s.complete)),
+            ])
             .property("message", json!("cleanup summary"))
             .property("dry_run", json!(s.dry_run))
             .property("segments", json!(s.segments))

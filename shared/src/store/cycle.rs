@@ -70,28 +70,26 @@ impl DynamoStore {
 
 /// The transaction's put of the new key, which must be free.
 fn put(store: &DynamoStore, item: crate::item::Item) -> Result<Put, StoreError> {
-    let Write { expr, .. } = store.rules.layout.absent();
-    let condition = expr.condition_text();
+    let absent = store.rules.layout.absent().parts();
     Put::builder()
         .table_name(&store.rules.config.table_name)
         .set_item(Some(item))
-        .set_condition_expression(condition)
-        .set_expression_attribute_names(expr.into_parts().0)
+        .set_condition_expression(absent.condition)
+        .set_expression_attribute_names(absent.names)
         .build()
         .map_err(|e| StoreError::Other(e.to_string()))
 }
 
 /// The transaction's delete of the old key, guarded by `guard`.
 fn delete(store: &DynamoStore, key: &SessionKey, guard: Write) -> Result<Delete, StoreError> {
-    let condition = guard.expr.condition_text();
-    let (names, values) = guard.expr.into_parts();
     let (name, value) = store.rules.layout.key(key.as_str());
+    let g = guard.parts();
     Delete::builder()
         .table_name(&store.rules.config.table_name)
         .key(name, value)
-        .set_condition_expression(condition)
-        .set_expression_attribute_names(names)
-        .set_expression_attribute_values(values)
+        .set_condition_expression(g.condition)
+        .set_expression_attribute_names(g.names)
+        .set_expression_attribute_values(g.values)
         .build()
         .map_err(|e| StoreError::Other(e.to_string()))
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use tracing::warn;
 
@@ -51,6 +53,11 @@ impl DynamoStore {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.rules.clock = clock;
         self
+    }
+
+    /// The store's clock.
+    pub fn now(&self) -> Timestamp {
+        self.rules.now()
     }
 
     /// Runs one DynamoDB call within the deadline: not started when too little time is
@@ -132,18 +139,43 @@ impl DynamoStore {
             .ok_or(StoreError::NotFound)
     }
 
+    /// A DeleteItem of `key`'s item under `write`'s condition.
+    pub(super) fn delete_request(&self, key: &str, write: Write) -> DeleteItemFluentBuilder {
+        let (name, value) = self.rules.layout.key(key);
+        let w = write.parts();
+        self.client
+            .delete_item()
+            .table_name(&self.rules.config.table_name)
+            .key(name, value)
+            .set_condition_expression(w.condition)
+            .set_expression_attribute_names(w.names)
+            .set_expression_attribute_values(w.values)
+    }
+
+    /// An UpdateItem of `key`'s item: `write`'s update under its condition.
+    pub(super) fn update_request(&self, key: &str, write: Write) -> UpdateItemFluentBuilder {
+        let (name, value) = self.rules.layout.key(key);
+        let w = write.parts();
+        self.client
+            .update_item()
+            .table_name(&self.rules.config.table_name)
+            .key(name, value)
+            .set_update_expression(w.update)
+            .set_condition_expression(w.condition)
+            .set_expression_attribute_names(w.names)
+            .set_expression_attribute_values(w.values)
+    }
+
     /// One conditional PutItem of a new session's item; `Ok(false)` when the key is taken.
     async fn put_new(&self, item: Item) -> Result<bool, StoreError> {
-        let Write { expr, .. } = self.rules.layout.absent();
-        let condition = expr.condition_text();
-        let (names, _) = expr.into_parts();
+        let absent = self.rules.layout.absent().parts();
         let request = self
             .client
             .put_item()
             .table_name(&self.rules.config.table_name)
             .set_item(Some(item.clone()))
-            .set_condition_expression(condition)
-            .set_expression_attribute_names(names)
+            .set_condition_expression(absent.condition)
+            .set_expression_attribute_names(absent.names)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         match self.call(request.send()).await? {
             Ok(_) => Ok(true),
@@ -163,22 +195,15 @@ impl DynamoStore {
         expected: Option<Expected>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let (name, value) = self.rules.layout.key(key.as_str());
-        let mut request = self
-            .client
-            .delete_item()
-            .table_name(&self.rules.config.table_name)
-            .key(name, value);
-        if let Some(x) = expected {
-            let Write { expr, .. } = self.rules.layout.delete_expecting(now, x.version());
-            let condition = expr.condition_text();
-            let (names, values) = expr.into_parts();
-            request = request
-                .set_condition_expression(condition)
-                .set_expression_attribute_names(names)
-                .set_expression_attribute_values(values)
-                .return_values(ReturnValue::AllOld);
-        }
+        let request = match expected {
+            None => self.delete_request(key.as_str(), Write::unconditional()),
+            Some(x) => self
+                .delete_request(
+                    key.as_str(),
+                    self.rules.layout.delete_expecting(now, x.version()),
+                )
+                .return_values(ReturnValue::AllOld),
+        };
         match self.call(request.send()).await? {
             // An item of the original backend whose data says it expired was no live
             // session: removing it is harmless, but the caller's demand was not met.
@@ -203,10 +228,6 @@ impl DynamoStore {
 impl SessionStore for DynamoStore {
     fn config(&self) -> &StoreConfig {
         &self.rules.config
-    }
-
-    fn now(&self) -> Timestamp {
-        self.rules.now()
     }
 
     fn until(&self, deadline: Instant) -> Self {
@@ -272,18 +293,9 @@ impl SessionStore for DynamoStore {
         expected: Option<Expected>,
     ) -> Result<Session, StoreError> {
         let now = self.rules.now();
-        let rule = self.rules.settle_rule(&mut data, expiry, now)?;
-        let change = Change {
-            data: Some(self.rules.encode(&data, now)?),
-            rule: Some(rule),
-            expected,
-        };
+        let change = self.rules.replacement(&mut data, expiry, expected, now)?;
         let item = self.refresh_relearning(key, &change, now).await?;
-        Ok(Session {
-            key: key.clone(),
-            meta: self.rules.meta_of(&item, Some(&data)),
-            data,
-        })
+        Ok(self.rules.written(key, &item, data))
     }
 
     async fn touch(

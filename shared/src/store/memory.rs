@@ -147,10 +147,6 @@ impl SessionStore for MemoryStore {
         &self.rules.config
     }
 
-    fn now(&self) -> Timestamp {
-        self.rules.now()
-    }
-
     /// Nothing here waits, so there is nothing to end early.
     fn until(&self, _deadline: Instant) -> Self {
         self.clone()
@@ -207,18 +203,9 @@ impl SessionStore for MemoryStore {
         expected: Option<Expected>,
     ) -> Result<Session, StoreError> {
         let now = self.rules.now();
-        let rule = self.rules.settle_rule(&mut data, expiry, now)?;
-        let change = Change {
-            data: Some(self.rules.encode(&data, now)?),
-            rule: Some(rule),
-            expected,
-        };
+        let change = self.rules.replacement(&mut data, expiry, expected, now)?;
         let item = self.refresh(&mut self.map(), key, &change, now)?;
-        Ok(Session {
-            key: key.clone(),
-            meta: self.rules.meta_of(&item, Some(&data)),
-            data,
-        })
+        Ok(self.rules.written(key, &item, data))
     }
 
     async fn touch(
@@ -251,17 +238,9 @@ impl SessionStore for MemoryStore {
         let mut data = current.data;
         change(&mut data)?;
         let now = self.rules.now();
-        let write = Change {
-            rule: self.rules.rule_in_data(&data, now)?,
-            data: Some(self.rules.encode(&data, now)?),
-            expected,
-        };
+        let write = self.rules.rewrite(&data, expected, now)?;
         let item = self.refresh(&mut items, key, &write, now)?;
-        Ok(Session {
-            key: key.clone(),
-            meta: self.rules.meta_of(&item, Some(&data)),
-            data,
-        })
+        Ok(self.rules.written(key, &item, data))
     }
 
     async fn delete(&self, key: &SessionKey, expected: Option<Expected>) -> Result<(), StoreError> {

@@ -17,7 +17,6 @@ pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
 pub use sweep::{Candidate, Page};
 
-use crate::clock::Timestamp;
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::expiry::Expiry;
@@ -30,9 +29,6 @@ use crate::session::{Expected, Session, SessionData};
 /// missing or expired, fails as [`StoreError::VersionConflict`] and writes nothing.
 pub trait SessionStore: Send + Sync + Sized {
     fn config(&self) -> &StoreConfig;
-
-    /// The store's clock.
-    fn now(&self) -> Timestamp;
 
     /// The same store for one invocation: operations end by `deadline`, failing as
     /// [`StoreError::Unavailable`] in time to answer.

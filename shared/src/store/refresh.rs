@@ -100,18 +100,10 @@ impl DynamoStore {
             let mut data = current.data;
             change(&mut data)?;
             let now = self.rules.now();
-            let write = Change {
-                rule: self.rules.rule_in_data(&data, now)?,
-                data: Some(self.rules.encode(&data, now)?),
-                expected,
-            };
+            let write = self.rules.rewrite(&data, expected, now)?;
             match self.refresh(key, &write, Some(&current.meta), now).await? {
                 Outcome::Written(item) => {
-                    return Ok(Session {
-                        key: key.clone(),
-                        meta: self.rules.meta_of(&item, Some(&data)),
-                        data,
-                    });
+                    return Ok(self.rules.written(key, &item, data));
                 }
                 Outcome::Gone => return Err(missing_is_unmet(StoreError::NotFound, expected)),
                 Outcome::Conflict => return Err(StoreError::VersionConflict),
@@ -140,18 +132,8 @@ impl DynamoStore {
         };
         let plan = self.rules.plan(change, known, now);
         let write = self.rules.layout.refresh(&plan, guard);
-        let condition = write.expr.condition_text();
-        let (names, values) = write.expr.into_parts();
-        let (name, value) = self.rules.layout.key(key.as_str());
         let request = self
-            .client
-            .update_item()
-            .table_name(&self.rules.config.table_name)
-            .key(name, value)
-            .set_update_expression(write.update)
-            .set_condition_expression(condition)
-            .set_expression_attribute_names(names)
-            .set_expression_attribute_values(values)
+            .update_request(key.as_str(), write)
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let old = match self.call(request.send()).await? {

@@ -38,22 +38,12 @@ impl Change {
     }
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct Rules {
     pub config: Arc<StoreConfig>,
     pub codec: Arc<dyn Codec>,
     pub clock: Arc<dyn Clock>,
     pub layout: Layout,
-}
-
-impl std::fmt::Debug for Rules {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rules")
-            .field("config", &self.config)
-            .field("codec", &self.codec)
-            .field("clock", &self.clock)
-            .finish()
-    }
 }
 
 impl Rules {
@@ -165,6 +155,46 @@ impl Rules {
             .expiry_of(data)
             .map(|rule| rule.check_for_write(now))
             .transpose()
+    }
+
+    /// What a replace writes: the data with its rule settled, encoded.
+    pub fn replacement(
+        &self,
+        data: &mut SessionData,
+        asked: Expiry,
+        expected: Option<Expected>,
+        now: Timestamp,
+    ) -> Result<Change, StoreError> {
+        let rule = self.settle_rule(data, asked, now)?;
+        Ok(Change {
+            data: Some(self.encode(data, now)?),
+            rule: Some(rule),
+            expected,
+        })
+    }
+
+    /// What a merge-update writes once its change edited the data: the data, and the
+    /// rule it now carries for formats that keep one there.
+    pub fn rewrite(
+        &self,
+        data: &SessionData,
+        expected: Option<Expected>,
+        now: Timestamp,
+    ) -> Result<Change, StoreError> {
+        Ok(Change {
+            rule: self.rule_in_data(data, now)?,
+            data: Some(self.encode(data, now)?),
+            expected,
+        })
+    }
+
+    /// The session a write left: the data it wrote, and what the item says now.
+    pub fn written(&self, key: &SessionKey, item: &Item, data: SessionData) -> Session {
+        Session {
+            key: key.clone(),
+            meta: self.meta_of(item, Some(&data)),
+            data,
+        }
     }
 
     /// A new session's stored data and metadata.

@@ -91,17 +91,7 @@ impl DynamoStore {
     /// conflict when it is not (refreshed, or gone, since the scan).
     pub async fn delete_expired(&self, key: &SessionKey) -> Result<(), StoreError> {
         let guard = self.rules.layout.still_expired(self.rules.now());
-        let (name, value) = self.rules.layout.key(key.as_str());
-        let condition = guard.expr.condition_text();
-        let (names, values) = guard.expr.into_parts();
-        let request = self
-            .client
-            .delete_item()
-            .table_name(&self.rules.config.table_name)
-            .key(name, value)
-            .set_condition_expression(condition)
-            .set_expression_attribute_names(names)
-            .set_expression_attribute_values(values);
+        let request = self.delete_request(key.as_str(), guard);
         conditional(self.call(request.send()).await?)
     }
 
@@ -113,19 +103,7 @@ impl DynamoStore {
         at: Timestamp,
         rule: Expiry,
     ) -> Result<(), StoreError> {
-        let Write { update, expr } = self.rules.layout.stamp(at, rule);
-        let (name, value) = self.rules.layout.key(key.as_str());
-        let condition = expr.condition_text();
-        let (names, values) = expr.into_parts();
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.rules.config.table_name)
-            .key(name, value)
-            .set_update_expression(update)
-            .set_condition_expression(condition)
-            .set_expression_attribute_names(names)
-            .set_expression_attribute_values(values);
+        let request = self.update_request(key.as_str(), self.rules.layout.stamp(at, rule));
         conditional(self.call(request.send()).await?)
     }
 
@@ -139,8 +117,7 @@ impl DynamoStore {
     pub async fn save_checkpoint(&self, positions: &[Position]) -> Result<(), StoreError> {
         let table = &self.rules.config.table_name;
         if positions.iter().all(|p| *p == Position::Done) {
-            let (name, value) = self.rules.layout.key(CHECKPOINT_KEY);
-            let request = self.client.delete_item().table_name(table).key(name, value);
+            let request = self.delete_request(CHECKPOINT_KEY, Write::unconditional());
             self.call(request.send())
                 .await?
                 .map_err(StoreError::from_sdk)?;
