@@ -54,7 +54,7 @@ def properties(base):
     work = os.path.join(ROOT, "target", "schemathesis")
     os.makedirs(work, exist_ok=True)
     run = subprocess.run(
-        [tool, "--config-file", os.path.join(ROOT, "schemathesis.toml"), "--no-color", "run",
+        [tool, "--config-file", os.path.join(ROOT, "tools", "schemathesis.toml"), "--no-color", "run",
          os.path.join(ROOT, "openapi.yaml"), "--url", base, "--checks", "all",
          # POST /sessions/{key}/cycle retires the key by design (session fixation defence);
          # this check reads any POST as harmless and reports the old key's 404 after a cycle.
