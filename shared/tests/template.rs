@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml_ng::Value;
+use session_store::expiry::MAX_IDLE_TIMEOUT;
 use session_store::{CleanupConfig, StoreConfig, telemetry};
 
 /// What each function's `main` reads: the logging set-up, the store's settings, and the
@@ -76,4 +77,96 @@ fn every_function_runs_a_workspace_binary_with_exactly_the_variables_it_reads() 
         binaries.keys().map(String::as_str).collect::<Vec<_>>(),
         expected
     );
+}
+
+fn template() -> Value {
+    let path = testkit::workspace_root().join("template.yaml");
+    serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Whether start-up accepts `value` for the variable `name`.
+fn start_up_accepts(name: &str, value: &str) -> bool {
+    StoreConfig::from_lookup(|n| (n == name).then(|| value.to_owned())).is_ok()
+}
+
+#[test]
+fn the_template_refuses_the_expiry_settings_that_start_up_would_refuse() {
+    let template = template();
+    let params = &template["Parameters"];
+    let idle = &params["SessionIdleTtlSeconds"];
+    let (min, max) = (idle["MinValue"].as_u64(), idle["MaxValue"].as_u64());
+    let lifetime = params["SessionMaxLifetimeSeconds"]["AllowedPattern"]
+        .as_str()
+        .expect("a pattern for the lifetime cap");
+    let lifetime = regex_lite::Regex::new(lifetime).unwrap();
+    let ten_years = MAX_IDLE_TIMEOUT.as_secs();
+    for value in [
+        0,
+        1,
+        59,
+        1_209_600,
+        99_999_999,
+        100_000_000,
+        299_999_999,
+        ten_years - 1,
+        ten_years,
+        ten_years + 1,
+        315_370_000,
+        999_999_999,
+        10 * ten_years,
+    ] {
+        let text = value.to_string();
+        let in_bounds = min.is_some_and(|m| value >= m) && max.is_some_and(|m| value <= m);
+        assert_eq!(
+            in_bounds,
+            start_up_accepts("SESSION_IDLE_TTL_SECONDS", &text),
+            "SessionIdleTtlSeconds {value}"
+        );
+        assert_eq!(
+            lifetime.is_match(&text),
+            start_up_accepts("SESSION_MAX_LIFETIME_SECONDS", &text),
+            "SessionMaxLifetimeSeconds {value}"
+        );
+    }
+    assert!(lifetime.is_match(""), "empty means no cap");
+    assert!(start_up_accepts("SESSION_MAX_LIFETIME_SECONDS", ""));
+}
+
+#[test]
+fn the_schedule_sends_the_sample_event_as_its_input() {
+    let template = template();
+    let schedule =
+        &template["Resources"]["SessionCleanupFunction"]["Properties"]["Events"]["Schedule"];
+    assert_eq!(schedule["Type"].as_str(), Some("ScheduleV2"));
+    let input: serde_json::Value =
+        serde_json::from_str(schedule["Properties"]["Input"].as_str().expect("an Input")).unwrap();
+    let path = testkit::workspace_root().join("events/schedule-cleanup.json");
+    let sample: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(input, sample);
+}
+
+#[test]
+fn every_alarm_notifies_the_alarm_topic_when_one_is_given() {
+    let template = template();
+    let mut alarms = 0;
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        alarms += 1;
+        for actions in ["AlarmActions", "OKActions"] {
+            let condition = &resource["Properties"][actions]["Fn::If"];
+            let condition = if condition.is_null() {
+                &resource["Properties"][actions]
+            } else {
+                condition
+            };
+            assert!(
+                format!("{condition:?}").contains("HasAlarmTopic"),
+                "{name:?} {actions}: {condition:?}"
+            );
+        }
+    }
+    assert!(alarms >= 9, "{alarms} alarms");
 }
