@@ -7,11 +7,12 @@ use serde_yaml_ng::Value;
 use session_store::expiry::MAX_IDLE_TIMEOUT;
 use session_store::{CleanupConfig, StoreConfig, telemetry};
 
-/// What each function's `main` reads: the logging set-up, the store's settings, and the
+/// What each function's `main` reads from the template: the store's settings, and the
 /// cleanup's for the cleanup; less the variables that hold secrets, which the template
-/// must never set.
+/// must never set. The log set-up's variables come from Lambda's logging controls (and
+/// `RUST_LOG` from a local shell), so the template sets none of them.
 fn variables_read(binary: &str) -> BTreeSet<String> {
-    let mut lists = vec![telemetry::VARIABLES, StoreConfig::VARIABLES];
+    let mut lists = vec![StoreConfig::VARIABLES];
     if binary == "session-cleanup" {
         lists.push(CleanupConfig::VARIABLES);
     }
@@ -67,8 +68,17 @@ fn every_function_runs_a_workspace_binary_with_exactly_the_variables_it_reads() 
             manifest.contains(&format!("[[bin]]\nname = \"{binary}\"")),
             "{name}: functions/{binary} builds no binary {binary}"
         );
+        let logging = &resource["Properties"]["LoggingConfig"];
+        assert_eq!(logging["LogFormat"].as_str(), Some("JSON"), "{name}");
+        assert!(
+            !logging["ApplicationLogLevel"].is_null(),
+            "{name}: a log level"
+        );
         let mut set = global.clone();
         set.extend(variables_in(&resource["Properties"]));
+        for variable in telemetry::VARIABLES {
+            assert!(!set.contains(*variable), "{name} sets {variable}");
+        }
         assert_eq!(set, variables_read(binary), "{name}: variables set vs read");
         binaries.insert(binary.to_owned(), name.to_owned());
     }
