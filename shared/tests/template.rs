@@ -180,3 +180,38 @@ fn every_alarm_notifies_the_alarm_topic_when_one_is_given() {
     }
     assert!(alarms >= 9, "{alarms} alarms");
 }
+
+#[test]
+fn the_logs_queries_and_the_dashboard_are_there_and_well_formed() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let queries: BTreeSet<String> = resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Logs::QueryDefinition"))
+        .map(|r| format!("{:?}", r["Properties"]["Name"]))
+        .collect();
+    for wanted in [
+        "errors by route",
+        "slowest requests",
+        "one session's history by fingerprint",
+        "cleanup runs",
+    ] {
+        assert!(
+            queries.iter().any(|q| q.contains(wanted)),
+            "no query {wanted:?}: {queries:?}"
+        );
+    }
+    let Value::Tagged(body) =
+        &template["Resources"]["SessionDashboard"]["Properties"]["DashboardBody"]
+    else {
+        panic!("the dashboard body is a !Sub")
+    };
+    let text = body
+        .value
+        .as_str()
+        .expect("a !Sub of one string")
+        .replace("${AWS::Region}", "us-east-1")
+        .replace("${SessionHttpApi}", "api");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("JSON after !Sub");
+    assert_eq!(dashboard["widgets"].as_array().map(Vec::len), Some(4));
+}
