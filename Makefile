@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv test fmt lint unit http-tests cfn-lint sam-validate policy openapi e2e dev build bench fuzz clean
+.PHONY: help venv test fmt lint deps unit http-tests cfn-lint sam-validate policy openapi e2e dev build bench fuzz clean
 
 help:
 	@echo "make test   run every check CI runs (format, clippy, tests against moto, template and OpenAPI checks, end-to-end over HTTP)"
@@ -46,13 +46,18 @@ $(VENV)/bench/.installed: $(REQ)/bench.txt
 
 venv: $(VENV)/.installed
 
-test: venv fmt lint unit http-tests cfn-lint sam-validate policy openapi e2e
+test: venv fmt lint deps unit http-tests cfn-lint sam-validate policy openapi e2e
 
 fmt:
 	cargo fmt --all -- --check
 
 lint:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The crypto crates the project pins itself come in one version, the SDK's own
+# (other crates' duplicates are theirs to remove).
+deps:
+	! cargo tree --workspace --locked --duplicates -e normal --prefix none | grep -E '^(hmac|sha2|digest) v'
 
 # Each test binary starts its own moto server on a free loopback port unless
 # AWS_ENDPOINT_URL_DYNAMODB names one, and the server ends with the binary.
