@@ -36,11 +36,7 @@ pub fn init() {
     let var = |name| std::env::var(name).ok();
     let directives = directives(var("RUST_LOG"), var("AWS_LAMBDA_LOG_LEVEL"));
     let text = var("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("text"));
-    let _ = if text {
-        tracing::subscriber::set_global_default(text_subscriber(&directives, std::io::stdout))
-    } else {
-        tracing::subscriber::set_global_default(subscriber_with(&directives, std::io::stdout))
-    };
+    let _ = tracing::subscriber::set_global_default(lines(&directives, std::io::stdout, text));
 }
 
 /// The level directives: `RUST_LOG` when set (local runs), else Lambda's application log
@@ -67,9 +63,10 @@ where
 }
 
 /// The asked level, with the crates that log payloads or credentials capped.
-fn filter(
-    directives: &str,
-) -> impl tracing_subscriber::layer::Filter<tracing_subscriber::Registry> + use<> {
+fn filter<S>(directives: &str) -> impl tracing_subscriber::layer::Filter<S> + use<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
     let asked = EnvFilter::try_new(directives)
         .ok()
         .filter(|_| !directives.trim().is_empty())
@@ -82,22 +79,6 @@ fn filter(
     asked.and(cap)
 }
 
-/// Plain text lines, for functions whose log format is `Text`.
-fn text_subscriber<W>(
-    directives: &str,
-    writer: W,
-) -> impl tracing::Subscriber + Send + Sync + use<W>
-where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
-{
-    let lines = fmt::layer()
-        .with_target(false)
-        .with_ansi(false)
-        .with_writer(writer)
-        .with_filter(filter(directives));
-    tracing_subscriber::registry().with(lines)
-}
-
 /// As [`subscriber`], with `directives` in place of `RUST_LOG`.
 pub fn subscriber_with<W>(
     directives: &str,
@@ -106,16 +87,38 @@ pub fn subscriber_with<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let lines = fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
-        .with_ansi(false)
-        .with_writer(writer)
-        .with_filter(filter(directives));
-    tracing_subscriber::registry().with(lines)
+    lines(directives, writer, false)
+}
+
+/// JSON lines, or plain text lines for functions whose log format is `Text`.
+fn lines<W>(
+    directives: &str,
+    writer: W,
+    text: bool,
+) -> impl tracing::Subscriber + Send + Sync + use<W>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let (json, plain) = if text {
+        let plain = fmt::layer()
+            .with_target(false)
+            .with_ansi(false)
+            .with_writer(writer)
+            .with_filter(filter(directives));
+        (None, Some(plain))
+    } else {
+        let json = fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_target(false)
+            .with_ansi(false)
+            .with_writer(writer)
+            .with_filter(filter(directives));
+        (Some(json), None)
+    };
+    tracing_subscriber::registry().with(json).with(plain)
 }
 
 #[cfg(test)]
@@ -124,6 +127,20 @@ mod tests {
 
     fn some(v: &str) -> Option<String> {
         Some(v.to_owned())
+    }
+
+    #[test]
+    fn the_text_format_writes_plain_lines_and_the_json_format_objects() {
+        for text in [true, false] {
+            let logs = testkit::CapturedLogs::default();
+            tracing::subscriber::with_default(lines("info", logs.writer(), text), || {
+                tracing::info!(answer = 42, "hello");
+            });
+            let out = logs.text();
+            assert!(out.contains("hello") && out.contains("42"), "{out}");
+            let parsed = serde_json::from_str::<serde_json::Value>(out.trim());
+            assert_eq!(parsed.is_ok(), !text, "{out}");
+        }
     }
 
     #[test]
