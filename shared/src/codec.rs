@@ -21,9 +21,18 @@ pub enum DecodeError {
     Django(String),
 }
 
+/// Why data could not be written in a codec's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The codec was built to read without the signing key, as the cleanup and the
+    /// auditor build it, so it cannot write.
+    #[error("this codec holds no signing key: it reads session data but cannot write it")]
+    NoKey,
+}
+
 pub trait Codec: Send + Sync + Debug {
     /// Text for the `data` attribute; `now` is for formats that stamp a time.
-    fn encode(&self, data: &SessionData, now: Timestamp) -> String;
+    fn encode(&self, data: &SessionData, now: Timestamp) -> Result<String, EncodeError>;
     fn decode(&self, raw: &str) -> Result<SessionData, DecodeError>;
 
     /// Whether stored data can carry its own expiry, so that cleanup must read it.
@@ -56,9 +65,9 @@ pub trait Codec: Send + Sync + Debug {
 pub struct JsonCodec;
 
 impl Codec for JsonCodec {
-    fn encode(&self, data: &SessionData, _now: Timestamp) -> String {
+    fn encode(&self, data: &SessionData, _now: Timestamp) -> Result<String, EncodeError> {
         // Serialising a map of JSON values cannot fail: every key is a string.
-        serde_json::to_string(data).unwrap_or_else(|_| String::from("{}"))
+        Ok(serde_json::to_string(data).unwrap_or_else(|_| String::from("{}")))
     }
 
     fn decode(&self, raw: &str) -> Result<SessionData, DecodeError> {
@@ -79,7 +88,7 @@ mod tests {
         let data = JsonCodec.decode(raw).unwrap();
         assert_eq!(
             JsonCodec.encode(&data, Timestamp::from_epoch_seconds(0)),
-            raw
+            Ok(raw.to_owned())
         );
         // Exponents are written in one canonical form; the value is unchanged.
         let other = JsonCodec.decode(r#"{"e":1E400}"#).unwrap();

@@ -59,17 +59,43 @@ impl StoreConfig {
         "DJANGO_SECRET_KEY_PARAMETER",
     ];
 
+    /// The variables that give the Django key: read only by [`StoreConfig::from_env`],
+    /// never by [`StoreConfig::reader_from_env`].
+    pub const KEY_VARIABLES: &'static [&'static str] = &[
+        "DJANGO_SECRET_KEY",
+        "DJANGO_SECRET_KEY_FALLBACKS",
+        "DJANGO_SECRET_KEY_PARAMETER",
+    ];
+
     /// Variables that hold secrets themselves: for local use only, never set in the
     /// template, where the key comes from `DJANGO_SECRET_KEY_PARAMETER`.
     pub const LOCAL_ONLY: &'static [&'static str] =
         &["DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY_FALLBACKS"];
 
+    /// The settings of a function that signs and verifies session data (the API).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads every setting through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::read(&lookup, KeyUse::SignAndVerify)
+    }
+
+    /// The settings of a function that reads session data but never signs it nor trusts
+    /// it (the cleanup, the auditor): no Django key is read or held, and Django data is
+    /// read without checking its signature ([`DjangoCodec::unverified`]).
+    pub fn reader_from_env() -> Result<Self, ConfigError> {
+        Self::reader_from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn reader_from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::read(&lookup, KeyUse::ReadOnly)
+    }
+
+    fn read(lookup: &dyn Fn(&str) -> Option<String>, keys: KeyUse) -> Result<Self, ConfigError> {
         let d = Self::default();
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let idle_timeout = match get("SESSION_IDLE_TTL_SECONDS") {
@@ -110,7 +136,7 @@ impl StoreConfig {
                 Some(v) => boolean("SESSION_CONSISTENT_READ", &v)?,
                 None => d.consistent_read,
             },
-            codec: codec(&get)?,
+            codec: codec(&get, keys)?,
             max_session_bytes,
             update_attempts,
             touch_interval: match get("SESSION_TOUCH_INTERVAL_SECONDS") {
@@ -121,13 +147,26 @@ impl StoreConfig {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyUse {
+    SignAndVerify,
+    ReadOnly,
+}
+
 /// `SESSION_CODEC` and, for `django`, where its keys come from. Every variable is read
 /// whatever the codec, so that the list of names read stays fixed.
-fn codec(get: &dyn Fn(&str) -> Option<String>) -> Result<CodecConfig, ConfigError> {
+fn codec(get: &dyn Fn(&str) -> Option<String>, use_: KeyUse) -> Result<CodecConfig, ConfigError> {
+    let name = get("SESSION_CODEC");
+    if use_ == KeyUse::ReadOnly {
+        return match name.as_deref().map(str::trim) {
+            None | Some("json") => Ok(CodecConfig::Json),
+            Some("django") => Ok(CodecConfig::Django(DjangoSecrets::Unverified)),
+            Some(other) => Err(unknown_codec(other)),
+        };
+    }
     let key = get("DJANGO_SECRET_KEY");
     let fallbacks = get("DJANGO_SECRET_KEY_FALLBACKS");
     let parameter = get("DJANGO_SECRET_KEY_PARAMETER");
-    let name = get("SESSION_CODEC");
     match name.as_deref().map(str::trim) {
         None | Some("json") => Ok(CodecConfig::Json),
         Some("django") => {
@@ -160,10 +199,14 @@ fn codec(get: &dyn Fn(&str) -> Option<String>) -> Result<CodecConfig, ConfigErro
             };
             Ok(CodecConfig::Django(secrets))
         }
-        Some(other) => Err(ConfigError {
-            name: "SESSION_CODEC",
-            reason: format!("unknown codec {other:?}; supported: json, django"),
-        }),
+        Some(other) => Err(unknown_codec(other)),
+    }
+}
+
+fn unknown_codec(name: &str) -> ConfigError {
+    ConfigError {
+        name: "SESSION_CODEC",
+        reason: format!("unknown codec {name:?}; supported: json, django"),
     }
 }
 
@@ -182,6 +225,9 @@ pub enum DjangoSecrets {
     Keys(DjangoKeys),
     /// The name of an SSM SecureString parameter not fetched yet.
     Parameter(String),
+    /// No key: the data is read without checking its signature and never written
+    /// ([`StoreConfig::reader_from_env`]).
+    Unverified,
 }
 
 /// The codec was configured but its secret is not at hand.
@@ -195,6 +241,7 @@ impl CodecConfig {
             Self::Json => Ok(Box::new(JsonCodec)),
             Self::Django(DjangoSecrets::Keys(keys)) => Ok(Box::new(DjangoCodec::new(keys))),
             Self::Django(DjangoSecrets::Parameter(name)) => Err(SecretNotFetched(name.clone())),
+            Self::Django(DjangoSecrets::Unverified) => Ok(Box::new(DjangoCodec::unverified())),
         }
     }
 }
@@ -434,6 +481,23 @@ mod tests {
     }
 
     #[test]
+    fn functions_that_only_read_data_get_no_key_and_read_django_data_unverified() {
+        let env = HashMap::from([
+            ("SESSION_CODEC", "django"),
+            ("DJANGO_SECRET_KEY", "new"),
+            ("SESSION_TABLE", "t"),
+        ]);
+        let c = StoreConfig::reader_from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.codec, CodecConfig::Django(DjangoSecrets::Unverified));
+        assert_eq!(c.table_name, "t");
+        assert!(!format!("{c:?}").contains("new"));
+        let json = StoreConfig::reader_from_lookup(|_| None).unwrap();
+        assert_eq!(json.codec, CodecConfig::Json);
+        let bad = StoreConfig::reader_from_lookup(|k| (k == "SESSION_CODEC").then(|| "x".into()));
+        assert_eq!(bad.unwrap_err().name, "SESSION_CODEC");
+    }
+
+    #[test]
     fn cleanup_settings_have_defaults_and_are_checked() {
         let none = |_: &str| None;
         assert_eq!(
@@ -476,6 +540,10 @@ mod tests {
         };
         let store = names_read(|f| drop(StoreConfig::from_lookup(f)));
         assert_eq!(store, sorted(StoreConfig::VARIABLES));
+        let reader = names_read(|f| drop(StoreConfig::reader_from_lookup(f)));
+        let mut without_keys = sorted(StoreConfig::VARIABLES);
+        without_keys.retain(|v| !StoreConfig::KEY_VARIABLES.contains(&v.as_str()));
+        assert_eq!(reader, without_keys);
         let cleanup = names_read(|f| drop(CleanupConfig::from_lookup(f)));
         assert_eq!(cleanup, sorted(CleanupConfig::VARIABLES));
     }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Timestamp;
-use crate::codec::{Codec, DecodeError};
+use crate::codec::{Codec, DecodeError, EncodeError};
 use crate::expiry::{Expiry, MAX_IDLE_TIMEOUT};
 use crate::session::SessionData;
 
@@ -92,19 +92,29 @@ pub enum DjangoError {
 
 /// The `django` codec: signed, optionally compressed JSON.
 pub struct DjangoCodec {
-    /// HMAC keys: the current one first, then the fallbacks.
-    keys: Vec<[u8; 32]>,
+    /// HMAC keys: the current one first, then the fallbacks. `None` for a codec that
+    /// reads without checking signatures and cannot sign ([`DjangoCodec::unverified`]).
+    keys: Option<Vec<[u8; 32]>>,
 }
 
 impl fmt::Debug for DjangoCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DjangoCodec")
-            .field("keys", &self.keys.len())
+            .field("keys", &self.keys.as_ref().map(Vec::len))
             .finish()
     }
 }
 
 impl DjangoCodec {
+    /// Reads data without checking its signature, and refuses to write: for the
+    /// functions that only read what the data says (the cleanup reads
+    /// `_session_expiry`, the auditor the names of the data's keys) and so are never
+    /// given the key. Anyone able to forge an item can write the table, and so could set
+    /// `expires_at` or delete the item directly: a signature check there protects nothing.
+    pub fn unverified() -> Self {
+        Self { keys: None }
+    }
+
     pub fn new(keys: &DjangoKeys) -> Self {
         Self::with_salt(keys, SESSION_SALT)
     }
@@ -121,7 +131,7 @@ impl DjangoCodec {
             .chain(&keys.fallbacks)
             .map(derive)
             .collect();
-        Self { keys }
+        Self { keys: Some(keys) }
     }
 
     fn mac(key: &[u8; 32]) -> Hmac<Sha256> {
@@ -133,20 +143,29 @@ impl DjangoCodec {
     }
 
     /// `value:signature` under the current key, as Django's signer writes it.
-    pub fn sign(&self, value: &str) -> String {
-        let mut mac = Self::mac(&self.keys[0]);
+    pub fn sign(&self, value: &str) -> Result<String, EncodeError> {
+        let key = self
+            .keys
+            .as_ref()
+            .and_then(|keys| keys.first())
+            .ok_or(EncodeError::NoKey)?;
+        let mut mac = Self::mac(key);
         mac.update(value.as_bytes());
         let signature = general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{value}:{signature}")
+        Ok(format!("{value}:{signature}"))
     }
 
-    /// The signed value, checked against every key in constant time.
+    /// The signed value, checked against every key in constant time (not checked at
+    /// all by an [`unverified`](Self::unverified) codec).
     fn unsign<'a>(&self, raw: &'a str) -> Result<&'a str, DjangoError> {
         let (value, signature) = raw.rsplit_once(':').ok_or(DjangoError::Unsigned)?;
+        let Some(keys) = &self.keys else {
+            return Ok(value);
+        };
         let Ok(tag) = B64_DECODE.decode(signature) else {
             return Err(DjangoError::BadSignature);
         };
-        let verified = self.keys.iter().any(|key| {
+        let verified = keys.iter().any(|key| {
             let mut mac = Self::mac(key);
             mac.update(value.as_bytes());
             mac.verify_slice(&tag).is_ok()
@@ -188,7 +207,7 @@ impl DjangoCodec {
 }
 
 impl Codec for DjangoCodec {
-    fn encode(&self, data: &SessionData, now: Timestamp) -> String {
+    fn encode(&self, data: &SessionData, now: Timestamp) -> Result<String, EncodeError> {
         let json = ascii_json(data);
         let compressed = zlib(json.as_bytes());
         let payload = match compressed {
@@ -438,7 +457,9 @@ mod tests {
         let codec = DjangoCodec::new(&keys("s", &[]));
         let mut data = SessionData::new();
         data.insert("a".into(), 1.into());
-        let good = codec.encode(&data, Timestamp::from_epoch_seconds(5));
+        let good = codec
+            .encode(&data, Timestamp::from_epoch_seconds(5))
+            .unwrap();
         assert_eq!(codec.decode(&good), Ok(data));
         let flipped = good.replacen("eyJ", "eyK", 1);
         for bad in ["", "abc", "e30:1r31eq", &flipped, &format!("{good}x")] {
@@ -455,7 +476,34 @@ mod tests {
         let zeros = vec![b' '; (MAX_DECOMPRESSED_BYTES + 10) as usize];
         let z = zlib(&zeros).unwrap();
         let signed = format!(".{}:0", general_purpose::URL_SAFE_NO_PAD.encode(z));
-        let raw = codec.sign(&signed);
+        let raw = codec.sign(&signed).unwrap();
         assert_eq!(codec.open(&raw).unwrap_err(), DjangoError::BadZlib);
+        assert_eq!(
+            DjangoCodec::unverified().open(&raw).unwrap_err(),
+            DjangoError::BadZlib
+        );
+    }
+
+    #[test]
+    fn the_unverified_codec_reads_what_any_key_signed_and_writes_nothing() {
+        let mut data = SessionData::new();
+        data.insert(EXPIRY_KEY.into(), 600.into());
+        data.insert("cart".into(), "é".into());
+        let now = Timestamp::from_epoch_seconds(5);
+        let reader = DjangoCodec::unverified();
+        for key in ["s", "another"] {
+            let raw = DjangoCodec::new(&keys(key, &[]))
+                .encode(&data, now)
+                .unwrap();
+            assert_eq!(reader.decode(&raw), Ok(data.clone()));
+            assert_eq!(
+                reader.expiry_in_data(&raw),
+                Some(Expiry::IdleFor(Duration::from_secs(600)))
+            );
+        }
+        assert_eq!(reader.encode(&data, now), Err(EncodeError::NoKey));
+        assert_eq!(reader.sign("value"), Err(EncodeError::NoKey));
+        assert_eq!(reader.open("no-signature"), Err(DjangoError::Unsigned));
+        assert!(reader.decode("!!:0:sig").is_err());
     }
 }

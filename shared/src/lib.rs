@@ -12,7 +12,6 @@ pub mod key;
 pub mod metrics;
 pub mod retry;
 pub mod session;
-pub mod ssm;
 pub mod store;
 pub mod telemetry;
 
@@ -27,11 +26,11 @@ pub use key::{InvalidKey, SessionKey};
 pub use session::{Expected, Session, SessionData, SessionMeta, Version};
 pub use store::{Candidate, DynamoStore, MemoryStore, Page, SessionStore};
 
-/// What every function does at cold start: the AWS settings and the store settings
-/// from the environment, their secret fetched. Functions that call DynamoDB build
-/// their client from the first (`AwsEnv::dynamodb`).
+/// The API's cold start: the AWS settings and the store settings from the
+/// environment, the Django key fetched when it is a parameter. The API builds its
+/// client from the first (`AwsEnv::dynamodb`).
 pub async fn start() -> Result<(AwsEnv, StoreConfig), ConfigError> {
-    let aws = AwsEnv::from_env()?;
+    let aws = AwsEnv::load().await?;
     let config = StoreConfig::from_env()?.fetch_secrets(&aws).await?;
     Ok((aws, config))
 }

@@ -60,7 +60,7 @@ fn uncompressed_vectors_encode_byte_for_byte() {
     assert_eq!(plain.len(), 2);
     for v in plain {
         assert_eq!(
-            v.codec(&[]).encode(&v.dict(), v.timestamp()),
+            v.codec(&[]).encode(&v.dict(), v.timestamp()).unwrap(),
             v.str("encoded")
         );
     }
@@ -86,7 +86,7 @@ fn compressed_vectors_round_trip_and_compress() {
         .filter(|v| v.v["compressed"] == true)
     {
         let codec = v.codec(&[]);
-        let ours = codec.encode(&v.dict(), v.timestamp());
+        let ours = codec.encode(&v.dict(), v.timestamp()).unwrap();
         assert!(ours.starts_with('.'), "{ours}");
         assert!(ours.contains(&format!(":{}:", v.str("b62_timestamp"))));
         assert_eq!(codec.decode(&ours).unwrap(), v.dict());
@@ -105,7 +105,7 @@ fn data_signed_with_a_fallback_key_reads() {
         );
         assert_eq!(rotated.decode(v.str("encoded")).unwrap(), v.dict());
         // What the rotated codec writes is signed with the new key only.
-        let fresh = rotated.encode(&v.dict(), v.timestamp());
+        let fresh = rotated.encode(&v.dict(), v.timestamp()).unwrap();
         assert!(v.codec(&[]).decode(&fresh).is_err());
     }
 }

@@ -55,7 +55,7 @@ async fn keys_come_from_a_secure_string_parameter_fetched_once() {
     });
     let mut data = SessionData::new();
     data.insert("k".into(), 1.into());
-    let raw = old.encode(&data, Timestamp::from_epoch_seconds(0));
+    let raw = old.encode(&data, Timestamp::from_epoch_seconds(0)).unwrap();
     assert_eq!(fetched.codec.build().unwrap().decode(&raw), Ok(data));
 }
 

@@ -842,7 +842,9 @@ async fn items_of_the_django_backend_expired_by_their_data_are_never_served_nor_
     });
     for expiry in [json!("2020-01-01T00:00:00"), json!(-1)] {
         let key = SessionKey::generate().unwrap();
-        let raw = codec.encode(&data(json!({"u": 1, "_session_expiry": expiry})), t(0));
+        let raw = codec
+            .encode(&data(json!({"u": 1, "_session_expiry": expiry})), t(0))
+            .unwrap();
         e.put_raw(&key, &[("data", AttributeValue::S(raw))]).await;
         let before = e.raw_item(&key).await;
         assert!(not_found(e.store.load(&key).await), "{expiry}");

@@ -9,17 +9,23 @@ use session_store::{CleanupConfig, StoreConfig, telemetry};
 
 /// What each function's `main` reads from the template: the store's settings, and the
 /// cleanup's for the cleanup; less the variables that hold secrets, which the template
-/// must never set. The log set-up's variables come from Lambda's logging controls (and
-/// `RUST_LOG` from a local shell), so the template sets none of them.
+/// must never set, and, for the functions that never sign nor verify data, less every
+/// variable about the Django key. The log set-up's variables come from Lambda's logging
+/// controls (and `RUST_LOG` from a local shell), so the template sets none of them.
 fn variables_read(binary: &str) -> BTreeSet<String> {
     let mut lists = vec![StoreConfig::VARIABLES];
     if binary == "session-cleanup" {
         lists.push(CleanupConfig::VARIABLES);
     }
+    let never: &[&str] = if binary == "session-api" {
+        StoreConfig::LOCAL_ONLY
+    } else {
+        StoreConfig::KEY_VARIABLES
+    };
     lists
         .concat()
         .into_iter()
-        .filter(|v| !StoreConfig::LOCAL_ONLY.contains(v))
+        .filter(|v| !never.contains(v))
         .map(String::from)
         .collect()
 }
@@ -80,6 +86,12 @@ fn every_function_runs_a_workspace_binary_with_exactly_the_variables_it_reads() 
             assert!(!set.contains(*variable), "{name} sets {variable}");
         }
         assert_eq!(set, variables_read(binary), "{name}: variables set vs read");
+        let policies = serde_yaml_ng::to_string(&resource["Properties"]["Policies"]).unwrap();
+        assert_eq!(
+            policies.contains("ssm:GetParameter"),
+            binary == "session-api",
+            "{name}: only the API may read the Django key"
+        );
         binaries.insert(binary.to_owned(), name.to_owned());
     }
     let expected: Vec<&str> = vec!["session-api", "session-auditor", "session-cleanup"];

@@ -33,7 +33,9 @@ async fn seed_item(api: &Api, data: Value) -> String {
     let Value::Object(map) = data else {
         panic!("data is an object")
     };
-    let raw = DjangoCodec::new(&keys()).encode(&map, Timestamp::from_epoch_seconds(START));
+    let raw = DjangoCodec::new(&keys())
+        .encode(&map, Timestamp::from_epoch_seconds(START))
+        .unwrap();
     api.put_raw(
         [
             (

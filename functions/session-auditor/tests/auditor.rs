@@ -7,6 +7,7 @@ use std::time::Instant;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use session_auditor::{Auditor, BatchReport, handler, render};
+use session_store::{CodecConfig, DjangoKeys, DjangoSecrets, Secret};
 use session_store::{DynamoStore, Expiry, SessionStore, StoreConfig};
 use testkit::{RequestCounter, data};
 
@@ -29,11 +30,16 @@ fn event_file(name: &str) -> Value {
 
 /// A table with a stream, sessions written through the store, and the stream's records.
 async fn recorded(writes: impl AsyncFnOnce(&DynamoStore)) -> Value {
+    recorded_in(CodecConfig::Json, writes).await
+}
+
+async fn recorded_in(codec: CodecConfig, writes: impl AsyncFnOnce(&DynamoStore)) -> Value {
     let (client, table) = testkit::fresh_table("audit", &RequestCounter::default()).await;
     let store = DynamoStore::new(
         client.clone(),
         StoreConfig {
             table_name: table.clone(),
+            codec,
             ..StoreConfig::default()
         },
     )
@@ -285,6 +291,53 @@ async fn throughput_on_a_10000_record_batch() {
         "auditor: 10,000 records in {:.1} ms, {:.0} records per second (this build's profile)",
         seconds * 1e3,
         10_000.0 / seconds
+    );
+}
+
+#[tokio::test]
+async fn django_data_signed_by_the_api_is_listed_by_the_auditor_without_the_key() {
+    let keys = DjangoKeys {
+        secret_key: Secret::new("only-the-api-has-it"),
+        fallbacks: vec![],
+    };
+    let event = recorded_in(
+        CodecConfig::Django(DjangoSecrets::Keys(keys)),
+        async |store: &DynamoStore| {
+            let s = store
+                .create(data(json!({"cart": ["book"]})), Expiry::Default)
+                .await
+                .unwrap();
+            store
+                .update(&s.key, None, |d| {
+                    d.insert("user".into(), json!(7));
+                    Ok(())
+                })
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+    // As the deployed auditor reads its settings: the codec named, no key anywhere.
+    let settings = |name: &str| match name {
+        "SESSION_CODEC" => Some("django".to_owned()),
+        "DJANGO_SECRET_KEY" => Some("only-the-api-has-it".to_owned()),
+        _ => None,
+    };
+    let config = StoreConfig::reader_from_lookup(settings).unwrap();
+    assert_eq!(config.codec, CodecConfig::Django(DjangoSecrets::Unverified));
+    let report = Auditor::new(&config).unwrap().audit_batch(&event).unwrap();
+    let got = lines(&report);
+    assert_eq!(
+        got[0]["data_keys"],
+        json!({"added": ["cart"], "removed": [], "changed": []})
+    );
+    assert_eq!(
+        got[1]["data_keys"],
+        json!({"added": ["user"], "removed": [], "changed": []})
+    );
+    assert!(
+        got.iter().all(|l| l["data_unreadable"] == json!([])),
+        "{got:?}"
     );
 }
 

@@ -424,10 +424,12 @@ async fn django_items_are_stamped_with_the_expiry_their_data_asks_for() {
     let codec = DjangoCodec::new(&keys);
     let created = NOW - 3_600;
     let data = |v: serde_json::Value| {
-        codec.encode(
-            v.as_object().unwrap(),
-            Timestamp::from_epoch_seconds(created),
-        )
+        codec
+            .encode(
+                v.as_object().unwrap(),
+                Timestamp::from_epoch_seconds(created),
+            )
+            .unwrap()
     };
     let cases = [
         (
@@ -472,7 +474,7 @@ async fn django_items_are_stamped_with_the_expiry_their_data_asks_for() {
     }
     let store = StoreConfig {
         table_name: e.table.clone(),
-        codec: CodecConfig::Django(DjangoSecrets::Keys(keys)),
+        codec: CodecConfig::Django(DjangoSecrets::Unverified),
         ..StoreConfig::default()
     };
     let summary = Cleanup::new(e.client.clone(), store, CleanupConfig::default())
@@ -622,7 +624,9 @@ async fn a_far_fixed_expiry_in_django_data_is_stamped_no_further_than_ten_years_
     };
     let mut data = serde_json::Map::new();
     data.insert("_session_expiry".into(), json!("9999-12-31T23:59:59"));
-    let raw = DjangoCodec::new(&keys).encode(&data, Timestamp::from_epoch_seconds(NOW));
+    let raw = DjangoCodec::new(&keys)
+        .encode(&data, Timestamp::from_epoch_seconds(NOW))
+        .unwrap();
     let key = SessionKey::generate().unwrap().as_str().to_owned();
     e.client
         .put_item()
@@ -634,7 +638,7 @@ async fn a_far_fixed_expiry_in_django_data_is_stamped_no_further_than_ten_years_
         .unwrap();
     let store = StoreConfig {
         table_name: e.table.clone(),
-        codec: CodecConfig::Django(DjangoSecrets::Keys(keys)),
+        codec: CodecConfig::Django(DjangoSecrets::Unverified),
         ..StoreConfig::default()
     };
     let cleanup = Cleanup::new(e.client.clone(), store, CleanupConfig::default())

@@ -63,7 +63,10 @@ impl Rules {
     }
 
     pub fn encode(&self, data: &SessionData, now: Timestamp) -> Result<String, StoreError> {
-        let raw = self.codec.encode(data, now);
+        let raw = self
+            .codec
+            .encode(data, now)
+            .map_err(|e| StoreError::Other(e.to_string()))?;
         if raw.len() > self.config.max_session_bytes {
             return Err(StoreError::TooLarge {
                 size: raw.len(),
