@@ -244,6 +244,18 @@ fn reply(posted: &[u8]) -> Result<(u16, Value), Error> {
     Ok((status, body))
 }
 
+/// The API binary as deployed, and the bench-only build without aws-config's chains.
+const API: &str = "session-api";
+const API_STATIC_ENV: &str = "session-api-static-env";
+
+/// Cold starts of one binary: total, less the emulator's share, and peak RSS.
+#[derive(Default)]
+struct Cold {
+    ms: Vec<f64>,
+    own: Vec<f64>,
+    rss: Vec<f64>,
+}
+
 struct Fixture {
     table: String,
     /// The emulator behind a keep-alive front, as the measured processes see it.
@@ -398,31 +410,19 @@ impl Bench {
             Some(&json!({ "data": { "cart": ["book"], "theme": "dark" } })),
             &[("content-type", "application/json")],
         );
-        let (mut ours_ms, mut ours_rss, mut ours_own) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..self.runs {
-            let mut api = RuntimeApi::start().await?;
-            api.send(create.clone()).await;
-            let waited = f.proxy.upstream_ns();
-            let started = Instant::now();
-            let mut child = self.spawn_function(f, &api, "session-api")?;
-            let posted = tokio::time::timeout(Duration::from_secs(30), api.posted())
-                .await
-                .map_err(|_| "session-api posted no response within 30 s")?
-                .ok_or("the Runtime API stopped")?;
-            let elapsed = posted.at.duration_since(started);
-            let exit = tokio::task::spawn_blocking(move || kill_and_reap(&mut child)).await?;
-            let (status, _) = reply(&posted.body)?;
-            if posted.error || status != 201 {
-                return Err(format!(
-                    "cold create answered {status}: {}",
-                    String::from_utf8_lossy(&posted.body)
-                )
-                .into());
+        // The API as deployed, and built without aws-config's provider chains
+        // (`--features static-env`), in alternate runs so that drift hits both alike.
+        let (mut ours, mut ours_static) = (Cold::default(), Cold::default());
+        for run in 0..self.runs {
+            let order = [(API, &mut ours), (API_STATIC_ENV, &mut ours_static)];
+            let order: Vec<_> = if run % 2 == 0 {
+                order.into_iter().collect()
+            } else {
+                order.into_iter().rev().collect()
+            };
+            for (binary, into) in order {
+                self.cold_api(f, binary, &create, into).await?;
             }
-            ours_ms.push(elapsed.as_secs_f64() * 1e3);
-            let emulator_ms = (f.proxy.upstream_ns() - waited) as f64 / 1e6;
-            ours_own.push(elapsed.as_secs_f64() * 1e3 - emulator_ms);
-            ours_rss.push(exit.max_rss_kib as f64 / 1024.0);
         }
         let (mut seed_ms, mut seed_rss, mut seed_own) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..self.runs {
@@ -449,16 +449,58 @@ impl Bench {
             seed_own.push(ms - (f.proxy.upstream_ns() - waited) as f64 / 1e6);
             seed_rss.push(exit.max_rss_kib as f64 / 1024.0);
         }
-        let (ours_ms, seed_ms) = (Stats::of(ours_ms), Stats::of(seed_ms));
+        let ours_ms = Stats::of(ours.ms);
+        let seed_ms = Stats::of(seed_ms);
+        let ours_own = Stats::of(ours.own);
+        let static_own = Stats::of(ours_static.own);
         Ok(json!({
             "ours_ms": ours_ms.json(),
-            "ours_peak_rss_mib": Stats::of(ours_rss).json(),
+            "ours_peak_rss_mib": Stats::of(ours.rss).json(),
             "seed_ms": seed_ms.json(),
             "seed_peak_rss_mib": Stats::of(seed_rss).json(),
-            "ours_ms_without_emulator": Stats::of(ours_own).json(),
+            "ours_ms_without_emulator": ours_own.json(),
             "seed_ms_without_emulator": Stats::of(seed_own).json(),
             "seed_over_ours": seed_ms.median / ours_ms.median,
+            "ours_static_env_ms": Stats::of(ours_static.ms).json(),
+            "ours_static_env_ms_without_emulator": static_own.json(),
+            "ours_static_env_peak_rss_mib": Stats::of(ours_static.rss).json(),
+            "aws_config_ms": ours_own.median - static_own.median,
         }))
+    }
+
+    /// One cold start of an API binary: spawned with a create waiting, until it answers.
+    async fn cold_api(
+        &self,
+        f: &Fixture,
+        binary: &str,
+        create: &[u8],
+        into: &mut Cold,
+    ) -> Result<(), Error> {
+        let mut api = RuntimeApi::start().await?;
+        api.send(create.to_vec()).await;
+        let waited = f.proxy.upstream_ns();
+        let started = Instant::now();
+        let mut child = self.spawn_function(f, &api, binary)?;
+        let posted = tokio::time::timeout(Duration::from_secs(30), api.posted())
+            .await
+            .map_err(|_| format!("{binary} posted no response within 30 s"))?
+            .ok_or("the Runtime API stopped")?;
+        let elapsed = posted.at.duration_since(started);
+        let exit = tokio::task::spawn_blocking(move || kill_and_reap(&mut child)).await?;
+        let (status, _) = reply(&posted.body)?;
+        if posted.error || status != 201 {
+            return Err(format!(
+                "{binary}: cold create answered {status}: {}",
+                String::from_utf8_lossy(&posted.body)
+            )
+            .into());
+        }
+        let ms = elapsed.as_secs_f64() * 1e3;
+        into.ms.push(ms);
+        into.own
+            .push(ms - (f.proxy.upstream_ns() - waited) as f64 / 1e6);
+        into.rss.push(exit.max_rss_kib as f64 / 1024.0);
+        Ok(())
     }
 
     async fn warm(&self, f: &Fixture) -> Result<Value, Error> {

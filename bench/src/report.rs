@@ -91,6 +91,20 @@ fn start_rows(cold: &Value, warm: &Value) -> Vec<Row> {
             None,
         ),
         row(
+            "the same, the API built without aws-config's provider chains (bench only), ms",
+            stat(&cold["ours_static_env_ms_without_emulator"], 1),
+            String::new(),
+            "",
+            None,
+        ),
+        row(
+            "what aws-config adds to the cold start (difference of the medians), ms",
+            format!("{:.1}", cold["aws_config_ms"].as_f64().unwrap_or(f64::NAN)),
+            String::new(),
+            "< 2",
+            Some(cold["aws_config_ms"].as_f64().unwrap_or(f64::NAN) < 2.0),
+        ),
+        row(
             "peak RSS of that process, MiB",
             ours_rss,
             seed_rss,
@@ -295,7 +309,8 @@ mod tests {
         let results = json!({
             "cold_start": { "ours_ms": s(12.0), "seed_ms": s(900.0), "ours_ms_without_emulator": s(5.0),
                             "seed_ms_without_emulator": s(850.0), "ours_peak_rss_mib": s(20.0),
-                            "seed_peak_rss_mib": s(70.0), "seed_over_ours": 75.0 },
+                            "seed_peak_rss_mib": s(70.0), "seed_over_ours": 75.0,
+                            "ours_static_env_ms_without_emulator": s(4.0), "aws_config_ms": 1.0 },
             "warm": { "requests_per_run": 1000, "ours_cpu_us_per_request": s(40.0), "seed_cpu_us_per_request": s(7000.0),
                       "ours_user_cpu_us_per_request": s(30.0), "ours_system_cpu_us_per_request": s(10.0),
                       "ours_wall_us_per_request": s(900.0), "seed_wall_us_per_request": s(9000.0), "seed_over_ours": 175.0 },
@@ -317,6 +332,7 @@ mod tests {
         };
         assert_eq!(verdict("cold start"), Some(Some(true)));
         assert_eq!(verdict("peak RSS"), Some(Some(false)));
+        assert_eq!(verdict("what aws-config adds"), Some(Some(true)));
         assert_eq!(verdict("CPU per request"), Some(Some(true)));
         assert_eq!(verdict("session-api binary"), Some(Some(false)));
         assert_eq!(verdict("cleanup"), Some(Some(true)));
