@@ -82,10 +82,29 @@ pub async fn handle<S: SessionStore>(app: &App<S>, request: Request) -> Response
         request_id = request.lambda_context_ref().map(|c| c.request_id.as_str()),
         apigw_request_id,
         stage,
+        front_door = front_door(&request),
         session = session.as_deref(),
         "request"
     );
     response
+}
+
+/// Which front door the request came through. A function URL is always called on its own
+/// `<url-id>.lambda-url.<region>.on.aws` domain (a custom domain needs CloudFront in
+/// front, which forwards to that domain); any other event of this shape is the HTTP API's.
+fn front_door(request: &Request) -> &'static str {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c))
+            if c.domain_name
+                .as_deref()
+                .is_some_and(|d| d.ends_with(".on.aws") && d.contains(".lambda-url.")) =>
+        {
+            "function_url"
+        }
+        Some(RequestContext::ApiGatewayV2(_)) => "http_api",
+        Some(RequestContext::ApiGatewayV1(_)) => "rest_api",
+        _ => "unknown",
+    }
 }
 
 pub(crate) fn gateway_context(request: &Request) -> (Option<&str>, Option<&str>) {

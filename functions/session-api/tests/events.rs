@@ -1,5 +1,6 @@
 //! Every API event in `events/` (what `sam local invoke -e` would send) runs through the
-//! handler against the store and gets the answer its route promises.
+//! handler against the store and gets the answer its route promises: `api-*` as the
+//! HTTP API sends them, `url-*` as a function URL does.
 
 mod support;
 
@@ -14,26 +15,34 @@ const KEY: &str = "k3jv8q0m2x7w4z9p1t6r5y8u0e3a2s7d";
 
 #[tokio::test]
 async fn every_api_event_file_gets_its_routes_answer() {
-    let expected = BTreeMap::from([
-        ("api-create.json", 201),
-        ("api-cycle.json", 200),
-        ("api-delete.json", 204),
-        ("api-get.json", 200),
-        ("api-head.json", 200),
-        ("api-patch.json", 200),
-        ("api-replace.json", 200),
-        ("api-touch.json", 200),
-    ]);
+    let routes = [
+        ("create", 201),
+        ("cycle", 200),
+        ("delete", 204),
+        ("get", 200),
+        ("head", 200),
+        ("patch", 200),
+        ("replace", 200),
+        ("touch", 200),
+    ];
+    let expected: BTreeMap<String, u16> = ["api", "url"]
+        .iter()
+        .flat_map(|door| {
+            routes
+                .iter()
+                .map(move |(route, status)| (format!("{door}-{route}.json"), *status))
+        })
+        .collect();
     let dir = testkit::workspace_root().join("events");
     let mut seen = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.starts_with("api-") {
+        if !name.starts_with("api-") && !name.starts_with("url-") {
             continue;
         }
         let status = *expected
-            .get(name.as_str())
+            .get(&name)
             .unwrap_or_else(|| panic!("no expectation for {name}"));
         let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
 
@@ -62,19 +71,26 @@ async fn every_api_event_file_gets_its_routes_answer() {
             assert!(body["session_key"].is_string(), "{name}: {body}");
             assert!(body["data"].is_object(), "{name}: {body}");
         }
-        match name.as_str() {
-            "api-patch.json" => {
+        match &name[4..] {
+            "patch.json" => {
                 assert_eq!(reply.json()["data"], json!({"cart": ["book", "pen"]}));
             }
-            "api-replace.json" => {
+            "replace.json" => {
                 assert_eq!(reply.json()["data"], json!({"cart": [], "theme": "light"}));
             }
-            "api-delete.json" => assert!(api.raw_item(KEY).await.is_none()),
-            "api-cycle.json" => assert_ne!(reply.key(), KEY),
+            "delete.json" => assert!(api.raw_item(KEY).await.is_none()),
+            "cycle.json" => assert_ne!(reply.key(), KEY),
+            "create.json" => {
+                let location = reply.headers.get("location").map(|v| v.to_str().unwrap());
+                assert_eq!(
+                    location,
+                    Some(format!("/sessions/{}", reply.key()).as_str())
+                );
+            }
             _ => {}
         }
         seen.push(name);
     }
     seen.sort();
-    assert_eq!(seen, expected.keys().copied().collect::<Vec<_>>());
+    assert_eq!(seen, expected.keys().cloned().collect::<Vec<_>>());
 }

@@ -50,6 +50,27 @@ async fn logs_hold_one_line_per_request_and_never_a_key_or_data() {
 }
 
 #[tokio::test]
+async fn the_access_line_names_the_front_door_the_request_came_through() {
+    let logs = CapturedLogs::default();
+    let _guard = support::install(&logs);
+    let api = api().await;
+    let events = testkit::workspace_root().join("events");
+    for (file, door) in [
+        ("api-get.json", "http_api"),
+        ("url-get.json", "function_url"),
+    ] {
+        let event: Value =
+            serde_json::from_str(&std::fs::read_to_string(events.join(file)).unwrap()).unwrap();
+        let reply = api.send_event(&event).await;
+        assert_eq!(reply.status, 404, "{file}: the key is not stored");
+        let text = logs.text();
+        let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last["front_door"], json!(door), "{file}: {last}");
+        assert_eq!(last["route"], json!("/sessions/{key}"), "{file}");
+    }
+}
+
+#[tokio::test]
 async fn django_data_that_fails_to_verify_reads_as_empty_with_a_warning_that_holds_no_data() {
     use aws_sdk_dynamodb::types::AttributeValue;
     use session_store::{CodecConfig, DjangoKeys, DjangoSecrets, Secret};
