@@ -71,16 +71,24 @@ http-tests:
 	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 cargo test --workspace --locked \
 		--test api --test edges --test events --test logs --test openapi
 
-cfn-lint: venv
-	cfn-lint template.yaml
+# Each check runs on the template as it is (FrontDoor=HttpApi) and on a copy whose
+# FrontDoor default is FunctionUrl, so that both front doors are checked.
+TEMPLATES := template.yaml target/template-function-url.yaml
+target/template-function-url.yaml: template.yaml
+	mkdir -p target
+	sed 's/^    Default: HttpApi$$/    Default: FunctionUrl/' template.yaml > $@
+	grep -q '^    Default: FunctionUrl$$' $@
+
+cfn-lint: venv $(TEMPLATES)
+	cfn-lint $(TEMPLATES)
 
 # Needs a region and no credentials.
-sam-validate: venv
-	AWS_DEFAULT_REGION=us-east-1 sam validate --template template.yaml
+sam-validate: venv $(TEMPLATES)
+	for t in $(TEMPLATES); do AWS_DEFAULT_REGION=us-east-1 sam validate --template $$t || exit 1; done
 
 # Every rule passes or is skipped in template.yaml with the reason written down.
-policy: $(VENV)/checkov/.installed
-	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
+policy: $(VENV)/checkov/.installed $(TEMPLATES)
+	for t in $(TEMPLATES); do $(CHECKOV) --file $$t --framework cloudformation --compact --quiet --skip-download || exit 1; done
 
 openapi: venv
 	openapi-spec-validator openapi.yaml

@@ -213,17 +213,327 @@ fn the_logs_queries_and_the_dashboard_are_there_and_well_formed() {
             "no query {wanted:?}: {queries:?}"
         );
     }
-    let Value::Tagged(body) =
-        &template["Resources"]["SessionDashboard"]["Properties"]["DashboardBody"]
-    else {
-        panic!("the dashboard body is a !Sub")
+    for door in ["HttpApi", "FunctionUrl"] {
+        let deployed = Deployed::new(&template, &[("FrontDoor", door)]);
+        let body = &deployed.resources()["SessionDashboard"]["Properties"]["DashboardBody"];
+        let text = deployed.sub(body);
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{door}: {e}: {text}"));
+        assert_eq!(dashboard["widgets"].as_array().map(Vec::len), Some(4));
+        let wanted = if door == "HttpApi" {
+            "AWS/ApiGateway"
+        } else {
+            "UrlRequestCount"
+        };
+        assert!(text.contains(wanted), "{door}: {text}");
+    }
+}
+
+#[test]
+fn each_front_door_deploys_its_own_resources_and_nothing_refers_to_the_other() {
+    let template = template();
+    let types = |deployed: &Deployed| -> Vec<String> {
+        deployed
+            .resources()
+            .values()
+            .filter_map(|r| r["Type"].as_str().map(String::from))
+            .collect()
     };
-    let text = body
-        .value
-        .as_str()
-        .expect("a !Sub of one string")
-        .replace("${AWS::Region}", "us-east-1")
-        .replace("${SessionHttpApi}", "api");
-    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("JSON after !Sub");
-    assert_eq!(dashboard["widgets"].as_array().map(Vec::len), Some(4));
+    let public = |deployed: &Deployed| -> usize {
+        deployed
+            .resources()
+            .values()
+            .filter(|r| r["Properties"]["Principal"].as_str() == Some("*"))
+            .count()
+    };
+    for (door, auth) in [
+        ("HttpApi", "AWS_IAM"),
+        ("HttpApi", "NONE"),
+        ("FunctionUrl", "AWS_IAM"),
+        ("FunctionUrl", "NONE"),
+    ] {
+        let deployed = Deployed::new(
+            &template,
+            &[("FrontDoor", door), ("ApiAuthorization", auth)],
+        );
+        let at = format!("{door}, {auth}");
+        deployed.check_references(&at);
+        let types = types(&deployed);
+        let gateway = types
+            .iter()
+            .filter(|t| t.starts_with("AWS::ApiGatewayV2::"))
+            .count();
+        let urls: Vec<Value> = deployed
+            .resources()
+            .values()
+            .filter(|r| r["Type"].as_str() == Some("AWS::Lambda::Url"))
+            .cloned()
+            .collect();
+        assert!(!deployed.outputs()["SessionApiUrl"].is_null(), "{at}");
+        let alarms = ["SessionApi5xxAlarm", "SessionApiUrl5xxAlarm"];
+        let present = alarms
+            .iter()
+            .filter(|a| deployed.resources().contains_key(**a))
+            .count();
+        assert_eq!(present, 1, "{at}: one 5xx alarm");
+        if door == "HttpApi" {
+            assert_eq!(gateway, 4, "{at}: {types:?}");
+            assert!(urls.is_empty(), "{at}");
+            assert_eq!(public(&deployed), 0, "{at}");
+        } else {
+            assert_eq!(gateway, 0, "{at}: {types:?}");
+            assert_eq!(urls.len(), 1, "{at}");
+            assert_eq!(
+                urls[0]["Properties"]["AuthType"].as_str(),
+                Some(auth),
+                "{at}"
+            );
+            // Only a URL open to anyone needs the function's policy to let everyone in.
+            assert_eq!(
+                public(&deployed),
+                if auth == "NONE" { 2 } else { 0 },
+                "{at}"
+            );
+        }
+    }
+}
+
+/// The template as CloudFormation deploys it for some parameter values: conditions
+/// evaluated, `!If` resolved, resources without a true condition left out.
+struct Deployed<'a> {
+    template: &'a Value,
+    params: BTreeMap<String, String>,
+}
+
+/// An intrinsic function in short (`!Ref x`) or long (`Ref: x`, `Fn::If: ...`) form.
+fn intrinsic(v: &Value) -> Option<(String, &Value)> {
+    match v {
+        Value::Tagged(t) => Some((
+            t.tag.to_string().trim_start_matches('!').to_owned(),
+            &t.value,
+        )),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, v) = m.iter().next()?;
+            let k = k.as_str()?;
+            (k == "Ref" || k.starts_with("Fn::"))
+                .then(|| (k.trim_start_matches("Fn::").to_owned(), v))
+        }
+        _ => None,
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl<'a> Deployed<'a> {
+    fn new(template: &'a Value, overrides: &[(&str, &str)]) -> Self {
+        let mut params = BTreeMap::new();
+        for (name, p) in template["Parameters"].as_mapping().unwrap() {
+            let default = scalar_text(&p["Default"]).unwrap_or_default();
+            params.insert(name.as_str().unwrap().to_owned(), default);
+        }
+        for (name, value) in overrides {
+            assert!(params.contains_key(*name), "no parameter {name}");
+            params.insert((*name).to_owned(), (*value).to_owned());
+        }
+        Self { template, params }
+    }
+
+    fn condition(&self, name: &str) -> bool {
+        let node = &self.template["Conditions"][name];
+        assert!(!node.is_null(), "no condition {name}");
+        self.truth(node)
+    }
+
+    fn truth(&self, v: &Value) -> bool {
+        let (f, args) = intrinsic(v).unwrap_or_else(|| panic!("not a condition: {v:?}"));
+        let list = || args.as_sequence().unwrap().iter();
+        match f.as_str() {
+            "Equals" => {
+                let side: Vec<String> = list().map(|a| self.text(a)).collect();
+                side[0] == side[1]
+            }
+            "Not" => !self.truth(&args[0]),
+            "And" => list().all(|a| self.truth(a)),
+            "Or" => list().any(|a| self.truth(a)),
+            "Condition" => self.condition(args.as_str().unwrap()),
+            other => panic!("condition function {other}"),
+        }
+    }
+
+    /// A value used as text: a literal, or a parameter's value.
+    fn text(&self, v: &Value) -> String {
+        match intrinsic(v) {
+            Some((f, name)) if f == "Ref" => {
+                let name = name.as_str().unwrap();
+                self.params
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| name.to_owned())
+            }
+            _ => scalar_text(v).unwrap_or_else(|| panic!("not text: {v:?}")),
+        }
+    }
+
+    /// `v` with every `!If` replaced by its chosen branch (`AWS::NoValue` drops the key).
+    fn resolve(&self, v: &Value) -> Value {
+        if let Some((f, args)) = intrinsic(v)
+            && f == "If"
+        {
+            let args = args.as_sequence().unwrap();
+            let pick = if self.condition(args[0].as_str().unwrap()) {
+                &args[1]
+            } else {
+                &args[2]
+            };
+            return self.resolve(pick);
+        }
+        match v {
+            Value::Sequence(items) => Value::Sequence(
+                items
+                    .iter()
+                    .map(|i| self.resolve(i))
+                    .filter(|i| !is_no_value(i))
+                    .collect(),
+            ),
+            Value::Mapping(m) => Value::Mapping(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), self.resolve(v)))
+                    .filter(|(_, v)| !is_no_value(v))
+                    .collect(),
+            ),
+            Value::Tagged(t) => {
+                let mut t = t.clone();
+                t.value = self.resolve(&t.value);
+                Value::Tagged(t)
+            }
+            other => other.clone(),
+        }
+    }
+
+    fn present(&self, section: &str) -> BTreeMap<String, Value> {
+        self.template[section]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["Condition"].as_str().is_none_or(|c| self.condition(c)))
+            .map(|(k, r)| (k.as_str().unwrap().to_owned(), self.resolve(r)))
+            .collect()
+    }
+
+    fn resources(&self) -> BTreeMap<String, Value> {
+        self.present("Resources")
+    }
+
+    fn outputs(&self) -> BTreeMap<String, Value> {
+        self.present("Outputs")
+    }
+
+    /// A resolved `!Sub`'s text, with `us-east-1` for the region and logical names for
+    /// resources.
+    fn sub(&self, v: &Value) -> String {
+        let (f, args) = intrinsic(v).expect("a !Sub");
+        assert_eq!(f, "Sub");
+        let (text, vars) = match args {
+            Value::Sequence(pair) => (pair[0].as_str().unwrap(), pair[1].as_mapping().cloned()),
+            other => (other.as_str().unwrap(), None),
+        };
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("${") {
+            out.push_str(&rest[..at]);
+            let end = rest[at..].find('}').unwrap() + at;
+            let name = &rest[at + 2..end];
+            let var = vars.as_ref().and_then(|m| m.get(name));
+            out.push_str(&match var {
+                Some(v) if intrinsic(v).is_some_and(|(f, _)| f == "Sub") => self.sub(v),
+                Some(v) => self.text(v),
+                None if name == "AWS::Region" => "us-east-1".to_owned(),
+                None => self
+                    .params
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| name.to_owned()),
+            });
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Every resource or parameter a deployed resource or output names exists.
+    fn check_references(&self, at: &str) {
+        let resources = self.resources();
+        let mut named = BTreeSet::new();
+        for v in resources.values().chain(self.outputs().values()) {
+            collect_names(v, &mut named);
+        }
+        for name in named {
+            assert!(
+                name.starts_with("AWS::")
+                    || self.params.contains_key(&name)
+                    || resources.contains_key(&name),
+                "{at}: {name} is named but not deployed"
+            );
+        }
+    }
+}
+
+fn is_no_value(v: &Value) -> bool {
+    intrinsic(v).is_some_and(|(f, n)| f == "Ref" && n.as_str() == Some("AWS::NoValue"))
+}
+
+/// Logical names in `Ref`, `GetAtt` and `Sub` (less a `Sub`'s own variables).
+fn collect_names(v: &Value, into: &mut BTreeSet<String>) {
+    if let Some((f, args)) = intrinsic(v) {
+        match f.as_str() {
+            "Ref" => {
+                into.insert(args.as_str().unwrap().to_owned());
+                return;
+            }
+            "GetAtt" => {
+                let target = match args {
+                    Value::Sequence(parts) => parts[0].as_str().unwrap().to_owned(),
+                    other => other
+                        .as_str()
+                        .unwrap()
+                        .split('.')
+                        .next()
+                        .unwrap()
+                        .to_owned(),
+                };
+                into.insert(target);
+                return;
+            }
+            "Sub" => {
+                let (text, vars) = match args {
+                    Value::Sequence(pair) => (pair[0].as_str().unwrap(), pair[1].as_mapping()),
+                    other => (other.as_str().unwrap(), None),
+                };
+                for piece in text.split("${").skip(1) {
+                    let name = piece.split('}').next().unwrap().split('.').next().unwrap();
+                    if !name.starts_with('!') && !vars.is_some_and(|m| m.contains_key(name)) {
+                        into.insert(name.to_owned());
+                    }
+                }
+                if let Some(vars) = vars {
+                    vars.values().for_each(|v| collect_names(v, into));
+                }
+                return;
+            }
+            _ => {}
+        }
+    }
+    match v {
+        Value::Sequence(items) => items.iter().for_each(|i| collect_names(i, into)),
+        Value::Mapping(m) => m.values().for_each(|i| collect_names(i, into)),
+        Value::Tagged(t) => collect_names(&t.value, into),
+        _ => {}
+    }
 }
