@@ -284,6 +284,57 @@ impl StoreConfig {
     }
 }
 
+/// Settings of the API's access log: which requests get their line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AccessLogConfig {
+    /// Share, from 0 to 1, of the answered-fine-and-fast requests whose line is written.
+    /// Every 4xx and 5xx and every slow request is written whatever this is.
+    pub sample_rate: f64,
+    /// A request that took at least this long is always written.
+    pub slow: Duration,
+}
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        Self {
+            sample_rate: 1.0,
+            slow: Duration::from_millis(1_000),
+        }
+    }
+}
+
+impl AccessLogConfig {
+    /// Every variable `from_env` reads.
+    pub const VARIABLES: &'static [&'static str] =
+        &["ACCESS_LOG_SAMPLE_RATE", "ACCESS_LOG_SLOW_MS"];
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let sample_rate = match get("ACCESS_LOG_SAMPLE_RATE") {
+            None => d.sample_rate,
+            Some(raw) => match raw.trim().parse::<f64>() {
+                Ok(rate) if (0.0..=1.0).contains(&rate) => rate,
+                _ => {
+                    return Err(ConfigError {
+                        name: "ACCESS_LOG_SAMPLE_RATE",
+                        reason: format!("{raw:?} is not a number from 0 to 1"),
+                    });
+                }
+            },
+        };
+        let slow = match get("ACCESS_LOG_SLOW_MS") {
+            None => d.slow,
+            Some(raw) => Duration::from_millis(parse("ACCESS_LOG_SLOW_MS", &raw)?),
+        };
+        Ok(Self { sample_rate, slow })
+    }
+}
+
 /// Settings of the scheduled cleanup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanupConfig {
@@ -546,6 +597,30 @@ mod tests {
         assert_eq!(reader, without_keys);
         let cleanup = names_read(|f| drop(CleanupConfig::from_lookup(f)));
         assert_eq!(cleanup, sorted(CleanupConfig::VARIABLES));
+    }
+
+    #[test]
+    fn the_access_log_writes_every_line_unless_told_otherwise() {
+        let none = |_: &str| None;
+        assert_eq!(
+            AccessLogConfig::from_lookup(none).unwrap(),
+            AccessLogConfig::default()
+        );
+        let env = HashMap::from([
+            ("ACCESS_LOG_SAMPLE_RATE", "0.1"),
+            ("ACCESS_LOG_SLOW_MS", "250"),
+        ]);
+        let c = AccessLogConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.sample_rate, 0.1);
+        assert_eq!(c.slow, Duration::from_millis(250));
+        for bad in ["1.5", "-0.1", "half", "NaN"] {
+            let err = AccessLogConfig::from_lookup(|k| {
+                (k == "ACCESS_LOG_SAMPLE_RATE").then(|| bad.to_owned())
+            });
+            assert_eq!(err.unwrap_err().name, "ACCESS_LOG_SAMPLE_RATE", "{bad}");
+        }
+        let names = names_read(|f| drop(AccessLogConfig::from_lookup(f)));
+        assert_eq!(names, vec!["ACCESS_LOG_SAMPLE_RATE", "ACCESS_LOG_SLOW_MS"]);
     }
 
     #[test]

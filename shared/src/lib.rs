@@ -18,7 +18,7 @@ pub mod telemetry;
 pub use aws::AwsEnv;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use codec::{Codec, JsonCodec};
-pub use config::{CleanupConfig, CodecConfig, DjangoSecrets, StoreConfig};
+pub use config::{AccessLogConfig, CleanupConfig, CodecConfig, DjangoSecrets, StoreConfig};
 pub use django::{DjangoCodec, DjangoKeys, Secret};
 pub use error::{ConfigError, StoreError};
 pub use expiry::{Expiry, ExpiryPolicy};

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml_ng::Value;
 use session_store::expiry::MAX_IDLE_TIMEOUT;
-use session_store::{CleanupConfig, StoreConfig, telemetry};
+use session_store::{AccessLogConfig, CleanupConfig, StoreConfig, telemetry};
 
-/// What each function's `main` reads from the template: the store's settings, and the
-/// cleanup's for the cleanup; less the variables that hold secrets, which the template
+/// What each function's `main` reads from the template: the store's settings, the
+/// cleanup's for the cleanup and the access log's for the API; less the variables that hold secrets, which the template
 /// must never set, and, for the functions that never sign nor verify data, less every
 /// variable about the Django key. The log set-up's variables come from Lambda's logging
 /// controls (and `RUST_LOG` from a local shell), so the template sets none of them.
@@ -16,6 +16,9 @@ fn variables_read(binary: &str) -> BTreeSet<String> {
     let mut lists = vec![StoreConfig::VARIABLES];
     if binary == "session-cleanup" {
         lists.push(CleanupConfig::VARIABLES);
+    }
+    if binary == "session-api" {
+        lists.push(AccessLogConfig::VARIABLES);
     }
     let never: &[&str] = if binary == "session-api" {
         StoreConfig::LOCAL_ONLY

@@ -6,12 +6,14 @@ mod request;
 mod response;
 
 use std::convert::Infallible;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use session_store::{DynamoStore, SessionStore};
+use session_store::{AccessLogConfig, DynamoStore, SessionStore};
 use tracing::{error, info};
 
 pub use problem::ApiError;
@@ -32,6 +34,41 @@ pub struct App<S = DynamoStore> {
     /// Larger bodies are refused unread; twice the data limit leaves room for
     /// whitespace and the envelope around `data`.
     max_body_bytes: usize,
+    access_log: AccessLogConfig,
+    sampler: Sampler,
+}
+
+/// Picks the successful requests whose access line is written: a counter run through
+/// splitmix64, seeded at random once per container, compared with the rate. Sampling
+/// needs no more than that, and costs no system call per request.
+#[derive(Debug)]
+struct Sampler {
+    state: AtomicU64,
+}
+
+impl Sampler {
+    const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn new() -> Self {
+        Self {
+            state: AtomicU64::new(RandomState::new().hash_one(0u8)),
+        }
+    }
+
+    fn keep(&self, rate: f64) -> bool {
+        if rate >= 1.0 {
+            return true;
+        }
+        let mut z = self
+            .state
+            .fetch_add(Self::GAMMA, Ordering::Relaxed)
+            .wrapping_add(Self::GAMMA);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        // The top 53 bits as a fraction in [0, 1).
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < rate
+    }
 }
 
 impl<S: SessionStore> App<S> {
@@ -40,7 +77,15 @@ impl<S: SessionStore> App<S> {
         Self {
             store,
             max_body_bytes,
+            access_log: AccessLogConfig::default(),
+            sampler: Sampler::new(),
         }
+    }
+
+    /// Which requests get an access line (every one by default).
+    pub fn with_access_log(mut self, access_log: AccessLogConfig) -> Self {
+        self.access_log = access_log;
+        self
     }
 
     pub fn store(&self) -> &S {
@@ -56,7 +101,8 @@ pub async fn handler<S: SessionStore>(
     Ok(handle(app, request).await)
 }
 
-/// Answers one request and writes its one access-log line.
+/// Answers one request and writes its one access-log line: always for an error or a
+/// slow request, otherwise for the configured share of requests.
 pub async fn handle<S: SessionStore>(app: &App<S>, request: Request) -> Response<Body> {
     let started = Instant::now();
     let route = Route::of(&request);
@@ -73,12 +119,17 @@ pub async fn handle<S: SessionStore>(app: &App<S>, request: Request) -> Response
     if request.method() == Method::HEAD {
         *response.body_mut() = Body::Empty;
     }
+    let latency = started.elapsed();
+    let failed = response.status().is_client_error() || response.status().is_server_error();
+    if !failed && latency < app.access_log.slow && !app.sampler.keep(app.access_log.sample_rate) {
+        return response;
+    }
     let (apigw_request_id, stage) = gateway_context(&request);
     info!(
         method = %request.method(),
         route = route.template(),
         status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1e3,
+        latency_ms = latency.as_secs_f64() * 1e3,
         request_id = request.lambda_context_ref().map(|c| c.request_id.as_str()),
         apigw_request_id,
         stage,

@@ -70,6 +70,75 @@ async fn the_access_line_names_the_front_door_the_request_came_through() {
     }
 }
 
+/// The access lines written, by status.
+fn lines_by_status(logs: &CapturedLogs) -> std::collections::BTreeMap<u64, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for line in logs.text().lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        if line["message"] == json!("request") {
+            *counts.entry(line["status"].as_u64().unwrap()).or_default() += 1;
+        }
+    }
+    counts
+}
+
+#[tokio::test]
+async fn a_sample_rate_thins_the_success_lines_and_never_an_error_line() {
+    use session_store::AccessLogConfig;
+    use std::time::Duration;
+
+    let logs = CapturedLogs::default();
+    let _guard = support::install(&logs);
+    let api = api().await.with_access_log(AccessLogConfig {
+        sample_rate: 0.25,
+        slow: Duration::from_secs(60),
+    });
+    let key = api.create(json!({"n": 1})).await;
+    let unknown = format!("/sessions/{}", "c".repeat(32));
+    for _ in 0..2_000 {
+        assert_eq!(api.get(&format!("/sessions/{key}")).await.status, 200);
+    }
+    for _ in 0..200 {
+        assert_eq!(api.get(&unknown).await.status, 404);
+    }
+    let counts = lines_by_status(&logs);
+    // 2,000 draws at 0.25: 500 expected, standard deviation 19; five of them either way.
+    let successes = counts.get(&200).copied().unwrap_or(0);
+    assert!(
+        (403..=597).contains(&successes),
+        "{successes} of 2,000 at 0.25"
+    );
+    assert_eq!(counts.get(&404), Some(&200), "every error line is written");
+}
+
+#[tokio::test]
+async fn at_a_rate_of_zero_only_errors_and_slow_requests_are_written() {
+    use session_store::AccessLogConfig;
+    use std::time::Duration;
+
+    let logs = CapturedLogs::default();
+    let _guard = support::install(&logs);
+    let quiet = api().await.with_access_log(AccessLogConfig {
+        sample_rate: 0.0,
+        slow: Duration::from_secs(60),
+    });
+    let key = quiet.create(json!({"n": 1})).await;
+    quiet.get(&format!("/sessions/{key}")).await;
+    quiet.get(&format!("/sessions/{}", "c".repeat(32))).await;
+    assert_eq!(lines_by_status(&logs), [(404, 1)].into());
+    // Every request is slow when the threshold is zero.
+    let slow = api().await.with_access_log(AccessLogConfig {
+        sample_rate: 0.0,
+        slow: Duration::ZERO,
+    });
+    let key = slow.create(json!({"n": 1})).await;
+    slow.get(&format!("/sessions/{key}")).await;
+    assert_eq!(
+        lines_by_status(&logs),
+        [(200, 1), (201, 1), (404, 1)].into()
+    );
+}
+
 #[tokio::test]
 async fn django_data_that_fails_to_verify_reads_as_empty_with_a_warning_that_holds_no_data() {
     use aws_sdk_dynamodb::types::AttributeValue;

@@ -180,6 +180,15 @@ pub fn http_event(method: &str, path: &str, headers: &[(&str, &str)], body: Payl
 }
 
 impl<S: SessionStore> Api<S> {
+    /// The same API, writing access lines as `config` says.
+    pub fn with_access_log(self, config: session_store::AccessLogConfig) -> Self {
+        Self {
+            app: self.app.with_access_log(config),
+            clock: self.clock,
+            table: self.table,
+        }
+    }
+
     pub async fn send_event(&self, event: &Value) -> Reply {
         let request = lambda_http::request::from_str(&event.to_string()).expect("a valid event");
         self.send_request(request).await
