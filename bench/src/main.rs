@@ -2,6 +2,7 @@
 //! machine in one run, ours side by side with the original Django backend, written to
 //! `bench/results.json` and `bench/results.md`. Medians of several runs, with min and max.
 
+mod cost;
 mod load;
 mod measure;
 mod report;

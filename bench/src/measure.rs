@@ -278,7 +278,11 @@ impl Bench {
             api_template,
         };
         let mut results = serde_json::Map::new();
-        eprintln!("bench: cold start ({} runs each)", self.runs);
+        eprintln!(
+            "bench: cold start ({} runs of ours each way, {} of the seed)",
+            self.runs * 4,
+            self.runs
+        );
         results.insert("cold_start".into(), self.cold_start(&f).await?);
         eprintln!(
             "bench: warm CPU per request ({} runs of {} requests each)",
@@ -315,6 +319,12 @@ impl Bench {
             )
             .await?,
         );
+        let gateway_line = crate::cost::gateway_line(&self.root)?;
+        let cost = crate::cost::per_million(
+            &Value::Object(results.clone()),
+            gateway_line.len() as f64 + 1.0,
+        )?;
+        results.insert("cost_per_million".into(), cost);
         results.insert(
             "machine".into(),
             json!({
@@ -337,6 +347,17 @@ impl Bench {
 
     /// The function binary under the harness's Runtime API, with Lambda's environment.
     fn spawn_function(&self, f: &Fixture, api: &RuntimeApi, name: &str) -> Result<Child, Error> {
+        self.spawn_function_to(f, api, name, Stdio::null())
+    }
+
+    /// The same, its log lines (stdout) going to `stdout`.
+    fn spawn_function_to(
+        &self,
+        f: &Fixture,
+        api: &RuntimeApi,
+        name: &str,
+        stdout: Stdio,
+    ) -> Result<Child, Error> {
         let binary = self.binary(name);
         Ok(Command::new(&binary)
             .env_clear()
@@ -353,7 +374,7 @@ impl Bench {
             .env("SESSION_TABLE", &f.table)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| {
@@ -412,8 +433,10 @@ impl Bench {
         );
         // The API as deployed, and built without aws-config's provider chains
         // (`--features static-env`), in alternate runs so that drift hits both alike.
+        // A cold start takes milliseconds, so each gets four times the runs: the two
+        // differ by less than this machine's run-to-run noise.
         let (mut ours, mut ours_static) = (Cold::default(), Cold::default());
-        for run in 0..self.runs {
+        for run in 0..self.runs * 4 {
             let order = [(API, &mut ours), (API_STATIC_ENV, &mut ours_static)];
             let order: Vec<_> = if run % 2 == 0 {
                 order.into_iter().collect()
@@ -507,19 +530,29 @@ impl Bench {
         let mut ours = Vec::new();
         let mut ours_latency_us = Vec::new();
         let (mut ours_user, mut ours_sys) = (Vec::new(), Vec::new());
-        for _ in 0..self.runs {
+        let mut ours_own_us = Vec::new();
+        // The first run's log lines, to weigh what each request writes.
+        let log_path = self.root.join("target/bench-api-lines.log");
+        for run in 0..self.runs {
             let mut api = RuntimeApi::start().await?;
-            let mut child = self.spawn_function(f, &api, "session-api")?;
+            let stdout = if run == 0 {
+                Stdio::from(std::fs::File::create(&log_path)?)
+            } else {
+                Stdio::null()
+            };
+            let mut child = self.spawn_function_to(f, &api, "session-api", stdout)?;
             let pid = child.id();
             // One cycle to warm up, then the measured ones.
             self.api_cycle(f, &mut api).await?;
             let cpu_before = cpu_ns(pid)?;
             let split_before = user_and_system(pid)?;
+            let waited = f.proxy.upstream_ns();
             let started = Instant::now();
             for _ in 0..self.cycles {
                 self.api_cycle(f, &mut api).await?;
             }
             let wall = started.elapsed();
+            let emulator = Duration::from_nanos(f.proxy.upstream_ns() - waited);
             let cpu = cpu_ns(pid)? - cpu_before;
             let split = user_and_system(pid)?;
             tokio::task::spawn_blocking(move || kill_and_reap(&mut child)).await?;
@@ -528,6 +561,7 @@ impl Bench {
             ours_user.push((split.0 - split_before.0) * 1e6 / requests);
             ours_sys.push((split.1 - split_before.1) * 1e6 / requests);
             ours_latency_us.push(wall.as_secs_f64() * 1e6 / requests);
+            ours_own_us.push(wall.saturating_sub(emulator).as_secs_f64() * 1e6 / requests);
         }
         let mut seed = Vec::new();
         let mut seed_latency_us = Vec::new();
@@ -549,6 +583,8 @@ impl Bench {
             "ours_user_cpu_us_per_request": Stats::of(ours_user).json(),
             "ours_system_cpu_us_per_request": Stats::of(ours_sys).json(),
             "ours_wall_us_per_request": Stats::of(ours_latency_us).json(),
+            "ours_wall_less_emulator_us_per_request": Stats::of(ours_own_us).json(),
+            "access_lines": access_lines(&std::fs::read_to_string(&log_path)?)?,
             "seed_wall_us_per_request": Stats::of(seed_latency_us).json(),
         }))
     }
@@ -728,6 +764,7 @@ impl Bench {
         let batch = json!({ "Records": records });
         let auditor = session_auditor::Auditor::new(&StoreConfig::default())?;
         let mut rates = Vec::new();
+        let mut line_bytes = 0.0;
         for _ in 0..self.runs {
             let started = Instant::now();
             let report = auditor.audit_batch(&batch)?;
@@ -737,13 +774,42 @@ impl Bench {
                 return Err("the auditor did not audit every record".into());
             }
             rates.push(10_000.0 / seconds);
+            let bytes: usize = report.lines.iter().map(|l| l.len() + 1).sum();
+            line_bytes = bytes as f64 / report.lines.len() as f64;
         }
         Ok(json!({
             "records_per_batch": 10_000,
+            "audit_line_bytes": line_bytes,
             "what": "audit_batch + render of one batch, in process, release build",
             "records_per_second": Stats::of(rates).json(),
         }))
     }
+}
+
+/// What the API's access lines weigh: their mean size in bytes (with the newline), and
+/// how far gzip shrinks them, as an estimate of CloudWatch's compressed storage.
+fn access_lines(log: &str) -> Result<Value, Error> {
+    use std::io::Write as _;
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(r#""message":"request""#))
+        .collect();
+    if lines.is_empty() {
+        return Err("the API wrote no access line".into());
+    }
+    let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for line in &lines {
+        gz.write_all(line.as_bytes())?;
+        gz.write_all(b"\n")?;
+    }
+    let compressed = gz.finish()?.len();
+    Ok(json!({
+        "lines": lines.len(),
+        "mean_bytes": bytes as f64 / lines.len() as f64,
+        "gzip_ratio": compressed as f64 / bytes as f64,
+        "example": lines[1.min(lines.len() - 1)],
+    }))
 }
 
 /// `count` sessions that expired a day ago, written in batches; returns their keys.

@@ -227,6 +227,7 @@ pub fn markdown(r: &Value) -> String {
         }
     }
     md.push_str(&load_section(&r["load"]));
+    md.push_str(&cost_section(&r["cost_per_million"]));
     md.push_str(&format!(
         "\nMachine: {} CPUs, {} {}; DynamoDB: {}.\n",
         r["machine"]["cpus"],
@@ -234,6 +235,58 @@ pub fn markdown(r: &Value) -> String {
         r["machine"]["arch"].as_str().unwrap_or(""),
         r["machine"]["dynamodb"].as_str().unwrap_or("")
     ));
+    md
+}
+
+/// Cost per million requests for both front doors and both logging settings, with the
+/// measured inputs and the assumptions beside it.
+fn cost_section(cost: &Value) -> String {
+    if cost.is_null() {
+        return String::new();
+    }
+    let n = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let mut md = format!(
+        "\nCost per million requests, USD, all in ({}; us-east-1 list prices; arm64, 128 MB). \
+         Billed duration {:.0} ms per request: {:.2} ms measured (wall time per request less \
+         the emulator's share) plus an assumed {:.0} ms per DynamoDB call. Log bytes \
+         measured: the function's access line {:.0} B, API Gateway's access line {:.0} B, \
+         the audit line {:.0} B; Lambda's two platform lines (in the documented shape) \
+         {:.0} B per invocation with CloudWatch's 26 bytes per event, as every event is \
+         counted; storage on \
+         gzip's ratio of the access lines ({:.2}). The auditor: {:.0} records per \
+         invocation (assumed).\n\n\
+         | front door | logging | API Gateway | Lambda | DynamoDB | auditor | logs ingestion | logs storage | total | goal | met |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        cost["mix"].as_str().unwrap_or(""),
+        n(&cost["billed_ms_per_request"]),
+        n(&cost["measured_ms_per_request"]),
+        n(&cost["assumed_dynamodb_ms_per_call"]),
+        n(&cost["access_line_bytes"]),
+        n(&cost["gateway_line_bytes"]),
+        n(&cost["audit_line_bytes"]),
+        n(&cost["platform_bytes_per_invocation"]),
+        n(&cost["gzip_ratio"]),
+        n(&cost["assumed_records_per_audit_invocation"]),
+    );
+    for row in cost["rows"].as_array().into_iter().flatten() {
+        let (goal, met) = match row["goal"].as_f64() {
+            Some(g) if n(&row["total"]) < g => (format!("< {g:.2}"), "yes"),
+            Some(g) => (format!("< {g:.2}"), "**no**"),
+            None => (String::new(), ""),
+        };
+        md.push_str(&format!(
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | **{:.3}** | {goal} | {met} |\n",
+            row["front_door"].as_str().unwrap_or(""),
+            row["logging"].as_str().unwrap_or(""),
+            n(&row["api_gateway"]),
+            n(&row["lambda_api"]),
+            n(&row["dynamodb"]),
+            n(&row["auditor"]),
+            n(&row["logs_ingestion"]),
+            n(&row["logs_storage"]),
+            n(&row["total"]),
+        ));
+    }
     md
 }
 

@@ -1,0 +1,262 @@
+//! Cost per million API requests, all in, for both front doors and both logging settings:
+//! the prices and assumptions are written here, the durations and log sizes come from the
+//! run's own measurements.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::measure::Error;
+
+/// us-east-1 list prices, USD.
+const HTTP_API_PER_REQUEST: f64 = 1.00 / 1e6;
+const LAMBDA_PER_REQUEST: f64 = 0.20 / 1e6;
+const LAMBDA_ARM_PER_GB_SECOND: f64 = 0.000_013_333_4;
+const DYNAMODB_PER_READ_UNIT: f64 = 0.125 / 1e6;
+const DYNAMODB_PER_WRITE_UNIT: f64 = 0.625 / 1e6;
+const LOGS_STANDARD_PER_GB: f64 = 0.50;
+const LOGS_INFREQUENT_PER_GB: f64 = 0.25;
+const LOGS_STORAGE_PER_GB_MONTH: f64 = 0.03;
+const GB: f64 = 1e9;
+
+/// The deployed functions' memory (the template's default).
+const MEMORY_GB: f64 = 128.0 / 1024.0;
+/// The headline mix: 80% GET (one strongly consistent read of an item up to 4 KB: one
+/// read unit), 20% PUT (one write of an item up to 1 KB: one write unit), each one
+/// DynamoDB call.
+const READS: f64 = 0.8;
+const WRITES: f64 = 0.2;
+/// Assumed, not measured: DynamoDB's published single-digit-millisecond latency, taken
+/// as 5 ms per call inside the billed duration.
+const DYNAMODB_MS_PER_CALL: f64 = 5.0;
+/// Assumed: stream records per auditor invocation. Batches fill to 100 within the 1 s
+/// window from about 100 writes per second; 10 stands for light traffic.
+const RECORDS_PER_AUDIT: f64 = 10.0;
+/// CloudWatch Logs counts 26 bytes of metadata with every event.
+const EVENT_OVERHEAD: f64 = 26.0;
+/// Months each byte is kept: the API's and the gateway's logs 30 days
+/// (`LogRetentionDays`), the audit trail 365 (`AuditLogRetentionDays`).
+const API_LOG_MONTHS: f64 = 1.0;
+const AUDIT_LOG_MONTHS: f64 = 12.0;
+
+/// Lambda's two platform lines per invocation at `SystemLogLevel: INFO` with the JSON
+/// format, in the shape Lambda's documentation gives them (the request id is a UUID).
+const PLATFORM_START: &str = r#"{"time":"2026-11-29T10:00:00.000Z","type":"platform.start","record":{"requestId":"6d68ca91-49c9-448d-89b8-7ca3e6dc66aa","version":"$LATEST"}}"#;
+const PLATFORM_REPORT: &str = r#"{"time":"2026-11-29T10:00:00.007Z","type":"platform.report","record":{"requestId":"6d68ca91-49c9-448d-89b8-7ca3e6dc66aa","metrics":{"durationMs":6.52,"billedDurationMs":7,"memorySizeMB":128,"maxMemoryUsedMB":9},"status":"success"}}"#;
+
+/// The line API Gateway writes per request: the stage's access log format from
+/// template.yaml, filled with the values of `events/api-get.json` (the integration error
+/// is `-` on success).
+pub fn gateway_line(root: &Path) -> Result<String, Error> {
+    let template: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(root.join("template.yaml"))?)?;
+    let format =
+        template["Resources"]["SessionApiStage"]["Properties"]["AccessLogSettings"]["Format"]
+            .as_str()
+            .ok_or("template.yaml: no access log format on SessionApiStage")?;
+    let event: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("events/api-get.json"))?)?;
+    let ctx = &event["requestContext"];
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    let values = [
+        ("$context.requestId", text(&ctx["requestId"])),
+        ("$context.identity.sourceIp", text(&ctx["http"]["sourceIp"])),
+        (
+            "$context.identity.caller",
+            text(&ctx["authorizer"]["iam"]["callerId"]),
+        ),
+        ("$context.httpMethod", text(&ctx["http"]["method"])),
+        ("$context.routeKey", "$default".to_owned()),
+        ("$context.status", "200".to_owned()),
+        ("$context.responseLatency", "12".to_owned()),
+        ("$context.integrationErrorMessage", "-".to_owned()),
+    ];
+    let mut line = format.to_owned();
+    for (name, value) in values {
+        line = line.replace(name, &value);
+    }
+    if line.contains("$context") {
+        return Err(format!("unfilled variable in the access log format: {line}").into());
+    }
+    Ok(line)
+}
+
+/// One front door with one logging setting.
+struct Setting {
+    door: &'static str,
+    logging: &'static str,
+    /// Share of successful requests with an access line (the error share is taken as 0).
+    sample_rate: f64,
+    log_price_per_gb: f64,
+    platform_lines: bool,
+    goal: Option<f64>,
+}
+
+const SETTINGS: [Setting; 4] = [
+    Setting {
+        door: "function URL",
+        logging: "defaults: every access line, Standard class, platform lines",
+        sample_rate: 1.0,
+        log_price_per_gb: LOGS_STANDARD_PER_GB,
+        platform_lines: true,
+        goal: Some(0.50),
+    },
+    Setting {
+        door: "function URL",
+        logging: "cheapest: errors and slow requests only, Infrequent Access, no platform lines",
+        sample_rate: 0.0,
+        log_price_per_gb: LOGS_INFREQUENT_PER_GB,
+        platform_lines: false,
+        goal: Some(0.45),
+    },
+    Setting {
+        door: "HTTP API",
+        logging: "defaults: every access line, Standard class, platform lines",
+        sample_rate: 1.0,
+        log_price_per_gb: LOGS_STANDARD_PER_GB,
+        platform_lines: true,
+        goal: Some(1.50),
+    },
+    Setting {
+        door: "HTTP API",
+        logging: "cheapest: errors and slow requests only, Infrequent Access, no platform lines",
+        sample_rate: 0.0,
+        log_price_per_gb: LOGS_INFREQUENT_PER_GB,
+        platform_lines: false,
+        goal: None,
+    },
+];
+
+/// The cost table, every component per million requests of the headline mix.
+pub fn per_million(r: &Value, gateway_line_bytes: f64) -> Result<Value, Error> {
+    let measured = |v: &Value, what: &str| {
+        v.as_f64()
+            .ok_or_else(|| Error::from(format!("no {what} in the results")))
+    };
+    let warm = &r["warm"];
+    let own_ms = measured(
+        &warm["ours_wall_less_emulator_us_per_request"]["median"],
+        "wall time less the emulator",
+    )? / 1e3;
+    let access_bytes = measured(&warm["access_lines"]["mean_bytes"], "access line size")?;
+    let gzip_ratio = measured(&warm["access_lines"]["gzip_ratio"], "gzip ratio")?;
+    let audit_bytes = measured(&r["auditor"]["audit_line_bytes"], "audit line size")?;
+    let audit_rate = measured(
+        &r["auditor"]["records_per_second"]["median"],
+        "auditor rate",
+    )?;
+
+    let requests = 1e6;
+    let billed_ms = (own_ms + DYNAMODB_MS_PER_CALL).ceil();
+    let lambda_api =
+        requests * (LAMBDA_PER_REQUEST + billed_ms / 1e3 * MEMORY_GB * LAMBDA_ARM_PER_GB_SECOND);
+    let dynamodb = requests * (READS * DYNAMODB_PER_READ_UNIT + WRITES * DYNAMODB_PER_WRITE_UNIT);
+    let audits = requests * WRITES / RECORDS_PER_AUDIT;
+    let audit_ms = (RECORDS_PER_AUDIT / audit_rate * 1e3).ceil();
+    let auditor =
+        audits * (LAMBDA_PER_REQUEST + audit_ms / 1e3 * MEMORY_GB * LAMBDA_ARM_PER_GB_SECOND);
+    let event = |bytes: f64| bytes + EVENT_OVERHEAD;
+    let platform =
+        event(PLATFORM_START.len() as f64 + 1.0) + event(PLATFORM_REPORT.len() as f64 + 1.0);
+    // The audit trail is never sampled and keeps the Standard class: one line per write,
+    // and the auditor's own platform lines per invocation.
+    let audit_log_bytes = requests * WRITES * event(audit_bytes) + audits * platform;
+
+    let mut rows = Vec::new();
+    for s in &SETTINGS {
+        let gateway = if s.door == "HTTP API" {
+            requests * HTTP_API_PER_REQUEST
+        } else {
+            0.0
+        };
+        let mut api_log_bytes = requests * s.sample_rate * event(access_bytes);
+        if s.platform_lines {
+            api_log_bytes += requests * platform;
+        }
+        if s.door == "HTTP API" {
+            api_log_bytes += requests * event(gateway_line_bytes);
+        }
+        let ingestion =
+            api_log_bytes / GB * s.log_price_per_gb + audit_log_bytes / GB * LOGS_STANDARD_PER_GB;
+        let storage =
+            gzip_ratio * (api_log_bytes * API_LOG_MONTHS + audit_log_bytes * AUDIT_LOG_MONTHS) / GB
+                * LOGS_STORAGE_PER_GB_MONTH;
+        let total = gateway + lambda_api + dynamodb + auditor + ingestion + storage;
+        rows.push(json!({
+            "front_door": s.door,
+            "logging": s.logging,
+            "api_gateway": gateway,
+            "lambda_api": lambda_api,
+            "dynamodb": dynamodb,
+            "auditor": auditor,
+            "logs_ingestion": ingestion,
+            "logs_storage": storage,
+            "api_log_bytes_per_request": api_log_bytes / requests,
+            "audit_log_bytes_per_request": audit_log_bytes / requests,
+            "total": total,
+            "goal": s.goal,
+        }));
+    }
+    Ok(json!({
+        "mix": "80% GET, 20% PUT; items up to 1 KB",
+        "billed_ms_per_request": billed_ms,
+        "measured_ms_per_request": own_ms,
+        "assumed_dynamodb_ms_per_call": DYNAMODB_MS_PER_CALL,
+        "assumed_records_per_audit_invocation": RECORDS_PER_AUDIT,
+        "access_line_bytes": access_bytes,
+        "gateway_line_bytes": gateway_line_bytes,
+        "audit_line_bytes": audit_bytes,
+        "platform_bytes_per_invocation": platform,
+        "gzip_ratio": gzip_ratio,
+        "rows": rows,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_line_is_the_templates_format_filled_in() {
+        let root = testkit::workspace_root();
+        let line = gateway_line(&root).unwrap();
+        let parsed: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["method"], json!("GET"));
+        assert_eq!(parsed["status"], json!("200"));
+    }
+
+    #[test]
+    fn the_table_adds_up_and_only_the_http_api_pays_the_gateway() {
+        let stat = |m: f64| json!({ "median": m });
+        let results = json!({
+            "warm": {
+                "ours_wall_less_emulator_us_per_request": stat(1500.0),
+                "access_lines": { "mean_bytes": 300.0, "gzip_ratio": 0.1 },
+            },
+            "auditor": { "audit_line_bytes": 500.0, "records_per_second": stat(100_000.0) },
+        });
+        let table = per_million(&results, 200.0).unwrap();
+        assert_eq!(table["billed_ms_per_request"], json!(7.0));
+        for row in table["rows"].as_array().unwrap() {
+            let parts: f64 = [
+                "api_gateway",
+                "lambda_api",
+                "dynamodb",
+                "auditor",
+                "logs_ingestion",
+                "logs_storage",
+            ]
+            .iter()
+            .map(|k| row[*k].as_f64().unwrap())
+            .sum();
+            assert!((parts - row["total"].as_f64().unwrap()).abs() < 1e-12);
+            let gateway = row["api_gateway"].as_f64().unwrap();
+            assert_eq!(gateway > 0.0, row["front_door"] == json!("HTTP API"));
+        }
+        // DynamoDB: 0.8 M reads at $0.125 and 0.2 M writes at $0.625 per million units.
+        let dynamodb = table["rows"][0]["dynamodb"].as_f64().unwrap();
+        assert!((dynamodb - 0.225).abs() < 1e-9);
+        let cheap = table["rows"][1]["total"].as_f64().unwrap();
+        assert!(cheap < table["rows"][0]["total"].as_f64().unwrap());
+    }
+}
