@@ -89,10 +89,6 @@ impl AwsEnv {
         })
     }
 
-    pub fn region(&self) -> Option<&str> {
-        self.sdk.region().map(Region::as_ref)
-    }
-
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         let mut config = aws_sdk_dynamodb::config::Builder::from(&self.sdk)
             .retry_config(short_backoff(self.sdk.retry_config()))
@@ -222,7 +218,7 @@ mod tests {
             ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:2"),
         ])
         .unwrap();
-        assert_eq!(ok.region(), Some("eu-west-1"));
+        assert_eq!(ok.sdk.region().map(Region::as_ref), Some("eu-west-1"));
         assert_eq!(ok.dynamodb_endpoint.as_deref(), Some("http://127.0.0.1:2"));
         assert_eq!(ok.sdk.endpoint_url(), Some("http://127.0.0.1:1"));
         assert!(!format!("{ok:?}").contains("very-secret"));
