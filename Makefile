@@ -111,7 +111,7 @@ build: venv
 # provider chains, to measure their cost. The same packages are named each time so that
 # the dependencies' features, and so their builds, stay the same; the last build only
 # puts the deployed API binary back from cargo's cache.
-BENCH_PACKAGES = -p session-api -p session-cleanup -p session-auditor -p session-bench
+BENCH_PACKAGES = -p session-api -p session-cleanup -p session-auditor -p session-bench -p session-floors
 bench: venv $(VENV)/bench/.installed
 	cargo build --release --locked $(BENCH_PACKAGES)
 	cargo build --release --locked $(BENCH_PACKAGES) --features session-api/static-env --bin session-api

@@ -81,6 +81,22 @@ pub fn gateway_line(root: &Path) -> Result<String, Error> {
     Ok(line)
 }
 
+/// How much longer the function's access line is behind a function URL than behind the
+/// HTTP API, whose events the warm run sends: the request id of `events/url-get.json` (a
+/// UUID) against that of `events/api-get.json`, and the `front_door` value.
+pub fn function_url_line_extra(root: &Path) -> Result<f64, Error> {
+    let request_id = |name: &str| -> Result<usize, Error> {
+        let event: Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("events").join(name))?)?;
+        event["requestContext"]["requestId"]
+            .as_str()
+            .map(str::len)
+            .ok_or_else(|| format!("events/{name}: no requestContext.requestId").into())
+    };
+    let ids = request_id("url-get.json")? as f64 - request_id("api-get.json")? as f64;
+    Ok(ids + "function_url".len() as f64 - "http_api".len() as f64)
+}
+
 /// One front door with one logging setting.
 struct Setting {
     door: &'static str,
@@ -128,7 +144,11 @@ const SETTINGS: [Setting; 4] = [
 ];
 
 /// The cost table, every component per million requests of the headline mix.
-pub fn per_million(r: &Value, gateway_line_bytes: f64) -> Result<Value, Error> {
+pub fn per_million(
+    r: &Value,
+    gateway_line_bytes: f64,
+    url_line_extra: f64,
+) -> Result<Value, Error> {
     let measured = |v: &Value, what: &str| {
         v.as_f64()
             .ok_or_else(|| Error::from(format!("no {what} in the results")))
@@ -169,7 +189,12 @@ pub fn per_million(r: &Value, gateway_line_bytes: f64) -> Result<Value, Error> {
         } else {
             0.0
         };
-        let mut api_log_bytes = requests * s.sample_rate * event(access_bytes);
+        let line = if s.door == "HTTP API" {
+            access_bytes
+        } else {
+            access_bytes + url_line_extra
+        };
+        let mut api_log_bytes = requests * s.sample_rate * event(line);
         if s.platform_lines {
             api_log_bytes += requests * platform;
         }
@@ -204,6 +229,7 @@ pub fn per_million(r: &Value, gateway_line_bytes: f64) -> Result<Value, Error> {
         "assumed_dynamodb_ms_per_call": DYNAMODB_MS_PER_CALL,
         "assumed_records_per_audit_invocation": RECORDS_PER_AUDIT,
         "access_line_bytes": access_bytes,
+        "function_url_access_line_bytes": access_bytes + url_line_extra,
         "gateway_line_bytes": gateway_line_bytes,
         "audit_line_bytes": audit_bytes,
         "platform_bytes_per_invocation": platform,
@@ -235,7 +261,7 @@ mod tests {
             },
             "auditor": { "audit_line_bytes": 500.0, "records_per_second": stat(100_000.0) },
         });
-        let table = per_million(&results, 200.0).unwrap();
+        let table = per_million(&results, 200.0, 24.0).unwrap();
         assert_eq!(table["billed_ms_per_request"], json!(7.0));
         for row in table["rows"].as_array().unwrap() {
             let parts: f64 = [
@@ -258,5 +284,21 @@ mod tests {
         assert!((dynamodb - 0.225).abs() < 1e-9);
         let cheap = table["rows"][1]["total"].as_f64().unwrap();
         assert!(cheap < table["rows"][0]["total"].as_f64().unwrap());
+        // Behind the function URL each access line weighs its 24 bytes more.
+        let bytes = |row: usize| {
+            table["rows"][row]["api_log_bytes_per_request"]
+                .as_f64()
+                .unwrap()
+        };
+        let platform = table["platform_bytes_per_invocation"].as_f64().unwrap();
+        assert!((bytes(0) - platform - (300.0 + 24.0 + 26.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_function_url_line_is_longer_by_its_uuid_request_id() {
+        let extra = function_url_line_extra(&testkit::workspace_root()).unwrap();
+        // A 36-character UUID against API Gateway's 16-character id, and
+        // "function_url" against "http_api".
+        assert_eq!(extra, 20.0 + 4.0);
     }
 }

@@ -6,6 +6,7 @@ mod cost;
 mod load;
 mod measure;
 mod report;
+mod tls;
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ use measure::Bench;
 fn usage() -> ! {
     eprintln!(
         "usage: session-bench [--runs N] [--cycles N] [--cleanup-items N] [--load-clients N] [--load-seconds N] [--out DIR]\n\
+         \x20      session-bench [--runs N] [--cycles N] --compare BEFORE AFTER   (two API binaries in target/release, one change apart)\n\
          needs the release binaries (cargo build --release) and .venv (make venv)"
     );
     std::process::exit(2)
@@ -30,6 +32,7 @@ async fn main() {
         root: testkit::workspace_root(),
     };
     let mut out = PathBuf::from("bench");
+    let mut compare = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_else(|| usage());
@@ -43,11 +46,25 @@ async fn main() {
                     std::time::Duration::from_secs(value.parse().unwrap_or_else(|_| usage()))
             }
             "--out" => out = PathBuf::from(value),
+            "--compare" => compare = Some((value, args.next().unwrap_or_else(|| usage()))),
             _ => usage(),
         }
     }
     if bench.runs == 0 || bench.cycles == 0 || bench.cleanup_items == 0 || bench.load_clients == 0 {
         usage();
+    }
+    if let Some((before, after)) = compare {
+        match bench.compare(&before, &after).await {
+            Ok(figures) => println!(
+                "{}",
+                serde_json::to_string_pretty(&figures).unwrap_or_default()
+            ),
+            Err(e) => {
+                eprintln!("bench: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
     }
     match bench.run_all().await {
         Ok(results) => {

@@ -22,6 +22,8 @@ use testkit::RequestCounter;
 use testkit::proxy::Proxy;
 use testkit::runtime_api::RuntimeApi;
 
+use crate::tls::TlsFront;
+
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 pub struct Bench {
@@ -234,6 +236,17 @@ async fn count_ours(f: &Fixture) -> Result<BTreeMap<&'static str, u64>, Error> {
     Ok(ours)
 }
 
+/// The request a cold start answers first: a create.
+fn cold_create(f: &Fixture) -> Vec<u8> {
+    api_event(
+        &f.api_template,
+        "POST",
+        "/sessions",
+        Some(&json!({ "data": { "cart": ["book"], "theme": "dark" } })),
+        &[("content-type", "application/json")],
+    )
+}
+
 fn reply(posted: &[u8]) -> Result<(u16, Value), Error> {
     let v: Value = serde_json::from_slice(posted)?;
     let status = v["statusCode"].as_u64().unwrap_or(0) as u16;
@@ -247,6 +260,38 @@ fn reply(posted: &[u8]) -> Result<(u16, Value), Error> {
 /// The API binary as deployed, and the bench-only build without aws-config's chains.
 const API: &str = "session-api";
 const API_STATIC_ENV: &str = "session-api-static-env";
+/// The floors (`bench/floors`): lambda_http alone, and with the workload's DynamoDB calls.
+const RUNTIME_FLOOR: &str = "floor-runtime";
+const WORKLOAD_FLOOR: &str = "floor-workload";
+
+/// How a function reaches DynamoDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Plain HTTP to the keep-alive proxy (the roots are read all the same).
+    Plain,
+    /// HTTPS through the TLS front, with this machine's roots and the bench's CA.
+    Tls,
+    /// The same, with the bench's CA as the only root.
+    TlsCaOnly,
+}
+
+/// The cold starts measured, in alternation: (name in results.json, binary, link).
+const STARTS: [(&str, &str, Link); 7] = [
+    ("ours", API, Link::Plain),
+    ("ours_static_env", API_STATIC_ENV, Link::Plain),
+    ("workload_floor", WORKLOAD_FLOOR, Link::Plain),
+    ("runtime_floor", RUNTIME_FLOOR, Link::Plain),
+    ("ours_tls", API, Link::Tls),
+    ("workload_floor_tls", WORKLOAD_FLOOR, Link::Tls),
+    ("ours_tls_one_root", API, Link::TlsCaOnly),
+];
+
+/// The warm runs measured, in alternation.
+const WARM: [(&str, &str); 3] = [
+    ("ours", API),
+    ("workload_floor", WORKLOAD_FLOOR),
+    ("runtime_floor", RUNTIME_FLOOR),
+];
 
 /// Cold starts of one binary: total, less the emulator's share, and peak RSS.
 #[derive(Default)]
@@ -256,36 +301,119 @@ struct Cold {
     rss: Vec<f64>,
 }
 
+/// Warm runs of one binary, per request: CPU, its user and system parts, wall time and
+/// wall time less the emulator's share, in µs.
+#[derive(Default)]
+struct Warm {
+    cpu: Vec<f64>,
+    user: Vec<f64>,
+    sys: Vec<f64>,
+    wall: Vec<f64>,
+    own: Vec<f64>,
+}
+
 struct Fixture {
     table: String,
     /// The emulator behind a keep-alive front, as the measured processes see it.
     proxy: Proxy,
+    /// The same behind TLS.
+    tls: TlsFront,
     counter: RequestCounter,
     api_template: Value,
 }
 
 impl Bench {
-    pub async fn run_all(&self) -> Result<Value, Error> {
+    /// A fresh table, the emulator behind the keep-alive proxy and the TLS front.
+    async fn fixture(&self) -> Result<Fixture, Error> {
         let counter = RequestCounter::default();
         let (_, table) = testkit::fresh_table("bench", &counter).await;
         let api_template: Value = serde_json::from_str(&std::fs::read_to_string(
             self.root.join("events/api-create.json"),
         )?)?;
-        let f = Fixture {
+        let proxy = Proxy::start(testkit::endpoint()).await?;
+        let tls = TlsFront::start(&proxy.url, &self.root.join("target/bench-tls")).await?;
+        Ok(Fixture {
             table,
-            proxy: Proxy::start(testkit::endpoint()).await?,
+            proxy,
+            tls,
             counter,
             api_template,
-        };
+        })
+    }
+
+    /// Two builds of the API side by side, to try one change (`--compare BEFORE AFTER`,
+    /// binaries in target/release): cold starts over plain HTTP and over TLS, peak RSS
+    /// and warm CPU per request, in alternation, with AFTER ÷ BEFORE of each median.
+    pub async fn compare(&self, before: &str, after: &str) -> Result<Value, Error> {
+        let f = self.fixture().await?;
+        let create = cold_create(&f);
+        let names = [before, after];
+        let links = [Link::Plain, Link::Tls];
+        let mut cold: Vec<Vec<Cold>> = (0..2)
+            .map(|_| links.iter().map(|_| Cold::default()).collect())
+            .collect();
+        let mut warm = [Warm::default(), Warm::default()];
+        eprintln!("bench: cold starts of {before} and {after}");
+        for run in 0..self.runs * 4 {
+            for i in 0..2 {
+                let j = (i + run) % 2;
+                for (k, link) in links.iter().enumerate() {
+                    self.cold_api(&f, names[j], *link, &create, &mut cold[j][k])
+                        .await?;
+                }
+            }
+        }
+        eprintln!("bench: warm runs of {before} and {after}");
+        for run in 0..self.runs {
+            for i in 0..2 {
+                let j = (i + run) % 2;
+                self.warm_run(&f, names[j], None, &mut warm[j]).await?;
+            }
+        }
+        let mut out = serde_json::Map::new();
+        let mut medians = Vec::new();
+        for ((name, cold), warm) in names.iter().zip(cold).zip(warm) {
+            let [plain, tls] = <[Cold; 2]>::try_from(cold).map_err(|_| "two links")?;
+            let figures = [
+                ("cold_ms_without_emulator", Stats::of(plain.own)),
+                ("cold_tls_ms_without_emulator", Stats::of(tls.own)),
+                ("peak_rss_mib", Stats::of(plain.rss)),
+                ("cpu_us_per_request", Stats::of(warm.cpu)),
+                ("wall_less_emulator_us_per_request", Stats::of(warm.own)),
+            ];
+            medians.push(
+                figures
+                    .iter()
+                    .map(|(k, s)| (*k, s.median))
+                    .collect::<Vec<_>>(),
+            );
+            let figures: serde_json::Map<String, Value> = figures
+                .into_iter()
+                .map(|(k, s)| (k.into(), s.json()))
+                .collect();
+            out.insert((*name).into(), Value::Object(figures));
+        }
+        let ratios: serde_json::Map<String, Value> = medians[0]
+            .iter()
+            .zip(&medians[1])
+            .map(|((k, b), (_, a))| ((*k).into(), json!(a / b)))
+            .collect();
+        out.insert("after_over_before".into(), Value::Object(ratios));
+        Ok(Value::Object(out))
+    }
+
+    pub async fn run_all(&self) -> Result<Value, Error> {
+        let f = self.fixture().await?;
         let mut results = serde_json::Map::new();
         eprintln!(
-            "bench: cold start ({} runs of ours each way, {} of the seed)",
+            "bench: cold start ({} runs of each of {} configurations, {} of the seed)",
             self.runs * 4,
+            STARTS.len(),
             self.runs
         );
         results.insert("cold_start".into(), self.cold_start(&f).await?);
         eprintln!(
-            "bench: warm CPU per request ({} runs of {} requests each)",
+            "bench: warm CPU per request ({} runs of {} requests each, ours and the floors)",
             self.runs,
             4 * self.cycles
         );
@@ -323,6 +451,7 @@ impl Bench {
         let cost = crate::cost::per_million(
             &Value::Object(results.clone()),
             gateway_line.len() as f64 + 1.0,
+            crate::cost::function_url_line_extra(&self.root)?,
         )?;
         results.insert("cost_per_million".into(), cost);
         results.insert(
@@ -345,22 +474,35 @@ impl Bench {
         self.root.join(".venv/bin/python")
     }
 
-    /// The function binary under the harness's Runtime API, with Lambda's environment.
-    fn spawn_function(&self, f: &Fixture, api: &RuntimeApi, name: &str) -> Result<Child, Error> {
-        self.spawn_function_to(f, api, name, Stdio::null())
-    }
-
-    /// The same, its log lines (stdout) going to `stdout`.
-    fn spawn_function_to(
+    /// The function binary under the harness's Runtime API, with Lambda's environment,
+    /// its log lines (stdout) going to `stdout`.
+    fn spawn_function(
         &self,
         f: &Fixture,
         api: &RuntimeApi,
         name: &str,
+        link: Link,
         stdout: Stdio,
     ) -> Result<Child, Error> {
         let binary = self.binary(name);
-        Ok(Command::new(&binary)
-            .env_clear()
+        let mut command = Command::new(&binary);
+        command.env_clear();
+        // The SDK reads the root certificates with its first connection, HTTP or HTTPS.
+        // Without `SSL_CERT_FILE` it would read this machine's, which on Debian is a
+        // bundle and a directory of the same 145 certificates, twice what Lambda's image
+        // holds; every configuration but the one-root one reads the one bundle instead.
+        match link {
+            Link::Plain => command
+                .env("AWS_ENDPOINT_URL_DYNAMODB", &f.proxy.url)
+                .env("SSL_CERT_FILE", &f.tls.bundle),
+            Link::Tls => command
+                .env("AWS_ENDPOINT_URL_DYNAMODB", &f.tls.url)
+                .env("SSL_CERT_FILE", &f.tls.bundle),
+            Link::TlsCaOnly => command
+                .env("AWS_ENDPOINT_URL_DYNAMODB", &f.tls.url)
+                .env("SSL_CERT_FILE", &f.tls.ca_only),
+        };
+        Ok(command
             .env("AWS_LAMBDA_RUNTIME_API", &api.address)
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -370,7 +512,6 @@ impl Bench {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_ENDPOINT_URL_DYNAMODB", &f.proxy.url)
             .env("SESSION_TABLE", &f.table)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -424,27 +565,17 @@ impl Bench {
     }
 
     async fn cold_start(&self, f: &Fixture) -> Result<Value, Error> {
-        let create = api_event(
-            &f.api_template,
-            "POST",
-            "/sessions",
-            Some(&json!({ "data": { "cart": ["book"], "theme": "dark" } })),
-            &[("content-type", "application/json")],
-        );
-        // The API as deployed, and built without aws-config's provider chains
-        // (`--features static-env`), in alternate runs so that drift hits both alike.
-        // A cold start takes milliseconds, so each gets four times the runs: the two
-        // differ by less than this machine's run-to-run noise.
-        let (mut ours, mut ours_static) = (Cold::default(), Cold::default());
+        let create = cold_create(f);
+        // Every configuration in turn, the order rotating from run to run, so that drift
+        // hits all alike. A cold start takes milliseconds, so each gets four times the
+        // runs: the differences are of the order of this machine's run-to-run noise.
+        let mut cold: Vec<Cold> = STARTS.iter().map(|_| Cold::default()).collect();
         for run in 0..self.runs * 4 {
-            let order = [(API, &mut ours), (API_STATIC_ENV, &mut ours_static)];
-            let order: Vec<_> = if run % 2 == 0 {
-                order.into_iter().collect()
-            } else {
-                order.into_iter().rev().collect()
-            };
-            for (binary, into) in order {
-                self.cold_api(f, binary, &create, into).await?;
+            for i in 0..STARTS.len() {
+                let j = (i + run) % STARTS.len();
+                let (_, binary, link) = STARTS[j];
+                self.cold_api(f, binary, link, &create, &mut cold[j])
+                    .await?;
             }
         }
         let (mut seed_ms, mut seed_rss, mut seed_own) = (Vec::new(), Vec::new(), Vec::new());
@@ -472,22 +603,40 @@ impl Bench {
             seed_own.push(ms - (f.proxy.upstream_ns() - waited) as f64 / 1e6);
             seed_rss.push(exit.max_rss_kib as f64 / 1024.0);
         }
-        let ours_ms = Stats::of(ours.ms);
+        let mut configurations = serde_json::Map::new();
+        let mut own = BTreeMap::new();
+        for ((name, binary, link), c) in STARTS.iter().zip(cold) {
+            let mine = Stats::of(c.own);
+            own.insert(*name, mine.median);
+            configurations.insert(
+                (*name).into(),
+                json!({
+                    "binary": binary,
+                    "link": format!("{link:?}"),
+                    "ms": Stats::of(c.ms).json(),
+                    "ms_without_emulator": mine.json(),
+                    "peak_rss_mib": Stats::of(c.rss).json(),
+                }),
+            );
+        }
+        let at = |name: &str| own.get(name).copied().unwrap_or(f64::NAN);
+        let ours = &configurations["ours"];
         let seed_ms = Stats::of(seed_ms);
-        let ours_own = Stats::of(ours.own);
-        let static_own = Stats::of(ours_static.own);
         Ok(json!({
-            "ours_ms": ours_ms.json(),
-            "ours_peak_rss_mib": Stats::of(ours.rss).json(),
+            "ours_ms": ours["ms"],
+            "ours_peak_rss_mib": ours["peak_rss_mib"],
+            "ours_ms_without_emulator": ours["ms_without_emulator"],
             "seed_ms": seed_ms.json(),
             "seed_peak_rss_mib": Stats::of(seed_rss).json(),
-            "ours_ms_without_emulator": ours_own.json(),
             "seed_ms_without_emulator": Stats::of(seed_own).json(),
-            "seed_over_ours": seed_ms.median / ours_ms.median,
-            "ours_static_env_ms": Stats::of(ours_static.ms).json(),
-            "ours_static_env_ms_without_emulator": static_own.json(),
-            "ours_static_env_peak_rss_mib": Stats::of(ours_static.rss).json(),
-            "aws_config_ms": ours_own.median - static_own.median,
+            "seed_over_ours": seed_ms.median / ours["ms"]["median"].as_f64().unwrap_or(f64::NAN),
+            "aws_config_ms": at("ours") - at("ours_static_env"),
+            "ours_over_workload_floor": at("ours") / at("workload_floor"),
+            "ours_tls_over_workload_floor_tls": at("ours_tls") / at("workload_floor_tls"),
+            "tls_adds_ms": at("ours_tls") - at("ours"),
+            "roots_ms": at("ours_tls") - at("ours_tls_one_root"),
+            "tls_roots": f.tls.roots,
+            "configurations": configurations,
         }))
     }
 
@@ -496,6 +645,7 @@ impl Bench {
         &self,
         f: &Fixture,
         binary: &str,
+        link: Link,
         create: &[u8],
         into: &mut Cold,
     ) -> Result<(), Error> {
@@ -503,7 +653,7 @@ impl Bench {
         api.send(create.to_vec()).await;
         let waited = f.proxy.upstream_ns();
         let started = Instant::now();
-        let mut child = self.spawn_function(f, &api, binary)?;
+        let mut child = self.spawn_function(f, &api, binary, link, Stdio::null())?;
         let posted = tokio::time::timeout(Duration::from_secs(30), api.posted())
             .await
             .map_err(|_| format!("{binary} posted no response within 30 s"))?
@@ -527,42 +677,35 @@ impl Bench {
     }
 
     async fn warm(&self, f: &Fixture) -> Result<Value, Error> {
-        let mut ours = Vec::new();
-        let mut ours_latency_us = Vec::new();
-        let (mut ours_user, mut ours_sys) = (Vec::new(), Vec::new());
-        let mut ours_own_us = Vec::new();
-        // The first run's log lines, to weigh what each request writes.
+        // The first run's log lines of ours, to weigh what each request writes.
         let log_path = self.root.join("target/bench-api-lines.log");
+        let mut runs: Vec<Warm> = WARM.iter().map(|_| Warm::default()).collect();
         for run in 0..self.runs {
-            let mut api = RuntimeApi::start().await?;
-            let stdout = if run == 0 {
-                Stdio::from(std::fs::File::create(&log_path)?)
-            } else {
-                Stdio::null()
-            };
-            let mut child = self.spawn_function_to(f, &api, "session-api", stdout)?;
-            let pid = child.id();
-            // One cycle to warm up, then the measured ones.
-            self.api_cycle(f, &mut api).await?;
-            let cpu_before = cpu_ns(pid)?;
-            let split_before = user_and_system(pid)?;
-            let waited = f.proxy.upstream_ns();
-            let started = Instant::now();
-            for _ in 0..self.cycles {
-                self.api_cycle(f, &mut api).await?;
+            for i in 0..WARM.len() {
+                let j = (i + run) % WARM.len();
+                let (name, binary) = WARM[j];
+                let log = (run == 0 && name == "ours").then_some(log_path.as_path());
+                self.warm_run(f, binary, log, &mut runs[j]).await?;
             }
-            let wall = started.elapsed();
-            let emulator = Duration::from_nanos(f.proxy.upstream_ns() - waited);
-            let cpu = cpu_ns(pid)? - cpu_before;
-            let split = user_and_system(pid)?;
-            tokio::task::spawn_blocking(move || kill_and_reap(&mut child)).await?;
-            let requests = (4 * self.cycles) as f64;
-            ours.push(cpu as f64 / 1e3 / requests);
-            ours_user.push((split.0 - split_before.0) * 1e6 / requests);
-            ours_sys.push((split.1 - split_before.1) * 1e6 / requests);
-            ours_latency_us.push(wall.as_secs_f64() * 1e6 / requests);
-            ours_own_us.push(wall.saturating_sub(emulator).as_secs_f64() * 1e6 / requests);
         }
+        let mut floors = serde_json::Map::new();
+        let mut cpu = BTreeMap::new();
+        for ((name, _), w) in WARM.iter().zip(runs) {
+            let stats = Stats::of(w.cpu);
+            cpu.insert(*name, stats.median);
+            floors.insert(
+                (*name).into(),
+                json!({
+                    "cpu_us_per_request": stats.json(),
+                    "user_cpu_us_per_request": Stats::of(w.user).json(),
+                    "system_cpu_us_per_request": Stats::of(w.sys).json(),
+                    "wall_us_per_request": Stats::of(w.wall).json(),
+                    "wall_less_emulator_us_per_request": Stats::of(w.own).json(),
+                }),
+            );
+        }
+        let ours = floors.remove("ours").unwrap_or_default();
+        let at = |name: &str| cpu.get(name).copied().unwrap_or(f64::NAN);
         let mut seed = Vec::new();
         let mut seed_latency_us = Vec::new();
         for _ in 0..self.runs {
@@ -573,20 +716,60 @@ impl Bench {
             seed.push(v["cpu_s"].as_f64().ok_or("no cpu_s")? * 1e6 / requests);
             seed_latency_us.push(v["wall_s"].as_f64().ok_or("no wall_s")? * 1e6 / requests);
         }
-        let (ours, seed) = (Stats::of(ours), Stats::of(seed));
+        let seed = Stats::of(seed);
         Ok(json!({
             "requests_per_run": 4 * self.cycles,
             "workload": "create, get, patch (merge), delete, repeated",
-            "ours_cpu_us_per_request": ours.json(),
+            "ours_cpu_us_per_request": ours["cpu_us_per_request"],
             "seed_cpu_us_per_request": seed.json(),
-            "seed_over_ours": seed.median / ours.median,
-            "ours_user_cpu_us_per_request": Stats::of(ours_user).json(),
-            "ours_system_cpu_us_per_request": Stats::of(ours_sys).json(),
-            "ours_wall_us_per_request": Stats::of(ours_latency_us).json(),
-            "ours_wall_less_emulator_us_per_request": Stats::of(ours_own_us).json(),
+            "seed_over_ours": seed.median / at("ours"),
+            "ours_over_workload_floor": at("ours") / at("workload_floor"),
+            "ours_user_cpu_us_per_request": ours["user_cpu_us_per_request"],
+            "ours_system_cpu_us_per_request": ours["system_cpu_us_per_request"],
+            "ours_wall_us_per_request": ours["wall_us_per_request"],
+            "ours_wall_less_emulator_us_per_request": ours["wall_less_emulator_us_per_request"],
+            "floors": floors,
             "access_lines": access_lines(&std::fs::read_to_string(&log_path)?)?,
             "seed_wall_us_per_request": Stats::of(seed_latency_us).json(),
         }))
+    }
+
+    /// One warm run of a binary: a cycle to warm up, then `cycles` measured ones.
+    async fn warm_run(
+        &self,
+        f: &Fixture,
+        binary: &str,
+        log: Option<&std::path::Path>,
+        into: &mut Warm,
+    ) -> Result<(), Error> {
+        let mut api = RuntimeApi::start().await?;
+        let stdout = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path)?),
+            None => Stdio::null(),
+        };
+        let mut child = self.spawn_function(f, &api, binary, Link::Plain, stdout)?;
+        let pid = child.id();
+        self.api_cycle(f, &mut api).await?;
+        let cpu_before = cpu_ns(pid)?;
+        let split_before = user_and_system(pid)?;
+        let waited = f.proxy.upstream_ns();
+        let started = Instant::now();
+        for _ in 0..self.cycles {
+            self.api_cycle(f, &mut api).await?;
+        }
+        let wall = started.elapsed();
+        let emulator = Duration::from_nanos(f.proxy.upstream_ns() - waited);
+        let cpu = cpu_ns(pid)? - cpu_before;
+        let split = user_and_system(pid)?;
+        tokio::task::spawn_blocking(move || kill_and_reap(&mut child)).await?;
+        let requests = (4 * self.cycles) as f64;
+        into.cpu.push(cpu as f64 / 1e3 / requests);
+        into.user.push((split.0 - split_before.0) * 1e6 / requests);
+        into.sys.push((split.1 - split_before.1) * 1e6 / requests);
+        into.wall.push(wall.as_secs_f64() * 1e6 / requests);
+        into.own
+            .push(wall.saturating_sub(emulator).as_secs_f64() * 1e6 / requests);
+        Ok(())
     }
 
     /// create, get, patch, delete of one session through the function.

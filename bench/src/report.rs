@@ -28,6 +28,7 @@ fn median(v: &Value) -> f64 {
 
 fn rows(r: &Value) -> Vec<Row> {
     let mut rows = start_rows(&r["cold_start"], &r["warm"]);
+    rows.extend(floor_rows(&r["cold_start"], &r["warm"]));
     rows.extend(size_rows(&r["binary_sizes"]));
     rows.extend(throughput_rows(
         &r["cleanup"],
@@ -92,7 +93,10 @@ fn start_rows(cold: &Value, warm: &Value) -> Vec<Row> {
         ),
         row(
             "the same, the API built without aws-config's provider chains (bench only), ms",
-            stat(&cold["ours_static_env_ms_without_emulator"], 1),
+            stat(
+                &cold["configurations"]["ours_static_env"]["ms_without_emulator"],
+                1,
+            ),
             String::new(),
             "",
             None,
@@ -133,6 +137,119 @@ fn start_rows(cold: &Value, warm: &Value) -> Vec<Row> {
             None,
         ),
     ]
+}
+
+/// Ours against the floors and the seed: the targets of "performance against the floor".
+fn floor_rows(cold: &Value, warm: &Value) -> Vec<Row> {
+    let number = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let tls = &cold["configurations"]["ours_tls"]["ms_without_emulator"];
+    let cold_ratio = number(&cold["ours_tls_over_workload_floor_tls"]);
+    let warm_ratio = number(&warm["ours_over_workload_floor"]);
+    let seed_ratio = number(&warm["seed_over_ours"]);
+    vec![
+        row(
+            "cold start over TLS (roots and handshake), less the emulator, ms",
+            stat(tls, 1),
+            String::new(),
+            "< 15",
+            Some(median(tls) < 15.0),
+        ),
+        row(
+            "ours ÷ workload floor, cold start over TLS",
+            format!("{cold_ratio:.2}"),
+            String::new(),
+            "≤ 1.2",
+            Some(cold_ratio <= 1.2),
+        ),
+        row(
+            "ours ÷ workload floor, CPU per request",
+            format!("{warm_ratio:.2}"),
+            String::new(),
+            "≤ 1.15",
+            Some(warm_ratio <= 1.15),
+        ),
+        row(
+            "seed ÷ ours, CPU per request",
+            format!("{seed_ratio:.1}"),
+            String::new(),
+            "≥ 10",
+            Some(seed_ratio >= 10.0),
+        ),
+    ]
+}
+
+/// Ours beside the two floors and the seed, cold and warm.
+fn floor_section(cold: &Value, warm: &Value) -> String {
+    let c = &cold["configurations"];
+    let cell = |v: &Value, digits: usize| {
+        if v.is_null() {
+            String::new()
+        } else {
+            stat(v, digits)
+        }
+    };
+    let mut md = format!(
+        "\nAgainst the floors. The runtime floor is `lambda_http` answering the same events \
+         with nothing else; the workload floor adds exactly the workload's DynamoDB calls \
+         (PutItem; GetItem; GetItem and UpdateItem; DeleteItem) with the client built as \
+         the functions build it, and no session logic (`bench/floors`, same crate versions \
+         and release profile). Cold starts less the emulator's share, over plain HTTP and \
+         over TLS ({} roots in `SSL_CERT_FILE`: this machine's bundle and the bench's CA); \
+         CPU per request of the warm workload.\n\n\
+         | binary | cold start, ms | cold start over TLS, ms | peak RSS, MiB | CPU per request, µs |\n\
+         | --- | --- | --- | --- | --- |\n",
+        cold["tls_roots"]
+    );
+    let floors = &warm["floors"];
+    let lines = [
+        (
+            "ours (session-api)",
+            &c["ours"],
+            &c["ours_tls"],
+            &warm["ours_cpu_us_per_request"],
+        ),
+        (
+            "workload floor",
+            &c["workload_floor"],
+            &c["workload_floor_tls"],
+            &floors["workload_floor"]["cpu_us_per_request"],
+        ),
+        (
+            "runtime floor",
+            &c["runtime_floor"],
+            &Value::Null,
+            &floors["runtime_floor"]["cpu_us_per_request"],
+        ),
+    ];
+    for (name, plain, tls, cpu) in lines {
+        md.push_str(&format!(
+            "| {name} | {} | {} | {} | {} |\n",
+            cell(&plain["ms_without_emulator"], 1),
+            cell(&tls["ms_without_emulator"], 1),
+            cell(&plain["peak_rss_mib"], 1),
+            cell(cpu, 0),
+        ));
+    }
+    md.push_str(&format!(
+        "| django-dynamodb-sessions 0.7 | {} |  | {} | {} |\n",
+        cell(&cold["seed_ms_without_emulator"], 1),
+        cell(&cold["seed_peak_rss_mib"], 1),
+        cell(&warm["seed_cpu_us_per_request"], 0),
+    ));
+    let number = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    md.push_str(&format!(
+        "\nTLS adds {:.1} ms to our cold start, of which reading the {} roots is {:.1} ms \
+         (against the bench's CA alone: {}). Ours ÷ workload floor: {:.2} cold over plain \
+         HTTP, {:.2} over TLS, {:.2} in CPU per request.\n",
+        number(&cold["tls_adds_ms"]),
+        cold["tls_roots"],
+        number(&cold["roots_ms"]),
+        cell(&c["ours_tls_one_root"]["ms_without_emulator"], 1),
+        number(&cold["ours_over_workload_floor"]),
+        number(&cold["ours_tls_over_workload_floor_tls"]),
+        number(&warm["ours_over_workload_floor"]),
+    ));
+    md
 }
 
 /// One row per binary: arm64 from `make build` when present, else this machine's build.
@@ -216,6 +333,7 @@ pub fn markdown(r: &Value) -> String {
         r["cold_start"]["seed_over_ours"].as_f64().unwrap_or(f64::NAN),
         r["warm"]["seed_over_ours"].as_f64().unwrap_or(f64::NAN),
     ));
+    md.push_str(&floor_section(&r["cold_start"], &r["warm"]));
     md.push_str("\nDynamoDB requests per operation, counted:\n\n| operation | ours | django-dynamodb-sessions 0.7 |\n| --- | --- | --- |\n");
     if let Some(ops) = r["requests_per_operation"].as_object() {
         for (op, v) in ops {
@@ -249,7 +367,7 @@ fn cost_section(cost: &Value) -> String {
         "\nCost per million requests, USD, all in ({}; us-east-1 list prices; arm64, 128 MB). \
          Billed duration {:.0} ms per request: {:.2} ms measured (wall time per request less \
          the emulator's share) plus an assumed {:.0} ms per DynamoDB call. Log bytes \
-         measured: the function's access line {:.0} B, API Gateway's access line {:.0} B, \
+         measured: the function's access line {:.0} B ({:.0} B behind the function URL, whose request ids are UUIDs), API Gateway's access line {:.0} B, \
          the audit line {:.0} B; Lambda's two platform lines (in the documented shape) \
          {:.0} B per invocation with CloudWatch's 26 bytes per event, as every event is \
          counted; storage on \
@@ -262,6 +380,7 @@ fn cost_section(cost: &Value) -> String {
         n(&cost["measured_ms_per_request"]),
         n(&cost["assumed_dynamodb_ms_per_call"]),
         n(&cost["access_line_bytes"]),
+        n(&cost["function_url_access_line_bytes"]),
         n(&cost["gateway_line_bytes"]),
         n(&cost["audit_line_bytes"]),
         n(&cost["platform_bytes_per_invocation"]),
@@ -363,8 +482,15 @@ mod tests {
             "cold_start": { "ours_ms": s(12.0), "seed_ms": s(900.0), "ours_ms_without_emulator": s(5.0),
                             "seed_ms_without_emulator": s(850.0), "ours_peak_rss_mib": s(20.0),
                             "seed_peak_rss_mib": s(70.0), "seed_over_ours": 75.0,
-                            "ours_static_env_ms_without_emulator": s(4.0), "aws_config_ms": 1.0 },
+                            "aws_config_ms": 1.0, "tls_roots": 145, "tls_adds_ms": 3.0, "roots_ms": 1.0,
+                            "ours_over_workload_floor": 1.1, "ours_tls_over_workload_floor_tls": 1.3,
+                            "configurations": {
+                                "ours_static_env": { "ms_without_emulator": s(4.0) },
+                                "ours_tls": { "ms_without_emulator": s(8.0) },
+                                "workload_floor_tls": { "ms_without_emulator": s(6.2) },
+                            } },
             "warm": { "requests_per_run": 1000, "ours_cpu_us_per_request": s(40.0), "seed_cpu_us_per_request": s(7000.0),
+                      "ours_over_workload_floor": 1.1, "floors": { "workload_floor": { "cpu_us_per_request": s(36.0) } },
                       "ours_user_cpu_us_per_request": s(30.0), "ours_system_cpu_us_per_request": s(10.0),
                       "ours_wall_us_per_request": s(900.0), "seed_wall_us_per_request": s(9000.0), "seed_over_ours": 175.0 },
             "binary_sizes": { "native": { "arch": "x86_64", "bytes": { "session-api": 9_000_000 } }, "arm64_from_make_build": null },
@@ -390,8 +516,16 @@ mod tests {
         assert_eq!(verdict("session-api binary"), Some(Some(false)));
         assert_eq!(verdict("cleanup"), Some(Some(true)));
         assert_eq!(verdict("auditor"), Some(Some(false)));
+        assert_eq!(verdict("cold start over TLS"), Some(Some(true)));
+        assert_eq!(verdict("ours ÷ workload floor, cold"), Some(Some(false)));
+        assert_eq!(verdict("ours ÷ workload floor, CPU"), Some(Some(true)));
+        assert_eq!(verdict("seed ÷ ours"), Some(Some(true)));
         let md = markdown(&results);
         assert!(md.contains("| create | 1 | 2 |"), "{md}");
-        assert_eq!(md.matches("**no**").count(), 3, "{md}");
+        assert!(
+            md.contains("| workload floor |  | 6.2 (6.2–6.2) |  | 36 (36–36) |"),
+            "{md}"
+        );
+        assert_eq!(md.matches("**no**").count(), 4, "{md}");
     }
 }

@@ -116,6 +116,8 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
             let Some(event) = event else {
                 return Ok(());
             };
+            // A UUID, as Lambda's request ids are, so log lines measured here weigh what
+            // they weigh on AWS.
             let id = shared
                 .next_id
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -125,7 +127,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
                 .unwrap_or(0);
             let head = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-                 lambda-runtime-aws-request-id: invocation-{id}\r\n\
+                 lambda-runtime-aws-request-id: {id:08x}-0000-4000-8000-000000000000\r\n\
                  lambda-runtime-deadline-ms: {deadline_ms}\r\n\
                  lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:session\r\n\
                  lambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\n\r\n",
