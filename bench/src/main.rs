@@ -16,6 +16,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: session-bench [--runs N] [--cycles N] [--cleanup-items N] [--load-clients N] [--load-seconds N] [--out DIR]\n\
          \x20      session-bench [--runs N] [--cycles N] --compare BEFORE AFTER   (two API binaries in target/release, one change apart)\n\
+         \x20      session-bench --report-from RESULTS.json [--out DIR]   (results.md again from a run's results)\n\
          needs the release binaries (cargo build --release) and .venv (make venv)"
     );
     std::process::exit(2)
@@ -33,6 +34,7 @@ async fn main() {
     };
     let mut out = PathBuf::from("bench");
     let mut compare = None;
+    let mut report_from = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_else(|| usage());
@@ -46,12 +48,27 @@ async fn main() {
                     std::time::Duration::from_secs(value.parse().unwrap_or_else(|_| usage()))
             }
             "--out" => out = PathBuf::from(value),
+            "--report-from" => report_from = Some(PathBuf::from(value)),
             "--compare" => compare = Some((value, args.next().unwrap_or_else(|| usage()))),
             _ => usage(),
         }
     }
     if bench.runs == 0 || bench.cycles == 0 || bench.cleanup_items == 0 || bench.load_clients == 0 {
         usage();
+    }
+    if let Some(json) = report_from {
+        let written = std::fs::read_to_string(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+            .and_then(|results| report::write(&out, &results).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!(
+                "bench: cannot rewrite the report from {}: {e}",
+                json.display()
+            );
+            std::process::exit(1);
+        }
+        return;
     }
     if let Some((before, after)) = compare {
         match bench.compare(&before, &after).await {
