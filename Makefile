@@ -107,6 +107,8 @@ build: venv
 
 # Release binaries, then the harness (bench/src) runs every measurement against a moto
 # server of its own and writes bench/results.json and results.md; the plot follows.
+# bench/floors holds the two floors ours is measured against (lambda_http alone, and
+# the workload's DynamoDB calls without session logic), built on the same profile.
 # The API is built a second time with its AWS clients made without aws-config's
 # provider chains, to measure their cost. The same packages are named each time so that
 # the dependencies' features, and so their builds, stay the same; the last build only
