@@ -489,7 +489,7 @@ impl Bench {
         command.env_clear();
         // The SDK reads the root certificates with its first connection, HTTP or HTTPS.
         // Without `SSL_CERT_FILE` it would read this machine's, which on Debian is a
-        // bundle and a directory of the same 145 certificates, twice what Lambda's image
+        // bundle and a directory of the same 144 certificates, twice what Lambda's image
         // holds; every configuration but the one-root one reads the one bundle instead.
         match link {
             Link::Plain => command
