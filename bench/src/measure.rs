@@ -236,6 +236,12 @@ async fn count_ours(f: &Fixture) -> Result<BTreeMap<&'static str, u64>, Error> {
     Ok(ours)
 }
 
+/// The indices 0..len starting from `run`'s turn: alternating runs start from a
+/// different configuration each time, so that drift hits all alike.
+fn rotated(run: usize, len: usize) -> impl Iterator<Item = usize> {
+    (0..len).map(move |i| (i + run) % len)
+}
+
 /// The request a cold start answers first: a create.
 fn cold_create(f: &Fixture) -> Vec<u8> {
     api_event(
@@ -355,8 +361,7 @@ impl Bench {
         let mut warm = [Warm::default(), Warm::default()];
         eprintln!("bench: cold starts of {before} and {after}");
         for run in 0..self.runs * 4 {
-            for i in 0..2 {
-                let j = (i + run) % 2;
+            for j in rotated(run, 2) {
                 for (k, link) in links.iter().enumerate() {
                     self.cold_api(&f, names[j], *link, &create, &mut cold[j][k])
                         .await?;
@@ -365,8 +370,7 @@ impl Bench {
         }
         eprintln!("bench: warm runs of {before} and {after}");
         for run in 0..self.runs {
-            for i in 0..2 {
-                let j = (i + run) % 2;
+            for j in rotated(run, 2) {
                 self.warm_run(&f, names[j], None, &mut warm[j]).await?;
             }
         }
@@ -571,8 +575,7 @@ impl Bench {
         // runs: the differences are of the order of this machine's run-to-run noise.
         let mut cold: Vec<Cold> = STARTS.iter().map(|_| Cold::default()).collect();
         for run in 0..self.runs * 4 {
-            for i in 0..STARTS.len() {
-                let j = (i + run) % STARTS.len();
+            for j in rotated(run, STARTS.len()) {
                 let (_, binary, link) = STARTS[j];
                 self.cold_api(f, binary, link, &create, &mut cold[j])
                     .await?;
@@ -681,8 +684,7 @@ impl Bench {
         let log_path = self.root.join("target/bench-api-lines.log");
         let mut runs: Vec<Warm> = WARM.iter().map(|_| Warm::default()).collect();
         for run in 0..self.runs {
-            for i in 0..WARM.len() {
-                let j = (i + run) % WARM.len();
+            for j in rotated(run, WARM.len()) {
                 let (name, binary) = WARM[j];
                 let log = (run == 0 && name == "ours").then_some(log_path.as_path());
                 self.warm_run(f, binary, log, &mut runs[j]).await?;

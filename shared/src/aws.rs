@@ -168,8 +168,9 @@ fn timeouts() -> TimeoutConfig {
 }
 
 /// The SDK's client on rustls with ring. The system's root certificates (or those in
-/// `SSL_CERT_FILE`) are read with the first connection, whatever its scheme: on Lambda's
-/// bundle of about 145 roots that is about 2 ms of the cold start (`make bench`).
+/// `SSL_CERT_FILE`) are read with the first connection, whatever its scheme: with a
+/// bundle of 145 roots, about as many as Lambda's image holds, that is about 2 ms of the
+/// cold start (`make bench`).
 fn https_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))

@@ -16,13 +16,11 @@ pub fn status_for(method: &Method) -> StatusCode {
     }
 }
 
-/// A new random key in the API's shape (32 lowercase letters and digits), which the
-/// harness puts in the next requests' paths.
-pub fn new_key() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..32)
-        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
-        .collect()
+/// A new key, made as the API makes it, which the harness puts in the next requests'
+/// paths.
+pub fn new_key() -> Result<String, Error> {
+    let key = session_store::SessionKey::generate().map_err(|e| format!("no key: {e}"))?;
+    Ok(key.as_str().to_owned())
 }
 
 /// The answer: a create's key in a JSON body, the others' bodies as given.
@@ -54,7 +52,7 @@ mod tests {
         assert_eq!(status_for(&Method::GET), StatusCode::OK);
         assert_eq!(status_for(&Method::PATCH), StatusCode::OK);
         assert_eq!(status_for(&Method::DELETE), StatusCode::NO_CONTENT);
-        let key = new_key();
+        let key = new_key().unwrap();
         assert!(session_store::SessionKey::parse(&key).is_ok(), "{key}");
         assert_eq!(key_in(&format!("/sessions/{key}")).unwrap(), key);
         assert!(key_in("/sessions/").is_err());

@@ -86,8 +86,7 @@ pub async fn handle<S: SessionStore>(app: &App<S>, request: Request) -> Response
     let failed = response.status().is_client_error() || response.status().is_server_error();
     // fastrand's thread-local generator, already built for the SDK's retry jitter: no
     // system call per request. `f64()` is below 1.0, so a rate of 1 keeps every line.
-    let sampled = fastrand::f64() < app.access_log.sample_rate;
-    if !failed && latency < app.access_log.slow && !sampled {
+    if !failed && latency < app.access_log.slow && fastrand::f64() >= app.access_log.sample_rate {
         return response;
     }
     let (apigw_request_id, stage) = gateway_context(&request);

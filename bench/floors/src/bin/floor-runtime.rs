@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     lambda_http::run(service_fn(|request: Request| async move {
         let status = status_for(request.method());
         let body = if status.as_u16() == 201 {
-            created(&new_key())
+            created(&new_key()?)
         } else {
             String::new()
         };

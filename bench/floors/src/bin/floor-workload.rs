@@ -20,7 +20,7 @@ async fn workload(client: &Client, table: &str, request: Request) -> Result<Resp
     let s = |v: &str| AttributeValue::S(v.to_owned());
     let body = std::str::from_utf8(request.body()).unwrap_or_default();
     if request.method() == Method::POST {
-        let key = new_key();
+        let key = new_key()?;
         client
             .put_item()
             .table_name(table)
