@@ -158,6 +158,35 @@ fn the_template_refuses_the_expiry_settings_that_start_up_would_refuse() {
 }
 
 #[test]
+fn reads_are_strongly_consistent_unless_the_deployer_chooses_otherwise() {
+    let template = template();
+    let param = &template["Parameters"]["SessionConsistentRead"];
+    let allowed: Vec<&str> = param["AllowedValues"]
+        .as_sequence()
+        .expect("allowed values")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(allowed, ["true", "false"]);
+    for value in &allowed {
+        let config = StoreConfig::from_lookup(|n| {
+            (n == "SESSION_CONSISTENT_READ").then(|| (*value).to_owned())
+        })
+        .expect("start-up accepts every allowed value");
+        assert_eq!(config.consistent_read, *value == "true", "{value}");
+    }
+    assert_eq!(param["Default"].as_str(), Some("true"));
+    assert!(StoreConfig::default().consistent_read);
+    let variable =
+        &template["Globals"]["Function"]["Environment"]["Variables"]["SESSION_CONSISTENT_READ"];
+    let (function, name) = intrinsic(variable).expect("a reference to the parameter");
+    assert_eq!(
+        (function.as_str(), name.as_str()),
+        ("Ref", Some("SessionConsistentRead"))
+    );
+}
+
+#[test]
 fn the_schedule_sends_the_sample_event_as_its_input() {
     let template = template();
     let schedule =
