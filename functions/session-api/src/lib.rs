@@ -94,7 +94,9 @@ pub async fn handle<S: SessionStore>(app: &App<S>, request: Request) -> Response
         method = %request.method(),
         route = route.template(),
         status = response.status().as_u16(),
-        latency_ms = latency.as_secs_f64() * 1e3,
+        // Whole microseconds: a float of seconds times 1e3 prints as many as 18
+        // characters (`5.7806489999999995`), paid for in every line's log ingestion.
+        latency_ms = latency.as_micros() as f64 / 1e3,
         request_id = request.lambda_context_ref().map(|c| c.request_id.as_str()),
         apigw_request_id,
         stage,

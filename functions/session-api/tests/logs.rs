@@ -36,6 +36,12 @@ async fn logs_hold_one_line_per_request_and_never_a_key_or_data() {
         for field in ["method", "route", "status", "latency_ms"] {
             assert!(line.get(field).is_some(), "{field} missing in {line}");
         }
+        let latency = line["latency_ms"].to_string();
+        let decimals = latency.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(
+            decimals <= 3,
+            "latency beyond whole microseconds: {latency}"
+        );
     }
     assert_eq!(lines[0]["route"], json!("/sessions"));
     assert_eq!(lines[1]["route"], json!("/sessions/{key}"));
