@@ -22,7 +22,7 @@ const GB: f64 = 1e9;
 /// The deployed functions' memory (the template's default).
 const MEMORY_GB: f64 = 128.0 / 1024.0;
 /// The headline mix: 80% GET (one strongly consistent read of an item up to 4 KB: one
-/// read unit), 20% PUT (one write of an item up to 1 KB: one write unit), each one
+/// read unit, or half of one when eventually consistent), 20% PUT (one write of an item up to 1 KB: one write unit), each one
 /// DynamoDB call.
 const READS: f64 = 0.8;
 const WRITES: f64 = 0.2;
@@ -105,16 +105,19 @@ struct Setting {
     sample_rate: f64,
     log_price_per_gb: f64,
     platform_lines: bool,
+    /// `SessionConsistentRead`: a strongly consistent read costs twice an eventual one.
+    consistent_read: bool,
     goal: Option<f64>,
 }
 
-const SETTINGS: [Setting; 4] = [
+const SETTINGS: [Setting; 5] = [
     Setting {
         door: "function URL",
         logging: "defaults: every access line, Standard class, platform lines",
         sample_rate: 1.0,
         log_price_per_gb: LOGS_STANDARD_PER_GB,
         platform_lines: true,
+        consistent_read: true,
         goal: Some(0.50),
     },
     Setting {
@@ -123,6 +126,7 @@ const SETTINGS: [Setting; 4] = [
         sample_rate: 0.0,
         log_price_per_gb: LOGS_INFREQUENT_PER_GB,
         platform_lines: false,
+        consistent_read: true,
         goal: Some(0.45),
     },
     Setting {
@@ -131,6 +135,7 @@ const SETTINGS: [Setting; 4] = [
         sample_rate: 1.0,
         log_price_per_gb: LOGS_STANDARD_PER_GB,
         platform_lines: true,
+        consistent_read: true,
         goal: Some(1.50),
     },
     Setting {
@@ -139,6 +144,16 @@ const SETTINGS: [Setting; 4] = [
         sample_rate: 0.0,
         log_price_per_gb: LOGS_INFREQUENT_PER_GB,
         platform_lines: false,
+        consistent_read: true,
+        goal: None,
+    },
+    Setting {
+        door: "function URL",
+        logging: "cheapest, and eventually consistent reads (`SessionConsistentRead=false`)",
+        sample_rate: 0.0,
+        log_price_per_gb: LOGS_INFREQUENT_PER_GB,
+        platform_lines: false,
+        consistent_read: false,
         goal: None,
     },
 ];
@@ -170,7 +185,6 @@ pub fn per_million(
     let billed_ms = (own_ms + DYNAMODB_MS_PER_CALL).ceil();
     let lambda_api =
         requests * (LAMBDA_PER_REQUEST + billed_ms / 1e3 * MEMORY_GB * LAMBDA_ARM_PER_GB_SECOND);
-    let dynamodb = requests * (READS * DYNAMODB_PER_READ_UNIT + WRITES * DYNAMODB_PER_WRITE_UNIT);
     let audits = requests * WRITES / RECORDS_PER_AUDIT;
     let audit_ms = (RECORDS_PER_AUDIT / audit_rate * 1e3).ceil();
     let auditor =
@@ -184,6 +198,9 @@ pub fn per_million(
 
     let mut rows = Vec::new();
     for s in &SETTINGS {
+        let read_units = if s.consistent_read { 1.0 } else { 0.5 };
+        let dynamodb = requests
+            * (READS * read_units * DYNAMODB_PER_READ_UNIT + WRITES * DYNAMODB_PER_WRITE_UNIT);
         let gateway = if s.door == "HTTP API" {
             requests * HTTP_API_PER_REQUEST
         } else {
@@ -210,6 +227,7 @@ pub fn per_million(
         rows.push(json!({
             "front_door": s.door,
             "logging": s.logging,
+            "consistent_read": s.consistent_read,
             "api_gateway": gateway,
             "lambda_api": lambda_api,
             "dynamodb": dynamodb,
@@ -280,8 +298,11 @@ mod tests {
             assert_eq!(gateway > 0.0, row["front_door"] == json!("HTTP API"));
         }
         // DynamoDB: 0.8 M reads at $0.125 and 0.2 M writes at $0.625 per million units.
-        let dynamodb = table["rows"][0]["dynamodb"].as_f64().unwrap();
-        assert!((dynamodb - 0.225).abs() < 1e-9);
+        let dynamodb = |row: usize| table["rows"][row]["dynamodb"].as_f64().unwrap();
+        assert!((dynamodb(0) - 0.225).abs() < 1e-9);
+        // Eventually consistent, each GET is half a read unit: $0.05 less.
+        assert_eq!(table["rows"][4]["consistent_read"], json!(false));
+        assert!((dynamodb(4) - 0.175).abs() < 1e-9);
         let cheap = table["rows"][1]["total"].as_f64().unwrap();
         assert!(cheap < table["rows"][0]["total"].as_f64().unwrap());
         // Behind the function URL each access line weighs its 24 bytes more.
