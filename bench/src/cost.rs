@@ -176,6 +176,7 @@ pub fn per_million(
     let access_bytes = measured(&warm["access_lines"]["mean_bytes"], "access line size")?;
     let gzip_ratio = measured(&warm["access_lines"]["gzip_ratio"], "gzip ratio")?;
     let audit_bytes = measured(&r["auditor"]["audit_line_bytes"], "audit line size")?;
+    let metrics_bytes = measured(&r["auditor"]["metrics_line_bytes"], "metrics line size")?;
     let audit_rate = measured(
         &r["auditor"]["records_per_second"]["median"],
         "auditor rate",
@@ -193,8 +194,9 @@ pub fn per_million(
     let platform =
         event(PLATFORM_START.len() as f64 + 1.0) + event(PLATFORM_REPORT.len() as f64 + 1.0);
     // The audit trail is never sampled and keeps the Standard class: one line per write,
-    // and the auditor's own platform lines per invocation.
-    let audit_log_bytes = requests * WRITES * event(audit_bytes) + audits * platform;
+    // and per invocation the auditor's metrics line and its platform lines.
+    let audit_log_bytes =
+        requests * WRITES * event(audit_bytes) + audits * (event(metrics_bytes) + platform);
 
     let mut rows = Vec::new();
     for s in &SETTINGS {
@@ -250,6 +252,7 @@ pub fn per_million(
         "function_url_access_line_bytes": access_bytes + url_line_extra,
         "gateway_line_bytes": gateway_line_bytes,
         "audit_line_bytes": audit_bytes,
+        "audit_metrics_line_bytes": metrics_bytes,
         "platform_bytes_per_invocation": platform,
         "gzip_ratio": gzip_ratio,
         "rows": rows,
@@ -277,7 +280,11 @@ mod tests {
                 "ours_wall_less_emulator_us_per_request": stat(1500.0),
                 "access_lines": { "mean_bytes": 300.0, "gzip_ratio": 0.1 },
             },
-            "auditor": { "audit_line_bytes": 500.0, "records_per_second": stat(100_000.0) },
+            "auditor": {
+                "audit_line_bytes": 500.0,
+                "metrics_line_bytes": 400.0,
+                "records_per_second": stat(100_000.0),
+            },
         });
         let table = per_million(&results, 200.0, 24.0).unwrap();
         assert_eq!(table["billed_ms_per_request"], json!(7.0));
@@ -313,6 +320,12 @@ mod tests {
         };
         let platform = table["platform_bytes_per_invocation"].as_f64().unwrap();
         assert!((bytes(0) - platform - (300.0 + 24.0 + 26.0)).abs() < 1e-9);
+        // The audit trail: a line per write, and per invocation of ten records the
+        // metrics line and the platform lines.
+        let audit = table["rows"][0]["audit_log_bytes_per_request"]
+            .as_f64()
+            .unwrap();
+        assert!((audit - (0.2 * 526.0 + 0.02 * (426.0 + platform))).abs() < 1e-9);
     }
 
     #[test]

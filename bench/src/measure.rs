@@ -950,6 +950,7 @@ impl Bench {
         let auditor = session_auditor::Auditor::new(&StoreConfig::default())?;
         let mut rates = Vec::new();
         let mut line_bytes = 0.0;
+        let mut metrics_bytes = 0;
         for _ in 0..self.runs {
             let started = Instant::now();
             let report = auditor.audit_batch(&batch)?;
@@ -961,10 +962,13 @@ impl Bench {
             rates.push(10_000.0 / seconds);
             let bytes: usize = report.lines.iter().map(|l| l.len() + 1).sum();
             line_bytes = bytes as f64 / report.lines.len() as f64;
+            // What is printed after the audit lines: the batch's EMF line and its newline.
+            metrics_bytes = printed.len() - bytes + 1;
         }
         Ok(json!({
             "records_per_batch": 10_000,
             "audit_line_bytes": line_bytes,
+            "metrics_line_bytes": metrics_bytes,
             "what": "audit_batch + render of one batch, in process, release build",
             "records_per_second": Stats::of(rates).json(),
         }))

@@ -370,7 +370,7 @@ fn cost_section(cost: &Value) -> String {
          Billed duration {:.0} ms per request: {:.2} ms measured (wall time per request less \
          the emulator's share) plus an assumed {:.0} ms per DynamoDB call. Log bytes \
          measured: the function's access line {:.0} B ({:.0} B behind the function URL, whose request ids are UUIDs), API Gateway's access line {:.0} B, \
-         the audit line {:.0} B; Lambda's two platform lines (in the documented shape) \
+         the audit line {:.0} B and the auditor's metrics line {:.0} B per invocation; Lambda's two platform lines (in the documented shape) \
          {:.0} B per invocation with CloudWatch's 26 bytes per event, as every event is \
          counted; storage on \
          gzip's ratio of the access lines ({:.2}). The auditor: {:.0} records per \
@@ -385,6 +385,7 @@ fn cost_section(cost: &Value) -> String {
         n(&cost["function_url_access_line_bytes"]),
         n(&cost["gateway_line_bytes"]),
         n(&cost["audit_line_bytes"]),
+        n(&cost["audit_metrics_line_bytes"]),
         n(&cost["platform_bytes_per_invocation"]),
         n(&cost["gzip_ratio"]),
         n(&cost["assumed_records_per_audit_invocation"]),
