@@ -97,6 +97,17 @@ pub fn function_url_line_extra(root: &Path) -> Result<f64, Error> {
     Ok(ids + "function_url".len() as f64 - "http_api".len() as f64)
 }
 
+/// The cost table of a run's results, with the template's access log format and the
+/// sample events of this checkout.
+pub fn table(root: &Path, results: &Value) -> Result<Value, Error> {
+    let gateway_line = gateway_line(root)?;
+    per_million(
+        results,
+        gateway_line.len() as f64 + 1.0,
+        function_url_line_extra(root)?,
+    )
+}
+
 /// One front door with one logging setting.
 struct Setting {
     door: &'static str,
@@ -110,7 +121,7 @@ struct Setting {
     goal: Option<f64>,
 }
 
-const SETTINGS: [Setting; 5] = [
+const SETTINGS: [Setting; 6] = [
     Setting {
         door: "function URL",
         logging: "defaults: every access line, Standard class, platform lines",
@@ -149,6 +160,15 @@ const SETTINGS: [Setting; 5] = [
     },
     Setting {
         door: "function URL",
+        logging: "cheapest, and eventually consistent reads (`SessionConsistentRead=false`)",
+        sample_rate: 0.0,
+        log_price_per_gb: LOGS_INFREQUENT_PER_GB,
+        platform_lines: false,
+        consistent_read: false,
+        goal: None,
+    },
+    Setting {
+        door: "HTTP API",
         logging: "cheapest, and eventually consistent reads (`SessionConsistentRead=false`)",
         sample_rate: 0.0,
         log_price_per_gb: LOGS_INFREQUENT_PER_GB,

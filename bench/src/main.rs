@@ -16,7 +16,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: session-bench [--runs N] [--cycles N] [--cleanup-items N] [--load-clients N] [--load-seconds N] [--out DIR]\n\
          \x20      session-bench [--runs N] [--cycles N] --compare BEFORE AFTER   (two API binaries in target/release, one change apart)\n\
-         \x20      session-bench --report-from RESULTS.json [--out DIR]   (results.md again from a run's results)\n\
+         \x20      session-bench --report-from RESULTS.json [--out DIR]   (results.md again from a run's results, the cost table recomputed)\n\
          needs the release binaries (cargo build --release) and .venv (make venv)"
     );
     std::process::exit(2)
@@ -59,8 +59,15 @@ async fn main() {
     if let Some(json) = report_from {
         let written = std::fs::read_to_string(&json)
             .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
-            .and_then(|results| report::write(&out, &results).map_err(|e| e.to_string()));
+            .and_then(|text| {
+                serde_json::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string())
+            })
+            .and_then(|mut results| {
+                // Prices, assumptions and settings live in cost.rs; the measurements stay.
+                results["cost_per_million"] =
+                    cost::table(&bench.root, &results).map_err(|e| e.to_string())?;
+                report::write(&out, &results).map_err(|e| e.to_string())
+            });
         if let Err(e) = written {
             eprintln!(
                 "bench: cannot rewrite the report from {}: {e}",

@@ -451,12 +451,7 @@ impl Bench {
             )
             .await?,
         );
-        let gateway_line = crate::cost::gateway_line(&self.root)?;
-        let cost = crate::cost::per_million(
-            &Value::Object(results.clone()),
-            gateway_line.len() as f64 + 1.0,
-            crate::cost::function_url_line_extra(&self.root)?,
-        )?;
+        let cost = crate::cost::table(&self.root, &Value::Object(results.clone()))?;
         results.insert("cost_per_million".into(), cost);
         results.insert(
             "machine".into(),
