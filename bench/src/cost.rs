@@ -22,8 +22,8 @@ const GB: f64 = 1e9;
 /// The deployed functions' memory (the template's default).
 const MEMORY_GB: f64 = 128.0 / 1024.0;
 /// The headline mix: 80% GET (one strongly consistent read of an item up to 4 KB: one
-/// read unit, or half of one when eventually consistent), 20% PUT (one write of an item up to 1 KB: one write unit), each one
-/// DynamoDB call.
+/// read unit, or half of one when eventually consistent), 20% PUT (one write of an item
+/// up to 1 KB: one write unit), each one DynamoDB call.
 const READS: f64 = 0.8;
 const WRITES: f64 = 0.2;
 /// Assumed, not measured: DynamoDB's published single-digit-millisecond latency, taken
