@@ -109,6 +109,7 @@ pub fn table(root: &Path, results: &Value) -> Result<Value, Error> {
 }
 
 /// One front door with one logging setting.
+#[derive(Clone, Copy)]
 struct Setting {
     door: &'static str,
     logging: &'static str,
@@ -121,7 +122,7 @@ struct Setting {
     goal: Option<f64>,
 }
 
-const SETTINGS: [Setting; 6] = [
+const SETTINGS: [Setting; 4] = [
     Setting {
         door: "function URL",
         logging: "defaults: every access line, Standard class, platform lines",
@@ -158,25 +159,22 @@ const SETTINGS: [Setting; 6] = [
         consistent_read: true,
         goal: None,
     },
-    Setting {
-        door: "function URL",
-        logging: "cheapest, and eventually consistent reads (`SessionConsistentRead=false`)",
-        sample_rate: 0.0,
-        log_price_per_gb: LOGS_INFREQUENT_PER_GB,
-        platform_lines: false,
-        consistent_read: false,
-        goal: None,
-    },
-    Setting {
-        door: "HTTP API",
-        logging: "cheapest, and eventually consistent reads (`SessionConsistentRead=false`)",
-        sample_rate: 0.0,
-        log_price_per_gb: LOGS_INFREQUENT_PER_GB,
-        platform_lines: false,
-        consistent_read: false,
-        goal: None,
-    },
 ];
+
+/// The four settings, then each cheapest one (no platform lines) again with eventually
+/// consistent reads.
+fn settings() -> impl Iterator<Item = Setting> {
+    let eventual = SETTINGS
+        .iter()
+        .filter(|s| !s.platform_lines)
+        .map(|s| Setting {
+            logging: "cheapest, and eventually consistent reads (`SessionConsistentRead=false`)",
+            consistent_read: false,
+            goal: None,
+            ..*s
+        });
+    SETTINGS.into_iter().chain(eventual)
+}
 
 /// The cost table, every component per million requests of the headline mix.
 pub fn per_million(
@@ -219,7 +217,7 @@ pub fn per_million(
         requests * WRITES * event(audit_bytes) + audits * (event(metrics_bytes) + platform);
 
     let mut rows = Vec::new();
-    for s in &SETTINGS {
+    for s in settings() {
         let read_units = if s.consistent_read { 1.0 } else { 0.5 };
         let dynamodb = requests
             * (READS * read_units * DYNAMODB_PER_READ_UNIT + WRITES * DYNAMODB_PER_WRITE_UNIT);
