@@ -7,10 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv test fmt lint deps unit http-tests cfn-lint sam-validate policy openapi e2e dev build bench fuzz clean
+.PHONY: help venv test check fmt lint deps unit one-build memory-tests http-tests docs cfn-lint sam-validate policy openapi e2e dev build bench fuzz clean
 
 help:
-	@echo "make test   run every check CI runs (format, clippy, tests against moto, template and OpenAPI checks, end-to-end over HTTP)"
+	@echo "make check  the fast inner loop: format, clippy, unit tests and the in-memory store's conformance suite; no emulator"
+	@echo "make test   run every check CI runs (format, clippy, tests against moto, template, OpenAPI and Markdown checks, end-to-end over HTTP with the README's walk-through)"
 	@echo "make dev    run the service locally: DynamoDB on 127.0.0.1:\$${DYNAMODB_PORT:-8000}, API on 127.0.0.1:\$${API_PORT:-9000}"
 	@echo "make build  sam build: three arm64 bootstrap binaries under .aws-sam/build/"
 	@echo "make bench  release build, then every performance figure side by side with django-dynamodb-sessions: bench/results.{json,md,png}"
@@ -46,7 +47,20 @@ $(VENV)/bench/.installed: $(REQ)/bench.txt
 
 venv: $(VENV)/.installed
 
-test: venv fmt lint deps unit http-tests cfn-lint sam-validate policy openapi e2e
+# One profile (dev) and one feature set serve the tests, `make dev` and the end-to-end
+# run, so the AWS SDK is compiled once (tools/workspace-hack, checked by one-build). Only
+# clippy compiles on its own: it checks, and a check cannot reuse a build's output.
+test: venv fmt lint deps docs unit one-build http-tests cfn-lint sam-validate policy openapi e2e
+
+# No emulator: DynamoDB points at a port where nothing listens, so a test that needed one
+# fails rather than starting one.
+check: fmt lint
+	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 cargo test --workspace --locked --lib --bins
+	$(MAKE) --no-print-directory memory-tests http-tests
+
+# The store conformance suite on the in-memory store alone.
+memory-tests:
+	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 cargo test --locked -p session-store --test store memory::
 
 fmt:
 	cargo fmt --all -- --check
@@ -64,6 +78,15 @@ deps:
 # AWS_ENDPOINT_URL_DYNAMODB names one, and the server ends with the binary.
 unit: venv
 	cargo test --workspace --locked
+
+# The binaries make dev builds on their own reuse the test build instead of compiling again.
+one-build: unit
+	python3 tools/one_build.py
+
+# Every tracked Markdown file, read by a Markdown parser: fences closed, no heading
+# swallowed by a code block, every relative link and anchor resolves.
+docs: venv
+	$(PY) tools/markdown_check.py --self-test $$(git ls-files '*.md')
 
 # The API's HTTP tests again, with DynamoDB pointed at a port where nothing listens: they
 # run on the in-memory store and need no emulator.

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make dev`: local DynamoDB (moto) with the table from template.yaml, and the session
-# API under `cargo lambda watch`. Ctrl-C or SIGTERM stops everything it started.
+# API under `cargo lambda watch`. Ctrl-C, SIGTERM or SIGHUP stops everything it started;
+# if this script dies without stopping them (SIGKILL), each child gets SIGTERM from the
+# kernel (the parent-death signal that setpriv sets), so none outlives it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,11 +16,26 @@ export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
 export RUST_LOG="${RUST_LOG:-info}"
 PATH="$PWD/.venv/bin:$PATH"
 
+# A port already taken means another copy (or anything else) is there: refuse rather than
+# talk to it.
+refuse_taken() {
+  local name=$1 port=$2 owner
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    # ss prints the owner as users:(("python",pid=123,fd=3)) where it may tell.
+    owner=$(ss -Hltnp "sport = :$port" 2>/dev/null \
+      | sed -nE 's/.*users:\(\("([^"]*)",pid=([0-9]+).*/\1 (pid \2)/p' | head -n 1 || true)
+    echo "make dev: port $port ($name) is already in use${owner:+ by $owner}; stop that process or set $name to a free port" >&2
+    exit 1
+  fi
+}
+refuse_taken DYNAMODB_PORT "$DYNAMODB_PORT"
+refuse_taken API_PORT "$API_PORT"
+
 # Each background job gets its own process group, so stopping a group stops its children.
 set -m
 groups=()
 stop() {
-  trap - INT TERM EXIT
+  trap - INT TERM HUP EXIT
   for pgid in "${groups[@]}"; do
     kill -TERM -- "-$pgid" 2>/dev/null || true
   done
@@ -30,10 +47,13 @@ stop() {
 }
 trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
+trap 'stop; exit 129' HUP
 trap stop EXIT
 
+# Waits until the job with process id $2 listens on port $1; fails if the job ends first.
 wait_for_port() {
   for _ in $(seq 600); do
+    kill -0 "$2" 2>/dev/null || { echo "make dev: the process for 127.0.0.1:$1 ended" >&2; return 1; }
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
     sleep 0.1
   done
@@ -41,9 +61,12 @@ wait_for_port() {
   return 1
 }
 
-python tools/local_dynamodb.py -H 127.0.0.1 -p "$DYNAMODB_PORT" >/dev/null 2>&1 &
+# Started through setpriv so that the kernel sends SIGTERM to the child when this script
+# dies, whatever kills it.
+orphan_safe=(setpriv --pdeathsig TERM --)
+"${orphan_safe[@]}" python tools/local_dynamodb.py -H 127.0.0.1 -p "$DYNAMODB_PORT" >/dev/null 2>&1 &
 groups+=($!)
-wait_for_port "$DYNAMODB_PORT"
+wait_for_port "$DYNAMODB_PORT" "${groups[-1]}"
 echo "make dev: DynamoDB (moto) on $AWS_ENDPOINT_URL_DYNAMODB"
 cargo run --quiet -p testkit --bin create-table -- "$SESSION_TABLE"
 
@@ -67,6 +90,8 @@ make dev: the session API answers at $base/sessions once it has compiled. Try:
 Ctrl-C stops it all.
 TXT
 
-cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$API_PORT" "${env_args[@]}" &
+# cargo-lambda itself (not `cargo lambda`, which would leave it a grandchild) gets the
+# parent-death signal; on SIGTERM it ends the function it runs.
+"${orphan_safe[@]}" cargo-lambda lambda watch --invoke-address 127.0.0.1 --invoke-port "$API_PORT" "${env_args[@]}" &
 groups+=($!)
 wait "${groups[-1]}"

@@ -1,8 +1,10 @@
-"""End-to-end check over real HTTP: starts `make dev`'s stack (tools/dev.sh) on free
-loopback ports, walks through the README's curl example, runs schemathesis against
-openapi.yaml on it (at least API_PROPERTY_CASES generated cases, default 1,000, every
-check), then stops it with SIGTERM and checks that nothing it started is left
-listening."""
+"""End-to-end check over real HTTP: starts `make dev` on free loopback ports, runs the
+README's walk-through from README.md itself (tools/walkthrough.py) and a few checks of its
+own, runs schemathesis against openapi.yaml on it (at least API_PROPERTY_CASES generated
+cases, default 1,000, every check), shows that a second `make dev` on the same ports
+refuses to start, then stops it with SIGTERM and checks that nothing it started is left
+listening. Last, a new `make dev` whose process group gets SIGKILL leaves nothing
+running or listening either."""
 
 import json
 import os
@@ -14,6 +16,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+
+import walkthrough
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 results = []
@@ -82,21 +86,97 @@ def properties(base):
     check(f"schemathesis generated at least {wanted} cases", cases >= wanted, str(cases))
 
 
+def start_dev(name, db_port, api_port):
+    """`make dev` on the given ports in a process group of its own, its output in target/."""
+    env = dict(os.environ, DYNAMODB_PORT=str(db_port), API_PORT=str(api_port), SESSION_TABLE="e2e")
+    log = open(os.path.join(ROOT, "target", f"e2e-{name}.log"), "w")
+    dev = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=ROOT, env=env, stdout=log,
+                           stderr=subprocess.STDOUT, start_new_session=True)
+    return dev, log
+
+
+def wait_listening(dev, log, port):
+    deadline = time.time() + 900
+    while not listening(port):
+        if dev.poll() is not None or time.time() > deadline:
+            check("make dev starts", False, f"see {log.name}")
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def group_members(pgid):
+    """Process ids whose process group is pgid, or whose ancestor's is."""
+    parents, groups = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)], groups[int(entry)] = int(fields[1]), int(fields[2])
+    members = {pid for pid, group in groups.items() if group == pgid}
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in members} - members
+        members |= more
+        grew = bool(more)
+    return members
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def second_copy_refused(db_port, api_port):
+    """A make dev on ports that the first one holds refuses, naming the port and its owner."""
+    second, log = start_dev("dev-second", db_port, api_port)
+    try:
+        second.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(second.pid, signal.SIGKILL)
+    with open(log.name) as f:
+        said = f.read()
+    check("a second make dev on taken ports refuses to start, naming the port and its owner",
+          second.returncode not in (None, 0) and f"port {db_port} (DYNAMODB_PORT) is already in use by python"
+          in said, f"exit {second.returncode}: {said[-500:]}")
+
+
+def killed_leaves_nothing():
+    """SIGKILL to make dev's process group: no trap runs, yet its children end too."""
+    db_port, api_port = free_port(), free_port()
+    dev, log = start_dev("dev-killed", db_port, api_port)
+    if not wait_listening(dev, log, api_port):
+        return
+    status, _, _ = call("POST", f"http://127.0.0.1:{api_port}/lambda-url/session-api/sessions", None,
+                        timeout=900)
+    started = group_members(dev.pid)
+    os.killpg(dev.pid, signal.SIGKILL)
+    dev.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and (any(alive(p) for p in started) or listening(db_port)
+                                       or listening(api_port)):
+        time.sleep(0.2)
+    left = [p for p in started if alive(p)]
+    check("after SIGKILL to make dev's process group nothing of it runs or listens",
+          status == 201 and len(started) >= 4 and not left and not listening(db_port)
+          and not listening(api_port),
+          f"create {status}, started {sorted(started)}, left {left}, ports {db_port}, {api_port}")
+
+
 def main():
     db_port, api_port = free_port(), free_port()
-    env = dict(os.environ, DYNAMODB_PORT=str(db_port), API_PORT=str(api_port), SESSION_TABLE="e2e")
     os.makedirs(os.path.join(ROOT, "target"), exist_ok=True)
-    log = open(os.path.join(ROOT, "target", "e2e-dev.log"), "w")
-    dev = subprocess.Popen(["tools/dev.sh"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                           start_new_session=True)
+    dev, log = start_dev("dev", db_port, api_port)
     base = f"http://127.0.0.1:{api_port}/lambda-url/session-api"
     try:
-        deadline = time.time() + 900
-        while not listening(api_port):
-            if dev.poll() is not None or time.time() > deadline:
-                check("make dev starts", False, f"see {log.name}")
-                return
-            time.sleep(0.5)
+        if not wait_listening(dev, log, api_port):
+            return
         # The first request waits for the function to compile.
         status, headers, text = call("POST", f"{base}/sessions", '{"data": {"cart": ["book"]}}',
                                      {"content-type": "application/json"}, timeout=900)
@@ -133,16 +213,23 @@ def main():
         check("malformed JSON is 400", status == 400 and "not valid JSON" in json.loads(text)["detail"], text)
         status, headers, _ = call("DELETE", f"{base}/sessions")
         check("a wrong method is 405 with Allow", status == 405 and headers.get("allow") == "POST", str(headers))
+        walkthrough.run(os.path.join(ROOT, "README.md"), api_port, check)
         properties(base)
+        second_copy_refused(db_port, api_port)
     finally:
+        started = group_members(dev.pid)
         os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+        # make ends at once; its script stops what it started, within seconds.
+        deadline = time.time() + 60
+        while time.time() < deadline and any(alive(p) for p in started):
+            time.sleep(0.2)
+        left = [p for p in started if alive(p)]
+        if left:
             os.killpg(dev.pid, signal.SIGKILL)
-        check("SIGTERM stops make dev", dev.returncode is not None, "still running")
+        check("SIGTERM stops make dev and all it started", not left, f"still running: {left}")
         check("nothing is left listening", not listening(api_port) and not listening(db_port),
               f"ports {db_port}, {api_port}")
+        killed_leaves_nothing()
         passed = sum(results)
         print(f"e2e: {passed} passed, {len(results) - passed} failed")
     if not all(results):
