@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-OURS, FLOOR, RUNTIME, SEED = "#2b6cb0", "#68d391", "#c6f6d5", "#a0aec0"
+OURS, FLOOR, RUNTIME, DJANGO = "#2b6cb0", "#68d391", "#c6f6d5", "#a0aec0"
 
 
 def bars(ax, title, unit, entries, target):
@@ -51,14 +51,14 @@ def main():
         ("workload floor", own("workload_floor"), FLOOR),
         ("workload floor, TLS", own("workload_floor_tls"), FLOOR),
         ("runtime floor", own("runtime_floor"), RUNTIME),
-        ("django-dynamodb-sessions", cold["seed_ms_without_emulator"], SEED),
+        ("django-dynamodb-sessions", cold["django_ms_without_emulator"], DJANGO),
     ], 15)
     floors = warm["floors"]
     bars(right, "CPU per request, warm (user + sys)", "µs", [
         ("ours", warm["ours_cpu_us_per_request"], OURS),
         ("workload floor", floors["workload_floor"]["cpu_us_per_request"], FLOOR),
         ("runtime floor", floors["runtime_floor"]["cpu_us_per_request"], RUNTIME),
-        ("django-dynamodb-sessions", warm["seed_cpu_us_per_request"], SEED),
+        ("django-dynamodb-sessions", warm["django_cpu_us_per_request"], DJANGO),
     ], 50)
     fig.tight_layout()
     fig.savefig(target, dpi=100, metadata={"Software": None})

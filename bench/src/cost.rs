@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::measure::Error;
+use crate::figures::Error;
 
 /// us-east-1 list prices, USD.
 const HTTP_API_PER_REQUEST: f64 = 1.00 / 1e6;

@@ -1,16 +1,21 @@
 //! `make bench`: every figure of DESIGN.md's performance targets, measured on this
-//! machine in one run, ours side by side with the original Django backend, written to
+//! machine in one run, ours side by side with the Django backend (`django-dynamodb-sessions`), written to
 //! `bench/results.json` and `bench/results.md`. Medians of several runs, with min and max.
 
+mod compare;
 mod cost;
-mod load;
+mod event;
+mod figures;
+mod fixture;
 mod measure;
+mod process;
 mod report;
+mod runner;
 mod tls;
 
 use std::path::PathBuf;
 
-use measure::Bench;
+use fixture::Bench;
 
 fn usage() -> ! {
     eprintln!(
@@ -78,7 +83,7 @@ async fn main() {
         return;
     }
     if let Some((before, after)) = compare {
-        match bench.compare(&before, &after).await {
+        match compare::run(&bench, &before, &after).await {
             Ok(figures) => println!(
                 "{}",
                 serde_json::to_string_pretty(&figures).unwrap_or_default()
@@ -90,7 +95,7 @@ async fn main() {
         }
         return;
     }
-    match bench.run_all().await {
+    match runner::run_all(&bench).await {
         Ok(results) => {
             if let Err(e) = report::write(&out, &results) {
                 eprintln!("bench: cannot write the report to {}: {e}", out.display());

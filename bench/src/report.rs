@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 struct Row {
     figure: String,
     ours: String,
-    seed: String,
+    django: String,
     target: String,
     met: Option<bool>,
 }
@@ -41,14 +41,14 @@ fn rows(r: &Value) -> Vec<Row> {
 fn row(
     figure: impl Into<String>,
     ours: String,
-    seed: String,
+    django: String,
     target: &str,
     met: Option<bool>,
 ) -> Row {
     Row {
         figure: figure.into(),
         ours,
-        seed,
+        django,
         target: target.into(),
         met,
     }
@@ -59,14 +59,14 @@ fn start_rows(cold: &Value, warm: &Value) -> Vec<Row> {
     let both = |v: &Value, key: &str, digits| {
         (
             stat(&v[format!("ours_{key}")], digits),
-            stat(&v[format!("seed_{key}")], digits),
+            stat(&v[format!("django_{key}")], digits),
         )
     };
-    let (ours_ms, seed_ms) = both(cold, "ms", 1);
-    let (ours_less, seed_less) = both(cold, "ms_without_emulator", 1);
-    let (ours_rss, seed_rss) = both(cold, "peak_rss_mib", 1);
-    let (ours_cpu, seed_cpu) = both(warm, "cpu_us_per_request", 1);
-    let (ours_wall, seed_wall) = both(warm, "wall_us_per_request", 0);
+    let (ours_ms, django_ms) = both(cold, "ms", 1);
+    let (ours_less, django_less) = both(cold, "ms_without_emulator", 1);
+    let (ours_rss, django_rss) = both(cold, "peak_rss_mib", 1);
+    let (ours_cpu, django_cpu) = both(warm, "cpu_us_per_request", 1);
+    let (ours_wall, django_wall) = both(warm, "wall_us_per_request", 0);
     let split = format!(
         "{:.0} / {:.0}",
         median(&warm["ours_user_cpu_us_per_request"]),
@@ -80,14 +80,14 @@ fn start_rows(cold: &Value, warm: &Value) -> Vec<Row> {
         row(
             "cold start to first answered request, ms",
             ours_ms,
-            seed_ms,
+            django_ms,
             "< 15",
             Some(median(&cold["ours_ms"]) < 15.0),
         ),
         row(
             "the same, less the time the emulator took to answer, ms",
             ours_less,
-            seed_less,
+            django_less,
             "",
             None,
         ),
@@ -111,17 +111,13 @@ fn start_rows(cold: &Value, warm: &Value) -> Vec<Row> {
         row(
             "peak RSS of that process, MiB",
             ours_rss,
-            seed_rss,
+            django_rss,
             "< 16",
             Some(median(&cold["ours_peak_rss_mib"]) < 16.0),
         ),
-        row(
-            cpu,
-            ours_cpu,
-            seed_cpu,
-            "< 50",
-            Some(median(&warm["ours_cpu_us_per_request"]) < 50.0),
-        ),
+        // Its targets are ratios (section 9 of the design): ≤ 1.15 × the workload floor
+        // and ≥ 10 × below the Django backend, in the rows of `floor_rows`.
+        row(cpu, ours_cpu, django_cpu, "ratios below", None),
         row(
             "of which user / system CPU, µs",
             split,
@@ -132,20 +128,20 @@ fn start_rows(cold: &Value, warm: &Value) -> Vec<Row> {
         row(
             "wall time per request against the emulator, µs",
             ours_wall,
-            seed_wall,
+            django_wall,
             "",
             None,
         ),
     ]
 }
 
-/// Ours against the floors and the seed: the targets of "performance against the floor".
+/// Ours against the floors and the Django backend: the targets of "performance against the floor".
 fn floor_rows(cold: &Value, warm: &Value) -> Vec<Row> {
     let number = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     let tls = &cold["configurations"]["ours_tls"]["ms_without_emulator"];
     let cold_ratio = number(&cold["ours_tls_over_workload_floor_tls"]);
     let warm_ratio = number(&warm["ours_over_workload_floor"]);
-    let seed_ratio = number(&warm["seed_over_ours"]);
+    let django_ratio = number(&warm["django_over_ours"]);
     vec![
         row(
             "cold start over TLS (roots and handshake), less the emulator, ms",
@@ -169,16 +165,16 @@ fn floor_rows(cold: &Value, warm: &Value) -> Vec<Row> {
             Some(warm_ratio <= 1.15),
         ),
         row(
-            "seed ÷ ours, CPU per request",
-            format!("{seed_ratio:.1}"),
+            "Django backend ÷ ours, CPU per request",
+            format!("{django_ratio:.1}"),
             String::new(),
             "≥ 10",
-            Some(seed_ratio >= 10.0),
+            Some(django_ratio >= 10.0),
         ),
     ]
 }
 
-/// Ours beside the two floors and the seed, cold and warm.
+/// Ours beside the two floors and the Django backend, cold and warm.
 fn floor_section(cold: &Value, warm: &Value) -> String {
     let c = &cold["configurations"];
     let cell = |v: &Value, digits: usize| {
@@ -232,9 +228,9 @@ fn floor_section(cold: &Value, warm: &Value) -> String {
     }
     md.push_str(&format!(
         "| django-dynamodb-sessions 0.7 | {} |  | {} | {} |\n",
-        cell(&cold["seed_ms_without_emulator"], 1),
-        cell(&cold["seed_peak_rss_mib"], 1),
-        cell(&warm["seed_cpu_us_per_request"], 0),
+        cell(&cold["django_ms_without_emulator"], 1),
+        cell(&cold["django_peak_rss_mib"], 1),
+        cell(&warm["django_cpu_us_per_request"], 0),
     ));
     let number = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     md.push_str(&format!(
@@ -327,23 +323,23 @@ pub fn markdown(r: &Value) -> String {
         };
         md.push_str(&format!(
             "| {} | {} | {} | {} | {met} |\n",
-            row.figure, row.ours, row.seed, row.target
+            row.figure, row.ours, row.django, row.target
         ));
     }
     md.push_str(&format!(
-        "\nCold start: the seed takes {:.1}× as long. CPU per request: the seed uses {:.1}× as much.\n",
-        r["cold_start"]["seed_over_ours"].as_f64().unwrap_or(f64::NAN),
-        r["warm"]["seed_over_ours"].as_f64().unwrap_or(f64::NAN),
+        "\nCold start: the Django backend takes {:.1}× as long. CPU per request: the Django backend uses {:.1}× as much.\n",
+        r["cold_start"]["django_over_ours"].as_f64().unwrap_or(f64::NAN),
+        r["warm"]["django_over_ours"].as_f64().unwrap_or(f64::NAN),
     ));
     md.push_str(&floor_section(&r["cold_start"], &r["warm"]));
     md.push_str("\nDynamoDB requests per operation, counted:\n\n| operation | ours | django-dynamodb-sessions 0.7 |\n| --- | --- | --- |\n");
     if let Some(ops) = r["requests_per_operation"].as_object() {
         for (op, v) in ops {
-            let seed = match &v["seed"] {
+            let django = match &v["django"] {
                 Value::Null => "(no such operation)".to_owned(),
                 other => other.to_string(),
             };
-            md.push_str(&format!("| {op} | {} | {seed} |\n", v["ours"]));
+            md.push_str(&format!("| {op} | {} | {django} |\n", v["ours"]));
         }
     }
     md.push_str(&load_section(&r["load"]));
@@ -462,7 +458,7 @@ pub fn write(dir: &Path, results: &Value) -> std::io::Result<()> {
     let mut with_targets = results.clone();
     with_targets["summary"] = json!(rows(results)
         .into_iter()
-        .map(|r| json!({ "figure": r.figure, "ours": r.ours, "seed": r.seed, "target": r.target, "met": r.met }))
+        .map(|r| json!({ "figure": r.figure, "ours": r.ours, "django": r.django, "target": r.target, "met": r.met }))
         .collect::<Vec<_>>());
     std::fs::write(
         dir.join("results.json"),
@@ -482,9 +478,9 @@ mod tests {
     #[test]
     fn every_target_is_marked_met_or_not() {
         let results = json!({
-            "cold_start": { "ours_ms": s(12.0), "seed_ms": s(900.0), "ours_ms_without_emulator": s(5.0),
-                            "seed_ms_without_emulator": s(850.0), "ours_peak_rss_mib": s(20.0),
-                            "seed_peak_rss_mib": s(70.0), "seed_over_ours": 75.0,
+            "cold_start": { "ours_ms": s(12.0), "django_ms": s(900.0), "ours_ms_without_emulator": s(5.0),
+                            "django_ms_without_emulator": s(850.0), "ours_peak_rss_mib": s(20.0),
+                            "django_peak_rss_mib": s(70.0), "django_over_ours": 75.0,
                             "aws_config_ms": 1.0, "tls_roots": 145, "tls_adds_ms": 3.0, "roots_ms": 1.0,
                             "ours_over_workload_floor": 1.1, "ours_tls_over_workload_floor_tls": 1.3,
                             "configurations": {
@@ -492,15 +488,15 @@ mod tests {
                                 "ours_tls": { "ms_without_emulator": s(8.0) },
                                 "workload_floor_tls": { "ms_without_emulator": s(6.2) },
                             } },
-            "warm": { "requests_per_run": 1000, "ours_cpu_us_per_request": s(40.0), "seed_cpu_us_per_request": s(7000.0),
+            "warm": { "requests_per_run": 1000, "ours_cpu_us_per_request": s(40.0), "django_cpu_us_per_request": s(7000.0),
                       "ours_over_workload_floor": 1.1, "floors": { "workload_floor": { "cpu_us_per_request": s(36.0) } },
                       "ours_user_cpu_us_per_request": s(30.0), "ours_system_cpu_us_per_request": s(10.0),
-                      "ours_wall_us_per_request": s(900.0), "seed_wall_us_per_request": s(9000.0), "seed_over_ours": 175.0 },
+                      "ours_wall_us_per_request": s(900.0), "django_wall_us_per_request": s(9000.0), "django_over_ours": 175.0 },
             "binary_sizes": { "native": { "arch": "x86_64", "bytes": { "session-api": 9_000_000 } }, "arm64_from_make_build": null },
             "cleanup": { "items_per_run": 10, "concurrency": 8, "ours_deletes_per_second": s(90.0),
                          "emulator_ceiling_deletes_per_second": s(100.0), "ours_over_ceiling": 0.9 },
             "auditor": { "records_per_second": s(50_000.0) },
-            "requests_per_operation": { "create": { "ours": 1, "seed": 2 } },
+            "requests_per_operation": { "create": { "ours": 1, "django": 2 } },
             "machine": { "cpus": 2, "os": "linux", "arch": "x86_64", "dynamodb": "moto" },
         });
         let met: Vec<(String, Option<bool>)> = rows(&results)
@@ -515,14 +511,14 @@ mod tests {
         assert_eq!(verdict("cold start"), Some(Some(true)));
         assert_eq!(verdict("peak RSS"), Some(Some(false)));
         assert_eq!(verdict("what aws-config adds"), Some(Some(true)));
-        assert_eq!(verdict("CPU per request"), Some(Some(true)));
+        assert_eq!(verdict("CPU per request"), Some(None));
         assert_eq!(verdict("session-api binary"), Some(Some(false)));
         assert_eq!(verdict("cleanup"), Some(Some(true)));
         assert_eq!(verdict("auditor"), Some(Some(false)));
         assert_eq!(verdict("cold start over TLS"), Some(Some(true)));
         assert_eq!(verdict("ours ÷ workload floor, cold"), Some(Some(false)));
         assert_eq!(verdict("ours ÷ workload floor, CPU"), Some(Some(true)));
-        assert_eq!(verdict("seed ÷ ours"), Some(Some(true)));
+        assert_eq!(verdict("Django backend ÷ ours"), Some(Some(true)));
         let md = markdown(&results);
         assert!(md.contains("| create | 1 | 2 |"), "{md}");
         assert!(

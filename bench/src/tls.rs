@@ -15,7 +15,7 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use crate::measure::Error;
+use crate::figures::Error;
 
 /// Debian's and Ubuntu's bundle; Amazon Linux's is `/etc/pki/tls/certs/ca-bundle.crt`.
 const SYSTEM_BUNDLES: [&str; 2] = [

@@ -1,5 +1,5 @@
 //! One table, two programs: sessions written by Django through the original backend
-//! (`django-dynamodb-sessions-mwas` 0.7, driven by `tools/django_seed.py`) read here, and
+//! (`django-dynamodb-sessions-mwas` 0.7, driven by `tools/django_backend.py`) read here, and
 //! the reverse, against moto.
 
 use std::io::Write;
@@ -48,7 +48,7 @@ impl Env {
     fn django(&self, command: &str, secret: &str, fallbacks: &[&str], input: Value) -> Value {
         let root = testkit::workspace_root();
         let mut child = Command::new(root.join(".venv/bin/python"))
-            .arg(root.join("tools/django_seed.py"))
+            .arg(root.join("tools/django_backend.py"))
             .arg(command)
             .env("SESSION_TABLE", &self.table)
             .env("AWS_ENDPOINT_URL_DYNAMODB", testkit::endpoint())
@@ -68,7 +68,7 @@ impl Env {
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
-            "django_seed.py {command}: {}",
+            "django_backend.py {command}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()

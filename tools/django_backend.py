@@ -3,14 +3,14 @@
 Used by the interop tests and the benchmark to write and read sessions the way a Django
 site does. Reads one JSON document on stdin, writes one on stdout.
 
-    django_seed.py write   {"sessions": [{"data": {...}, "expiry": null|300|"ISO", "via": "create"|"save"}]}
+    django_backend.py write   {"sessions": [{"data": {...}, "expiry": null|300|"ISO", "via": "create"|"save"}]}
                            -> {"keys": [...]}
-    django_seed.py read    {"keys": [...]}
+    django_backend.py read    {"keys": [...]}
                            -> {"sessions": [{"key", "exists", "data", "expiry_age"}]}
-    django_seed.py cold    {}  one session created in this fresh process -> {"key"}
-    django_seed.py warm    {"cycles": N}  N x (create, get, patch, delete) after one
+    django_backend.py cold    {}  one session created in this fresh process -> {"key"}
+    django_backend.py warm    {"cycles": N}  N x (create, get, patch, delete) after one
                            warm-up cycle -> {"requests", "cpu_s", "wall_s"}
-    django_seed.py count   {}  DynamoDB requests sent per operation -> {operation: n}
+    django_backend.py count   {}  DynamoDB requests sent per operation -> {operation: n}
 
 Settings come from the environment: SESSION_TABLE, AWS_ENDPOINT_URL_DYNAMODB (the local
 endpoint, 127.0.0.1 only), DJANGO_SECRET_KEY and DJANGO_SECRET_KEY_FALLBACKS (comma
@@ -74,7 +74,7 @@ def read(store_class, request):
     out = []
     for key in request["keys"]:
         session = store_class(session_key=key)
-        # The seed's load() creates a session when the key is unknown: ask first.
+        # The Django backend's load() creates a session when the key is unknown: ask first.
         if not session.exists(key):
             out.append({"key": key, "exists": False})
             continue
@@ -183,7 +183,7 @@ def main():
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     commands = {"write": write, "read": read, "cold": cold, "warm": warm, "count": count}
     if command not in commands:
-        raise SystemExit(f"usage: django_seed.py {{{','.join(commands)}}} < request.json")
+        raise SystemExit(f"usage: django_backend.py {{{','.join(commands)}}} < request.json")
     request = json.load(sys.stdin)
     result = commands[command](configure(), request)
     sys.stdout.flush()

@@ -13,7 +13,7 @@ use session_api::App;
 use session_store::{AwsEnv, DynamoStore, StoreConfig};
 use tokio::sync::Mutex;
 
-use crate::measure::Error;
+use crate::figures::Error;
 
 /// Shared sessions that every client increments.
 const COUNTERS: usize = 4;
@@ -46,7 +46,7 @@ impl Client {
         headers: &[(&str, &str)],
         expected: &[u16],
     ) -> Result<(u16, Value), Error> {
-        let event = crate::measure::api_event(&self.template, method, path, body, headers);
+        let event = crate::event::api_event(&self.template, method, path, body, headers);
         let request = lambda_http::request::from_str(std::str::from_utf8(&event)?)?;
         let started = Instant::now();
         let response = session_api::handle(&self.app, request).await;

@@ -1,0 +1,135 @@
+//! What every measurement starts from: the run's settings, the binaries it measures, a
+//! fresh table behind the emulator's keep-alive proxy and TLS front, and a function
+//! process under the harness's Runtime API with Lambda's environment.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+use testkit::RequestCounter;
+use testkit::proxy::Proxy;
+use testkit::runtime_api::RuntimeApi;
+
+use crate::figures::Error;
+use crate::tls::TlsFront;
+
+pub struct Bench {
+    pub runs: usize,
+    /// Cycles of (create, get, patch, delete) per warm run.
+    pub cycles: usize,
+    pub cleanup_items: usize,
+    /// Concurrent clients of the load test, and how long it runs.
+    pub load_clients: usize,
+    pub load_duration: std::time::Duration,
+    pub root: PathBuf,
+}
+
+/// The API binary as deployed, and the bench-only build without aws-config's chains.
+pub const API: &str = "session-api";
+pub const API_STATIC_ENV: &str = "session-api-static-env";
+/// The floors (`bench/floors`): lambda_http alone, and with the workload's DynamoDB calls.
+pub const RUNTIME_FLOOR: &str = "floor-runtime";
+pub const WORKLOAD_FLOOR: &str = "floor-workload";
+
+/// How a function reaches DynamoDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Plain HTTP to the keep-alive proxy (the roots are read all the same).
+    Plain,
+    /// HTTPS through the TLS front, with this machine's roots and the bench's CA.
+    Tls,
+    /// The same, with the bench's CA as the only root.
+    TlsCaOnly,
+}
+
+pub struct Fixture {
+    pub table: String,
+    /// The emulator behind a keep-alive front, as the measured processes see it.
+    pub proxy: Proxy,
+    /// The same behind TLS.
+    pub tls: TlsFront,
+    pub counter: RequestCounter,
+    pub api_template: Value,
+}
+
+impl Bench {
+    /// A fresh table, the emulator behind the keep-alive proxy and the TLS front.
+    pub async fn fixture(&self) -> Result<Fixture, Error> {
+        let counter = RequestCounter::default();
+        let (_, table) = testkit::fresh_table("bench", &counter).await;
+        let api_template: Value = serde_json::from_str(&std::fs::read_to_string(
+            self.root.join("events/api-create.json"),
+        )?)?;
+        let proxy = Proxy::start(testkit::endpoint()).await?;
+        let tls = TlsFront::start(&proxy.url, &self.root.join("target/bench-tls")).await?;
+        Ok(Fixture {
+            table,
+            proxy,
+            tls,
+            counter,
+            api_template,
+        })
+    }
+
+    /// A release binary of the workspace.
+    pub fn binary(&self, name: &str) -> PathBuf {
+        self.root.join("target/release").join(name)
+    }
+
+    /// The dev venv's Python, which has Django and the Django backend.
+    pub fn python(&self) -> PathBuf {
+        self.root.join(".venv/bin/python")
+    }
+
+    /// The function binary under the harness's Runtime API, with Lambda's environment,
+    /// its log lines (stdout) going to `stdout`.
+    pub fn spawn_function(
+        &self,
+        f: &Fixture,
+        api: &RuntimeApi,
+        name: &str,
+        link: Link,
+        stdout: Stdio,
+    ) -> Result<Child, Error> {
+        let binary = self.binary(name);
+        let mut command = Command::new(&binary);
+        command.env_clear();
+        // The SDK reads the root certificates with its first connection, HTTP or HTTPS.
+        // Without `SSL_CERT_FILE` it would read this machine's, which on Debian is a
+        // bundle and a directory of the same 144 certificates, twice what Lambda's image
+        // holds; every configuration but the one-root one reads the one bundle instead.
+        match link {
+            Link::Plain => command
+                .env("AWS_ENDPOINT_URL_DYNAMODB", &f.proxy.url)
+                .env("SSL_CERT_FILE", &f.tls.bundle),
+            Link::Tls => command
+                .env("AWS_ENDPOINT_URL_DYNAMODB", &f.tls.url)
+                .env("SSL_CERT_FILE", &f.tls.bundle),
+            Link::TlsCaOnly => command
+                .env("AWS_ENDPOINT_URL_DYNAMODB", &f.tls.url)
+                .env("SSL_CERT_FILE", &f.tls.ca_only),
+        };
+        Ok(command
+            .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("SESSION_TABLE", &f.table)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "{}: {e} (build it with cargo build --release)",
+                    binary.display()
+                )
+            })?)
+    }
+}

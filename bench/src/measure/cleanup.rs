@@ -1,0 +1,141 @@
+//! The cleanup's deletes per second against the emulator's ceiling: conditional deletes
+//! of known expired keys at the same concurrency, with no scan and no rate limit.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use session_cleanup::{Cleanup, Overrides};
+use session_store::item::Layout;
+use session_store::{
+    CleanupConfig, Clock, Expiry, SessionKey, SessionMeta, StoreConfig, SystemClock, Timestamp,
+    Version,
+};
+use testkit::RequestCounter;
+
+use crate::figures::{Error, Stats};
+use crate::fixture::Bench;
+
+pub async fn deletes(b: &Bench) -> Result<Value, Error> {
+    let counter = RequestCounter::default();
+    let concurrency = CleanupConfig::default().concurrency;
+    let mut ceiling = Vec::new();
+    let mut ours = Vec::new();
+    for _ in 0..b.runs {
+        // The emulator's ceiling: conditional DeleteItem of known expired keys at the
+        // same concurrency, with no scan and no rate limit.
+        let (client, table) = testkit::fresh_table("ceiling", &counter).await;
+        let keys = expired_items(&client, &table, b.cleanup_items).await?;
+        let started = Instant::now();
+        let now = SystemClock.now();
+        futures::stream::iter(keys)
+            .for_each_concurrent(concurrency, |key| {
+                let (client, table) = (client.clone(), table.clone());
+                async move {
+                    let layout = Layout::new("session_key");
+                    let (name, value) = layout.key(&key);
+                    let guard = layout.still_expired(now).parts();
+                    let _ = client
+                        .delete_item()
+                        .table_name(table)
+                        .key(name, value)
+                        .set_condition_expression(guard.condition)
+                        .set_expression_attribute_names(guard.names)
+                        .set_expression_attribute_values(guard.values)
+                        .send()
+                        .await;
+                }
+            })
+            .await;
+        ceiling.push(b.cleanup_items as f64 / started.elapsed().as_secs_f64());
+        if testkit::item_count(&client, &table).await? != 0 {
+            return Err("the ceiling run left items behind".into());
+        }
+
+        let (client, table) = testkit::fresh_table("cleanup", &counter).await;
+        expired_items(&client, &table, b.cleanup_items).await?;
+        let cleanup = Cleanup::new(
+            client.clone(),
+            StoreConfig {
+                table_name: table.clone(),
+                ..StoreConfig::default()
+            },
+            CleanupConfig::default(),
+        )?;
+        let started = Instant::now();
+        let summary = cleanup
+            .run(
+                Overrides::default(),
+                Instant::now() + Duration::from_secs(600),
+            )
+            .await?;
+        let seconds = started.elapsed().as_secs_f64();
+        if summary.deleted != b.cleanup_items as u64 {
+            return Err(
+                format!("cleanup deleted {} of {}", summary.deleted, b.cleanup_items).into(),
+            );
+        }
+        ours.push(summary.deleted as f64 / seconds);
+    }
+    let (ceiling, ours) = (Stats::of(ceiling), Stats::of(ours));
+    let defaults = CleanupConfig::default();
+    Ok(json!({
+        "items_per_run": b.cleanup_items,
+        "concurrency": concurrency,
+        "writes_per_second_limit": defaults.writes_per_second,
+        "segments": defaults.segments,
+        "ours_deletes_per_second": ours.json(),
+        "emulator_ceiling_deletes_per_second": ceiling.json(),
+        "ours_over_ceiling": ours.median / ceiling.median,
+    }))
+}
+
+/// `count` sessions that expired a day ago, written in batches; returns their keys.
+async fn expired_items(client: &Client, table: &str, count: usize) -> Result<Vec<String>, Error> {
+    let now = SystemClock.now().epoch_seconds();
+    let ago = |secs: i64| Some(Timestamp::from_epoch_seconds(now - secs));
+    let meta = SessionMeta {
+        created: ago(90_000),
+        expires_at: ago(86_400),
+        expiry: Expiry::Default,
+        deadline: None,
+        touched_at: ago(90_000),
+        version: Version(1),
+    };
+    let layout = Layout::new("session_key");
+    let mut keys = Vec::with_capacity(count);
+    let mut batch = Vec::new();
+    for i in 0..count {
+        let key = SessionKey::generate()
+            .map_err(|e| format!("no randomness: {e}"))?
+            .as_str()
+            .to_owned();
+        batch.push(
+            WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(layout.new_item(&key, "{}", &meta)))
+                        .build()?,
+                )
+                .build(),
+        );
+        keys.push(key);
+        if batch.len() == 25 || i + 1 == count {
+            let mut pending = std::mem::take(&mut batch);
+            while !pending.is_empty() {
+                let out = client
+                    .batch_write_item()
+                    .request_items(table, pending)
+                    .send()
+                    .await?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(table))
+                    .unwrap_or_default();
+            }
+        }
+    }
+    Ok(keys)
+}

@@ -1,0 +1,70 @@
+//! The full run: a fixture, every measurement, and the cost per million requests computed
+//! from their figures. Data flows one way: measurements produce figures, `cost` and
+//! `report` only read them.
+
+use serde_json::{Value, json};
+
+use crate::cost;
+use crate::figures::Error;
+use crate::fixture::Bench;
+use crate::measure;
+
+/// Every measurement in turn, then the cost that their figures imply.
+pub async fn run_all(b: &Bench) -> Result<Value, Error> {
+    let f = b.fixture().await?;
+    let mut results = serde_json::Map::new();
+    eprintln!(
+        "bench: cold start ({} runs of each of {} configurations, {} of the Django backend)",
+        b.runs * 4,
+        measure::cold::STARTS.len(),
+        b.runs
+    );
+    results.insert("cold_start".into(), measure::cold::starts(b, &f).await?);
+    eprintln!(
+        "bench: warm CPU per request ({} runs of {} requests each, ours, the floors and the Django backend)",
+        b.runs,
+        4 * b.cycles
+    );
+    results.insert("warm".into(), measure::warm::runs(b, &f).await?);
+    eprintln!("bench: DynamoDB requests per operation");
+    results.insert(
+        "requests_per_operation".into(),
+        measure::requests::per_operation(b, &f).await?,
+    );
+    results.insert("binary_sizes".into(), measure::sizes::binaries(b)?);
+    eprintln!(
+        "bench: cleanup ({} runs of {} expired items)",
+        b.runs, b.cleanup_items
+    );
+    results.insert("cleanup".into(), measure::cleanup::deletes(b).await?);
+    eprintln!("bench: auditor ({} runs of 10,000 records)", b.runs);
+    results.insert("auditor".into(), measure::auditor::records(b)?);
+    eprintln!(
+        "bench: load ({} clients for {} s)",
+        b.load_clients,
+        b.load_duration.as_secs()
+    );
+    results.insert(
+        "load".into(),
+        measure::load::run(
+            &f.proxy.url,
+            &f.table,
+            &f.api_template,
+            b.load_clients,
+            b.load_duration,
+        )
+        .await?,
+    );
+    let cost = cost::table(&b.root, &Value::Object(results.clone()))?;
+    results.insert("cost_per_million".into(), cost);
+    results.insert(
+        "machine".into(),
+        json!({
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "os": std::env::consts::OS,
+            "arch": std::env::consts::ARCH,
+            "dynamodb": "moto server (tools/local_dynamodb.py) on 127.0.0.1",
+        }),
+    );
+    Ok(Value::Object(results))
+}
