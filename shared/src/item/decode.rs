@@ -1,0 +1,100 @@
+//! Reading an item: what its attributes say about the session, whatever types hold them.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{
+    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, TOUCHED_AT, VERSION,
+};
+use crate::clock::Timestamp;
+use crate::expiry::Expiry;
+use crate::session::{SessionMeta, Version};
+
+/// Read-only access to one image of an item, whatever types hold it: the SDK's items,
+/// and the stream images the auditor reads without converting them.
+pub trait Image {
+    fn text(&self, name: &str) -> Option<&str>;
+    fn number(&self, name: &str) -> Option<&str>;
+    fn flag(&self, name: &str) -> Option<bool>;
+}
+
+impl Image for Item {
+    fn text(&self, name: &str) -> Option<&str> {
+        match self.get(name) {
+            Some(AttributeValue::S(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn number(&self, name: &str) -> Option<&str> {
+        match self.get(name) {
+            Some(AttributeValue::N(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn flag(&self, name: &str) -> Option<bool> {
+        match self.get(name) {
+            Some(AttributeValue::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+/// What an image says about the session it holds. Attributes that are absent or
+/// malformed read as the Django backend implied them: no expiry, version 0.
+pub struct View<'a, I: ?Sized>(pub &'a I);
+
+impl<I: Image + ?Sized> View<'_, I> {
+    fn int(&self, name: &str) -> Option<i64> {
+        self.0.number(name).and_then(|n| n.parse().ok())
+    }
+
+    fn time(&self, name: &str) -> Option<Timestamp> {
+        self.int(name).map(Timestamp::from_epoch_seconds)
+    }
+
+    /// The encoded data, when it is a string.
+    pub fn data(&self) -> Option<&str> {
+        self.0.text(DATA)
+    }
+
+    pub fn version(&self) -> Version {
+        Version(
+            self.int(VERSION)
+                .and_then(|v| u64::try_from(v).ok())
+                .unwrap_or(0),
+        )
+    }
+
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.time(EXPIRES_AT)
+    }
+
+    /// Everything the item says about itself except its key and data.
+    pub fn meta(&self) -> SessionMeta {
+        let expires_at = self.expires_at();
+        let fixed = self.0.flag(EXPIRES_FIXED) == Some(true);
+        let expiry = match (fixed, expires_at, self.int(IDLE_TTL)) {
+            (true, Some(t), _) => Expiry::At(t),
+            (_, _, Some(secs)) if secs > 0 => {
+                Expiry::IdleFor(Duration::from_secs(secs.unsigned_abs()))
+            }
+            _ => Expiry::Default,
+        };
+        SessionMeta {
+            created: self.time(CREATED),
+            expires_at,
+            expiry,
+            deadline: self.time(DEADLINE),
+            touched_at: self.time(TOUCHED_AT),
+            version: self.version(),
+        }
+    }
+}
+
+/// [`View::meta`] of an SDK item.
+pub fn meta(item: &Item) -> SessionMeta {
+    View(item).meta()
+}

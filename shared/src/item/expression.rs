@@ -1,0 +1,340 @@
+//! Every condition, update, projection and filter expression the table is written and
+//! scanned with.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{
+    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, Names, TOUCHED_AT,
+    VERSION, number, text,
+};
+use crate::clock::Timestamp;
+use crate::expiry::Expiry;
+use crate::session::Version;
+
+/// Placeholders and conditions of one request's expressions.
+#[derive(Debug, Default)]
+pub struct Expr {
+    pub names: Names,
+    pub values: Item,
+    conditions: Vec<String>,
+}
+
+impl Expr {
+    fn name(&mut self, placeholder: &str, attribute: &str) -> &mut Self {
+        self.names.insert(placeholder.into(), attribute.into());
+        self
+    }
+
+    fn value(&mut self, placeholder: &str, v: AttributeValue) -> &mut Self {
+        self.values.insert(placeholder.into(), v);
+        self
+    }
+
+    fn condition(&mut self, c: impl Into<String>) -> &mut Self {
+        self.conditions.push(c.into());
+        self
+    }
+
+    /// The test "the item is at version `v`" (items of the Django backend have none: 0).
+    fn version_is(&mut self, v: Version) -> &mut Self {
+        self.name("#ver", VERSION);
+        if v.0 == 0 {
+            self.condition("attribute_not_exists(#ver)")
+        } else {
+            self.value(":expected", number(v.0));
+            self.condition("#ver = :expected")
+        }
+    }
+
+    /// All conditions joined by AND; DynamoDB rejects redundant parentheses. `None`
+    /// when there are none.
+    pub fn condition_text(&self) -> Option<String> {
+        match self.conditions.as_slice() {
+            [] => None,
+            [only] => Some(only.clone()),
+            all => Some(
+                all.iter()
+                    .map(|c| format!("({c})"))
+                    .collect::<Vec<_>>()
+                    .join(" AND "),
+            ),
+        }
+    }
+
+    /// Names and values for the SDK's setters: `None` when empty, which DynamoDB wants
+    /// rather than empty maps.
+    pub fn into_parts(self) -> (Option<Names>, Option<Item>) {
+        let names = (!self.names.is_empty()).then_some(self.names);
+        let values = (!self.values.is_empty()).then_some(self.values);
+        (names, values)
+    }
+}
+
+/// One conditional write: an optional update expression and its condition.
+#[derive(Debug)]
+pub struct Write {
+    pub update: Option<String>,
+    pub expr: Expr,
+}
+
+/// A write's expressions as the SDK's setters take them.
+#[derive(Debug)]
+pub struct Parts {
+    pub update: Option<String>,
+    pub condition: Option<String>,
+    pub names: Option<Names>,
+    pub values: Option<Item>,
+}
+
+impl Write {
+    /// No condition at all.
+    pub fn unconditional() -> Self {
+        Self {
+            update: None,
+            expr: Expr::default(),
+        }
+    }
+
+    pub fn parts(self) -> Parts {
+        let condition = self.expr.condition_text();
+        let (names, values) = self.expr.into_parts();
+        Parts {
+            update: self.update,
+            condition,
+            names,
+            values,
+        }
+    }
+}
+
+/// What a refresh writes: a new expiry and touch time, the version bumped, and,
+/// optionally, new data, a rule to store, and a lifetime deadline if none is stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Refresh<'a> {
+    pub now: Timestamp,
+    pub expires: Timestamp,
+    pub data: Option<&'a str>,
+    pub rule: Option<Expiry>,
+    pub deadline: Option<Timestamp>,
+}
+
+/// What a refresh's condition knows of the stored item.
+#[derive(Debug, Clone, Copy)]
+pub enum Guard {
+    /// Nothing read: the write assumes the default rule (unless it sets one) and a
+    /// deadline that does not bite, and checks both; with `rule_in_data`, an item never
+    /// written here is refused, since its data may hold another rule.
+    Assumed {
+        version: Option<Version>,
+        keeps_rule: bool,
+        rule_in_data: bool,
+    },
+    /// Read before: the write is guarded by this exact version.
+    Known(Version),
+}
+
+/// A Scan's parts: projection, filter, and their placeholders.
+#[derive(Debug)]
+pub struct Scan {
+    pub projection: String,
+    pub filter: String,
+    pub expr: Expr,
+}
+
+impl Layout {
+    fn expr(&self) -> Expr {
+        let mut e = Expr::default();
+        e.name("#k", &self.key);
+        e
+    }
+
+    /// The item exists and has not expired at `now`.
+    fn alive(&self, e: &mut Expr, now: Timestamp) {
+        e.name("#exp", EXPIRES_AT)
+            .value(":now", number(now.epoch_seconds()))
+            .condition("attribute_exists(#k) AND (attribute_not_exists(#exp) OR #exp > :now)");
+    }
+
+    /// Create, and the new key of a cycle: nothing is under this key yet.
+    pub fn absent(&self) -> Write {
+        let mut e = self.expr();
+        e.condition("attribute_not_exists(#k)");
+        Write {
+            update: None,
+            expr: e,
+        }
+    }
+
+    /// The projection of an existence check: the key and the expiry.
+    pub fn exists_projection(&self) -> (String, Expr) {
+        let mut e = self.expr();
+        e.name("#exp", EXPIRES_AT);
+        ("#k, #exp".into(), e)
+    }
+
+    /// A delete that demands a live session, at version `version` when one is given.
+    pub fn delete_expecting(&self, now: Timestamp, version: Option<Version>) -> Write {
+        let mut e = self.expr();
+        self.alive(&mut e, now);
+        if let Some(v) = version {
+            e.version_is(v);
+        }
+        Write {
+            update: None,
+            expr: e,
+        }
+    }
+
+    /// A cycle's delete of the old key: still alive and still at the version read.
+    pub fn unchanged(&self, now: Timestamp, version: Version) -> Write {
+        self.delete_expecting(now, Some(version))
+    }
+
+    /// The UpdateItem of a refresh (replace, merge-update, touch).
+    pub fn refresh(&self, r: &Refresh<'_>, guard: Guard) -> Write {
+        let mut e = self.expr();
+        self.alive(&mut e, r.now);
+        e.name("#touched", TOUCHED_AT)
+            .name("#ver", VERSION)
+            .value(":exp", number(r.expires.epoch_seconds()))
+            .value(":zero", number(0))
+            .value(":one", number(1));
+        let mut set = vec![
+            "#exp = :exp".to_owned(),
+            "#touched = :now".to_owned(),
+            "#ver = if_not_exists(#ver, :zero) + :one".to_owned(),
+        ];
+        let mut remove = Vec::new();
+        if let Some(raw) = r.data {
+            e.name("#data", DATA).value(":data", text(raw));
+            set.push("#data = :data".into());
+        }
+        if let Some(rule) = r.rule {
+            set_rule(&mut e, rule, &mut set, &mut remove);
+        }
+        if let Some(d) = r.deadline {
+            e.name("#deadline", DEADLINE)
+                .value(":deadline", number(d.epoch_seconds()));
+            set.push("#deadline = if_not_exists(#deadline, :deadline)".into());
+        }
+        guard_refresh(&mut e, guard);
+        let mut update = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        Write {
+            update: Some(update),
+            expr: e,
+        }
+    }
+
+    /// The cleanup's Scan for candidates: items without an expiry or past it, with the
+    /// data too when the codec keeps an expiry in it.
+    pub fn expired_scan(&self, now: Timestamp, with_data: bool) -> Scan {
+        let mut e = self.expr();
+        e.name("#exp", EXPIRES_AT)
+            .name("#created", CREATED)
+            .value(":now", number(now.epoch_seconds()));
+        let mut projection = "#k, #exp, #created".to_owned();
+        if with_data {
+            e.name("#data", DATA);
+            projection.push_str(", #data");
+        }
+        Scan {
+            projection,
+            filter: "attribute_not_exists(#exp) OR #exp <= :now".into(),
+            expr: e,
+        }
+    }
+
+    /// The cleanup's delete: only if the session is still expired at `now`.
+    pub fn still_expired(&self, now: Timestamp) -> Write {
+        let mut e = Expr::default();
+        e.name("#exp", EXPIRES_AT)
+            .value(":now", number(now.epoch_seconds()))
+            .condition("#exp <= :now");
+        Write {
+            update: None,
+            expr: e,
+        }
+    }
+
+    /// The cleanup's stamp on an item without an expiry: the expiry, and the rule's own
+    /// attributes as the store's writes keep them, so reads need not decode the data.
+    pub fn stamp(&self, at: Timestamp, rule: Expiry) -> Write {
+        let mut e = self.expr();
+        e.name("#exp", EXPIRES_AT)
+            .name("#ver", VERSION)
+            .value(":at", number(at.epoch_seconds()))
+            .value(":zero", number(0))
+            .value(":one", number(1))
+            .condition("attribute_exists(#k) AND attribute_not_exists(#exp)");
+        let mut set = vec![
+            "#exp = :at".to_owned(),
+            "#ver = if_not_exists(#ver, :zero) + :one".to_owned(),
+        ];
+        match rule {
+            Expiry::Default => {}
+            Expiry::IdleFor(d) => {
+                e.name("#idle", IDLE_TTL)
+                    .value(":idle", number(d.as_secs()));
+                set.push("#idle = :idle".into());
+            }
+            Expiry::At(_) => {
+                e.name("#fixed", EXPIRES_FIXED)
+                    .value(":fixed", AttributeValue::Bool(true));
+                set.push("#fixed = :fixed".into());
+            }
+        }
+        Write {
+            update: Some(format!("SET {}", set.join(", "))),
+            expr: e,
+        }
+    }
+}
+
+/// SET and REMOVE clauses that store `rule` in place of whatever rule was stored.
+fn set_rule(e: &mut Expr, rule: Expiry, set: &mut Vec<String>, remove: &mut Vec<&str>) {
+    e.name("#idle", IDLE_TTL).name("#fixed", EXPIRES_FIXED);
+    match rule {
+        Expiry::Default => remove.extend(["#idle", "#fixed"]),
+        Expiry::IdleFor(d) => {
+            e.value(":idle", number(d.as_secs()));
+            set.push("#idle = :idle".into());
+            remove.push("#fixed");
+        }
+        Expiry::At(_) => {
+            e.value(":fixed", AttributeValue::Bool(true));
+            set.push("#fixed = :fixed".into());
+            remove.push("#idle");
+        }
+    }
+}
+
+/// The conditions of a refresh beyond "alive".
+fn guard_refresh(e: &mut Expr, guard: Guard) {
+    match guard {
+        Guard::Assumed {
+            version,
+            keeps_rule,
+            rule_in_data,
+        } => {
+            if let Some(v) = version {
+                e.version_is(v);
+            }
+            if keeps_rule {
+                e.name("#idle", IDLE_TTL)
+                    .name("#fixed", EXPIRES_FIXED)
+                    .condition("attribute_not_exists(#idle) AND attribute_not_exists(#fixed)");
+            }
+            if rule_in_data {
+                e.name("#ver", VERSION).condition("attribute_exists(#ver)");
+            }
+            e.name("#deadline", DEADLINE)
+                .condition("attribute_not_exists(#deadline) OR #deadline >= :exp");
+        }
+        Guard::Known(v) => {
+            e.version_is(v);
+        }
+    }
+}

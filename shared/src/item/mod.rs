@@ -1,0 +1,171 @@
+//! The DynamoDB item, in one place: the attribute names (here), reading an item
+//! (`decode`), writing a whole item (`encode`), every condition, update, projection and
+//! filter expression (`expression`), and the cleanup's checkpoint item (`checkpoint`).
+//! Both stores, the cleanup and the auditor go through this module; nothing else names
+//! an attribute (docs/store.md).
+
+mod checkpoint;
+mod decode;
+mod encode;
+mod expression;
+
+pub use checkpoint::{CHECKPOINT_KEY, Cursor, Position};
+pub use decode::{Image, View, meta};
+pub use expression::{Expr, Guard, Parts, Refresh, Scan, Write};
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+pub type Item = HashMap<String, AttributeValue>;
+/// Expression attribute names: placeholder to attribute.
+pub type Names = HashMap<String, String>;
+
+/// The encoded session dictionary (S).
+const DATA: &str = "data";
+/// Epoch seconds of creation (N); the Django backend writes it on one path only.
+const CREATED: &str = "created";
+/// Epoch seconds after which the session is dead (N): the table's TTL attribute.
+const EXPIRES_AT: &str = "expires_at";
+/// Counts writes (N); absent on items of the Django backend (read as 0).
+const VERSION: &str = "version";
+/// A session's own idle timeout in seconds (N); absent means the configured default.
+const IDLE_TTL: &str = "idle_ttl";
+/// `true` when the session expires at a fixed time that activity does not move (BOOL).
+const EXPIRES_FIXED: &str = "expires_fixed";
+/// The absolute end of the session's life under a maximum lifetime (N).
+const DEADLINE: &str = "deadline";
+/// Last write or touch that refreshed the expiry (N); throttles touch-on-read.
+const TOUCHED_AT: &str = "touched_at";
+
+fn number(n: impl ToString) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+fn text(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+/// The item layout of one table: its hash key's name is configurable.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    key: String,
+}
+
+impl Layout {
+    pub fn new(key_attribute: &str) -> Self {
+        Self {
+            key: key_attribute.to_owned(),
+        }
+    }
+
+    pub fn key_attribute(&self) -> &str {
+        &self.key
+    }
+
+    /// The key of `key`'s item, for GetItem, DeleteItem and UpdateItem.
+    pub fn key(&self, key: &str) -> (String, AttributeValue) {
+        (self.key.clone(), text(key))
+    }
+
+    /// The session key an item holds, if it has one of the key's type.
+    pub fn key_of<'a>(&self, item: &'a Item) -> Option<&'a str> {
+        item.text(&self.key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::expiry::Expiry;
+    use crate::session::{SessionMeta, Version};
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_epoch_seconds(secs)
+    }
+
+    #[test]
+    fn items_of_the_original_backend_read_as_version_zero_without_expiry() {
+        let item = Item::from([
+            ("session_key".into(), AttributeValue::S("k".into())),
+            ("data".into(), AttributeValue::S("{}".into())),
+        ]);
+        let m = meta(&item);
+        assert_eq!(m.version, Version(0));
+        assert_eq!(m.expires_at, None);
+        assert_eq!(m.created, None);
+        assert_eq!(m.expiry, Expiry::Default);
+    }
+
+    #[test]
+    fn meta_survives_a_round_trip_through_attributes() {
+        let layout = Layout::new("session_key");
+        for expiry in [
+            Expiry::Default,
+            Expiry::IdleFor(Duration::from_secs(60)),
+            Expiry::At(t(500)),
+        ] {
+            let m = SessionMeta {
+                created: Some(t(1)),
+                expires_at: Some(t(500)),
+                expiry,
+                deadline: Some(t(900)),
+                touched_at: Some(t(2)),
+                version: Version(7),
+            };
+            assert_eq!(meta(&layout.new_item("k", "{}", &m)), m);
+        }
+    }
+
+    #[test]
+    fn a_refresh_in_memory_writes_what_its_expression_sets() {
+        let layout = Layout::new("session_key");
+        let m = SessionMeta {
+            created: Some(t(1)),
+            expires_at: Some(t(100)),
+            expiry: Expiry::IdleFor(Duration::from_secs(99)),
+            deadline: None,
+            touched_at: Some(t(1)),
+            version: Version(3),
+        };
+        let mut item = layout.new_item("k", "{}", &m);
+        let r = Refresh {
+            now: t(10),
+            expires: t(50),
+            data: Some("{\"a\":1}"),
+            rule: Some(Expiry::At(t(50))),
+            deadline: Some(t(70)),
+        };
+        layout.apply_refresh(&mut item, &r);
+        let after = meta(&item);
+        assert_eq!(after.version, Version(4));
+        assert_eq!(after.expiry, Expiry::At(t(50)));
+        assert_eq!(
+            (after.expires_at, after.deadline),
+            (Some(t(50)), Some(t(70)))
+        );
+        assert_eq!(View(&item).data(), Some("{\"a\":1}"));
+        let w = layout.refresh(&r, Guard::Known(Version(3)));
+        let update = w.update.unwrap_or_default();
+        for clause in [
+            "#exp = :exp",
+            "#data = :data",
+            "#fixed = :fixed",
+            "REMOVE #idle",
+        ] {
+            assert!(update.contains(clause), "{update}");
+        }
+    }
+
+    #[test]
+    fn checkpoints_round_trip() {
+        let layout = Layout::new("session_key");
+        let cursor = Cursor(Item::from([("session_key".into(), text("abc"))]));
+        let positions = vec![Position::Start, Position::After(cursor), Position::Done];
+        let item = layout.checkpoint(&positions, t(5));
+        assert_eq!(layout.positions(&item), (Some(3), positions));
+    }
+}
