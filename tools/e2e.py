@@ -133,6 +133,30 @@ def alive(pid):
         return False
 
 
+def other_functions(api_port):
+    """The cleanup and the auditor through make dev's emulator, with the committed events,
+    as the README shows (`cargo lambda invoke`)."""
+    def invoke(function, event):
+        run = subprocess.run(
+            [os.path.join(ROOT, ".venv", "bin", "cargo-lambda"), "lambda", "invoke", function,
+             "--data-file", os.path.join("events", event), "--invoke-address", "127.0.0.1",
+             "--invoke-port", str(api_port)],
+            cwd=ROOT, capture_output=True, text=True, timeout=900)
+        try:
+            return json.loads(run.stdout)
+        except ValueError:
+            return {"failed": (run.stdout + run.stderr)[-500:]}
+
+    summary = invoke("session-cleanup", "schedule-cleanup.json")
+    check("the cleanup runs under make dev with its scheduled event",
+          summary.get("complete") is True and summary.get("errors") == 0, str(summary))
+    for event in ("stream-insert.json", "stream-modify.json", "stream-remove.json",
+                  "stream-expire.json"):
+        answer = invoke("session-auditor", event)
+        check(f"the auditor audits events/{event} under make dev",
+              answer == {"batchItemFailures": []}, str(answer))
+
+
 def second_copy_refused(db_port, api_port):
     """A make dev on ports that the first one holds refuses, naming the port and its owner."""
     second, log = start_dev("dev-second", db_port, api_port)
@@ -214,6 +238,7 @@ def main():
         status, headers, _ = call("DELETE", f"{base}/sessions")
         check("a wrong method is 405 with Allow", status == 405 and headers.get("allow") == "POST", str(headers))
         walkthrough.run(os.path.join(ROOT, "README.md"), api_port, check)
+        other_functions(api_port)
         properties(base)
         second_copy_refused(db_port, api_port)
     finally:

@@ -87,9 +87,34 @@ impl Clock for ManualClock {
     }
 }
 
+/// The time left in an invocation whose deadline Lambda gave as `deadline_ms`
+/// (milliseconds since the epoch, `Lambda-Runtime-Deadline-Ms`), seen at `now`. `None`
+/// when there is none (0, as in tests) and when it is already past on arrival: Lambda
+/// hands an event over before its deadline, so such a value comes from a local
+/// emulator; `cargo lambda watch` sends its timeout, `600000`, where Lambda sends an
+/// instant.
+pub fn invocation_time_left(deadline_ms: u64, now: SystemTime) -> Option<Duration> {
+    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    (deadline_ms > 0).then_some(())?;
+    deadline.duration_since(now).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_in_the_past_or_none_leaves_no_known_time() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let in_a_minute = 1_800_000_060_000;
+        assert_eq!(
+            invocation_time_left(in_a_minute, now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(invocation_time_left(0, now), None);
+        // What `cargo lambda watch` sends: its 10-minute timeout, not an instant.
+        assert_eq!(invocation_time_left(600_000, now), None);
+    }
 
     #[test]
     fn manual_clock_moves_only_when_advanced_and_clones_share_it() {

@@ -16,7 +16,7 @@ pub mod store;
 pub mod telemetry;
 
 pub use aws::AwsEnv;
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp, invocation_time_left};
 pub use codec::{Codec, JsonCodec};
 pub use config::{AccessLogConfig, CleanupConfig, CodecConfig, DjangoSecrets, StoreConfig};
 pub use django::{DjangoCodec, DjangoKeys, Secret};

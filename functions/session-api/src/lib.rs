@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use session_store::{AccessLogConfig, DynamoStore, SessionStore};
+use session_store::{AccessLogConfig, DynamoStore, SessionStore, invocation_time_left};
 use tracing::{error, info};
 
 pub use problem::ApiError;
@@ -196,11 +196,9 @@ async fn dispatch<S: SessionStore>(
 
 /// The instant by which DynamoDB calls must be over for the answer to reach the caller:
 /// the invocation's deadline less [`ANSWER_MARGIN`]. `None` without a deadline, and for
-/// one already past when the event arrives: Lambda hands an event over as soon as it
-/// sets its deadline, so that one can only come from a local emulator that counted from
-/// a request queued while the function compiled (`cargo lambda watch`).
+/// one already past when the event arrives ([`invocation_time_left`]).
 fn answer_by(request: &Request) -> Option<Instant> {
-    let context = request.lambda_context_ref().filter(|c| c.deadline > 0)?;
-    let left = context.deadline().duration_since(SystemTime::now()).ok()?;
+    let context = request.lambda_context_ref()?;
+    let left = invocation_time_left(context.deadline, SystemTime::now())?;
     Some(Instant::now() + left.saturating_sub(ANSWER_MARGIN))
 }

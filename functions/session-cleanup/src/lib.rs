@@ -20,7 +20,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use session_store::item::Position;
 use session_store::metrics::{Emf, Unit};
-use session_store::{CleanupConfig, Clock, ConfigError, DynamoStore, StoreConfig};
+use session_store::{
+    CleanupConfig, Clock, ConfigError, DynamoStore, StoreConfig, invocation_time_left,
+};
 use tokio::sync::Semaphore;
 use tracing::warn;
 
@@ -182,20 +184,12 @@ async fn within<T>(by: Instant, call: impl Future<Output = T>) -> Result<T, Erro
 }
 
 /// The Lambda entry point: a scheduled event, `{}`, or an input with overrides. A
-/// context without a deadline (tests, local invokes) gets Lambda's maximum of 15 minutes.
+/// context without a usable deadline (tests, local emulators; [`invocation_time_left`])
+/// gets Lambda's maximum of 15 minutes.
 pub async fn handler(cleanup: &Cleanup, event: LambdaEvent<Value>) -> Result<Summary, Error> {
     let overrides = Overrides::from_event(&event.payload)?;
-    let deadline = match event.context.deadline {
-        0 => Instant::now() + MAX_INVOCATION,
-        _ => {
-            let left = event
-                .context
-                .deadline()
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO);
-            Instant::now() + left
-        }
-    };
+    let left = invocation_time_left(event.context.deadline, SystemTime::now());
+    let deadline = Instant::now() + left.unwrap_or(MAX_INVOCATION);
     // Boxed: under the runtime's own layers, the run's future is otherwise nested too
     // deep for the compiler's layout queries.
     Box::pin(cleanup.run(overrides, deadline)).await

@@ -377,6 +377,20 @@ async fn the_schedule_event_and_operator_inputs_run_through_the_handler() {
 }
 
 #[tokio::test]
+async fn a_local_emulators_deadline_already_past_on_arrival_does_not_stop_the_run() {
+    let e = env().await;
+    e.seed(Kind::Expired, 3).await;
+    let cleanup = e.cleanup(|_| {});
+    // `cargo lambda watch` sends its timeout (600000 ms) where Lambda sends an instant.
+    let mut context = Context::default();
+    context.deadline = 600_000;
+    let summary = handler(&cleanup, LambdaEvent::new(json!({}), context))
+        .await
+        .unwrap();
+    assert_eq!((summary.deleted, summary.complete), (3, true));
+}
+
+#[tokio::test]
 async fn the_summary_is_one_emf_line() {
     let e = env().await;
     let cleanup = e.cleanup(|_| {});
