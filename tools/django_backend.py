@@ -1,4 +1,4 @@
-"""Drives the original backend, django-dynamodb-sessions, through Django itself.
+"""Drives the Django backend, django-dynamodb-sessions, through Django itself.
 
 Used by the interop tests and the benchmark to write and read sessions the way a Django
 site does. Reads one JSON document on stdin, writes one on stdout.

@@ -10,7 +10,7 @@ use crate::key::SessionKey;
 /// The session dictionary: always a JSON object.
 pub type SessionData = serde_json::Map<String, serde_json::Value>;
 
-/// Counts writes to a session; 0 for items that the original Django backend wrote
+/// Counts writes to a session; 0 for items that the Django backend wrote
 /// and that were never written since.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Version(pub u64);
@@ -69,9 +69,9 @@ pub struct Session {
 /// Everything about a stored session except its key and data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionMeta {
-    /// Absent on items that the original backend wrote through a plain save.
+    /// Absent on items that the Django backend wrote through a plain save.
     pub created: Option<Timestamp>,
-    /// Absent only on items that the original backend wrote and nothing refreshed since.
+    /// Absent only on items that the Django backend wrote and nothing refreshed since.
     pub expires_at: Option<Timestamp>,
     pub expiry: Expiry,
     /// The absolute end of the session's life, when a maximum lifetime applies.

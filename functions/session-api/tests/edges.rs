@@ -1,4 +1,4 @@
-//! Expiry limits, items of the original backend whose data says they expired, and
+//! Expiry limits, items of the Django backend whose data says they expired, and
 //! `If-Match` as RFC 9110 section 13.1.1 defines it: regressions found in review.
 
 mod support;

@@ -88,7 +88,7 @@ mod tests {
     }
 
     #[test]
-    fn items_of_the_original_backend_read_as_version_zero_without_expiry() {
+    fn items_of_the_django_backend_read_as_version_zero_without_expiry() {
         let item = Item::from([
             ("session_key".into(), AttributeValue::S("k".into())),
             ("data".into(), AttributeValue::S("{}".into())),

@@ -205,7 +205,7 @@ impl DynamoStore {
                 .return_values(ReturnValue::AllOld),
         };
         match self.call(request.send()).await? {
-            // An item of the original backend whose data says it expired was no live
+            // An item of the Django backend whose data says it expired was no live
             // session: removing it is harmless, but the caller's demand was not met.
             Ok(out)
                 if expected.is_some()

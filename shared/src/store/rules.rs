@@ -89,7 +89,7 @@ impl Rules {
         })
     }
 
-    /// What the item says about itself. Items the original backend wrote have no rule
+    /// What the item says about itself. Items the Django backend wrote have no rule
     /// attributes: their rule is the one their data carries, if the format keeps one,
     /// and a fixed time there is their expiry, enforced as `expires_at` would be.
     /// `data` is the item's data when already decoded.
@@ -234,7 +234,7 @@ impl Rules {
         let policy = &self.config.expiry;
         let (stored_rule, stored_deadline) =
             known.map_or((Expiry::Default, None), |m| (m.expiry, m.deadline));
-        // An item the original backend wrote has its rule only in its data: store it.
+        // An item the Django backend wrote has its rule only in its data: store it.
         let rule = change.rule.or(match known {
             Some(m) if m.version.0 == 0 => Some(m.expiry),
             _ => None,
