@@ -6,17 +6,21 @@ mod request;
 mod response;
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime};
 
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use session_store::{AccessLogConfig, DynamoStore, SessionStore, invocation_time_left};
+use session_store::{
+    AccessLogConfig, DynamoStore, Expected, SessionKey, SessionStore, StoreError,
+    invocation_time_left,
+};
 use tracing::{error, info};
 
 pub use problem::ApiError;
-use request::Route;
 pub use request::{Operation, merge_patch};
+use request::{Precondition, Route};
 use response::{empty, session_response};
 
 const JSON: &str = "application/json";
@@ -155,11 +159,14 @@ async fn dispatch<S: SessionStore>(
             return Ok(response);
         }
         Operation::Cycle { key, expected } => {
-            let cycled = store.cycle(&key, expected).await?;
+            let cycled =
+                on_condition(store, &key, expected, |x| Box::pin(store.cycle(&key, x))).await?;
             *session = Some(cycled.key.fingerprint(12));
             cycled
         }
-        Operation::Touch { key, expected } => store.touch(&key, expected).await?,
+        Operation::Touch { key, expected } => {
+            on_condition(store, &key, expected, |x| Box::pin(store.touch(&key, x))).await?
+        }
         Operation::Read { key, touch: true } => store.load_and_touch(&key).await?,
         Operation::Read { key, touch: false } => store.load(&key).await?,
         Operation::Exists(key) => {
@@ -169,7 +176,7 @@ async fn dispatch<S: SessionStore>(
             return Err(session_store::StoreError::NotFound.into());
         }
         Operation::Delete { key, expected } => {
-            store.delete(&key, expected).await?;
+            on_condition(store, &key, expected, |x| Box::pin(store.delete(&key, x))).await?;
             return Ok(empty(StatusCode::NO_CONTENT));
         }
         Operation::Replace {
@@ -177,21 +184,71 @@ async fn dispatch<S: SessionStore>(
             data,
             expiry,
             expected,
-        } => store.replace(&key, data, expiry, expected).await?,
+        } => {
+            on_condition(store, &key, expected, |x| {
+                Box::pin(store.replace(&key, data.clone(), expiry, x))
+            })
+            .await?
+        }
         Operation::Patch {
             key,
             patch,
             expected,
         } => {
-            store
-                .update(&key, expected, |data| {
+            on_condition(store, &key, expected, |x| {
+                Box::pin(store.update(&key, x, |data| {
                     merge_patch(data, &patch);
                     Ok(())
-                })
-                .await?
+                }))
+            })
+            .await?
         }
     };
     Ok(session_response(StatusCode::OK, &answer))
+}
+
+/// A store call under way.
+type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Tries of a write whose `If-Match` lists several versions, when the session moves from
+/// one listed version to another between the read and the write.
+const LIST_ATTEMPTS: usize = 3;
+
+/// Runs `write` under the request's `If-Match`. A single version (or `*`) goes to the
+/// store as the write's own condition, with no read. A list of several versions is true
+/// when the session is at any of them: the current version is read, and the write is
+/// conditioned on exactly that one, so it succeeds only if the session is still at a
+/// listed version when written.
+async fn on_condition<'a, S: SessionStore, T>(
+    store: &S,
+    key: &SessionKey,
+    precondition: Option<Precondition>,
+    write: impl Fn(Option<Expected>) -> Pending<'a, T>,
+) -> Result<T, StoreError> {
+    let listed = match precondition {
+        None => return write(None).await,
+        Some(Precondition::Exists) => return write(Some(Expected::Exists)).await,
+        Some(Precondition::OneOf(versions)) => versions,
+    };
+    match listed.as_slice() {
+        [] => return Err(StoreError::VersionConflict),
+        [only] => return write(Some(Expected::Version(*only))).await,
+        _ => {}
+    }
+    for _ in 0..LIST_ATTEMPTS {
+        let current = match store.load(key).await {
+            Err(StoreError::NotFound) => return Err(StoreError::VersionConflict),
+            other => other?.meta.version,
+        };
+        if !listed.contains(&current) {
+            return Err(StoreError::VersionConflict);
+        }
+        match write(Some(Expected::Version(current))).await {
+            Err(StoreError::VersionConflict) => continue,
+            done => return done,
+        }
+    }
+    Err(StoreError::Contention)
 }
 
 /// The instant by which DynamoDB calls must be over for the answer to reach the caller:

@@ -8,7 +8,7 @@ use lambda_http::{Body, Request, RequestExt};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-use session_store::{Expected, Expiry, SessionData, SessionKey, Version};
+use session_store::{Expiry, SessionData, SessionKey, Version};
 
 use crate::{ApiError, JSON, gateway_context};
 
@@ -74,25 +74,25 @@ pub enum Operation {
         key: SessionKey,
         data: SessionData,
         expiry: Expiry,
-        expected: Option<Expected>,
+        expected: Option<Precondition>,
     },
     /// `patch` is always a JSON object.
     Patch {
         key: SessionKey,
         patch: Value,
-        expected: Option<Expected>,
+        expected: Option<Precondition>,
     },
     Delete {
         key: SessionKey,
-        expected: Option<Expected>,
+        expected: Option<Precondition>,
     },
     Cycle {
         key: SessionKey,
-        expected: Option<Expected>,
+        expected: Option<Precondition>,
     },
     Touch {
         key: SessionKey,
-        expected: Option<Expected>,
+        expected: Option<Precondition>,
     },
 }
 
@@ -270,31 +270,77 @@ fn wants_touch(query: Option<&QueryMap>) -> Result<bool, ApiError> {
     }
 }
 
-/// What `If-Match` demands (RFC 9110, section 13.1.1): `*` that the session exists, an
-/// entity tag that it is at that version. Every `If-Match` line counts; a list, a weak
-/// tag, or a tag this API never issues (versions are canonical decimal integers: no
-/// sign, no leading zero) cannot match any session, so the precondition fails rather
-/// than the request's syntax.
-fn if_match(headers: &HeaderMap) -> Result<Option<Expected>, ApiError> {
-    let mut lines = headers.get_all(header::IF_MATCH).iter();
-    let Some(first) = lines.next() else {
+/// What `If-Match` demands (RFC 9110, section 13.1.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// `*`: that the session exists.
+    Exists,
+    /// That the session is at one of these versions: the strong tags of the list that
+    /// this API could have issued. Empty when no member can match (weak tags, foreign
+    /// tags): the precondition then fails whatever the session.
+    OneOf(Vec<Version>),
+}
+
+/// `If-Match`, every line of it: a list of entity tags matches when any member matches
+/// by strong comparison, so a weak member never matches but a strong one beside it may.
+/// Several lines count as one list, as API Gateway's payload 2.0 joins them with commas.
+/// A malformed member, `*` inside a list, or a line that is not text fails the
+/// precondition (412) rather than the request's syntax. Versions are canonical decimal
+/// integers: a tag such as `"01"` or `"+1"` is well formed but never matches.
+fn if_match(headers: &HeaderMap) -> Result<Option<Precondition>, ApiError> {
+    let mut lines = Vec::new();
+    for line in headers.get_all(header::IF_MATCH) {
+        lines.push(line.to_str().map_err(|_| ApiError::PreconditionFailed)?);
+    }
+    if lines.is_empty() {
         return Ok(None);
-    };
-    if lines.next().is_some() {
-        return Err(ApiError::PreconditionFailed);
     }
-    let tag = first
-        .to_str()
-        .map_err(|_| ApiError::PreconditionFailed)?
-        .trim();
-    if tag == "*" {
-        return Ok(Some(Expected::Exists));
+    let field = lines.join(", ");
+    if field.trim() == "*" {
+        return Ok(Some(Precondition::Exists));
     }
-    tag.strip_prefix('"')
-        .and_then(|r| r.strip_suffix('"'))
-        .and_then(canonical_version)
-        .map(|v| Some(Expected::Version(v)))
-        .ok_or(ApiError::PreconditionFailed)
+    let tags = entity_tags(&field).ok_or(ApiError::PreconditionFailed)?;
+    let mut versions: Vec<Version> = tags
+        .into_iter()
+        .filter(|(weak, _)| !weak)
+        .filter_map(|(_, opaque)| canonical_version(opaque))
+        .collect();
+    versions.sort();
+    versions.dedup();
+    Ok(Some(Precondition::OneOf(versions)))
+}
+
+/// The members of a list of entity tags, `(weak, opaque tag)` each, or `None` when the
+/// list is malformed. Empty list elements (`"1", , "2"`) are allowed, as RFC 9110
+/// section 5.6.1 asks of a recipient; a tag may itself hold a comma.
+fn entity_tags(field: &str) -> Option<Vec<(bool, &str)>> {
+    let mut tags = Vec::new();
+    let mut rest = field;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if rest.is_empty() {
+            return (!tags.is_empty()).then_some(tags);
+        }
+        let (weak, quoted) = match rest.strip_prefix("W/") {
+            Some(after) => (true, after),
+            None => (false, rest),
+        };
+        let inner = quoted.strip_prefix('"')?;
+        let end = inner.find('"')?;
+        let opaque = &inner[..end];
+        // etagc: any visible character but DQUOTE, and obs-text.
+        if !opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        {
+            return None;
+        }
+        tags.push((weak, opaque));
+        rest = inner[end + 1..].trim_start_matches([' ', '\t']);
+        if !(rest.is_empty() || rest.starts_with(',')) {
+            return None;
+        }
+    }
 }
 
 /// A version as the `ETag` writes it: decimal digits, `0` or without a leading zero.

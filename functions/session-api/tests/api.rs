@@ -161,11 +161,11 @@ async fn put_with_a_stale_if_match_is_412_and_leaves_the_data_unchanged() {
     put(&api, &key, &json!({"data": {"a": 3}}), Some("\"not-ours\""))
         .await
         .assert_problem(412);
-    // Malformed tags and lists never match either.
+    // Nor do a malformed tag and a list without the current version.
     put(&api, &key, &json!({"data": {"a": 3}}), Some("2"))
         .await
         .assert_problem(412);
-    put(&api, &key, &json!({"data": {"a": 3}}), Some("\"1\", \"2\""))
+    put(&api, &key, &json!({"data": {"a": 3}}), Some("\"1\", \"3\""))
         .await
         .assert_problem(412);
     // A malformed body is a 400 whatever the tag.

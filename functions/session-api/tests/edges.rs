@@ -178,35 +178,67 @@ async fn versions_in_if_match_are_canonical_decimal_integers_only() {
     assert_eq!(ok.status, 200, "{}", ok.text);
 }
 
+/// A PUT, PATCH or DELETE of the session at `path` with these `If-Match` lines.
+async fn with_if_match_lines(api: &support::Api, method: &str, path: &str, lines: &[&str]) -> u16 {
+    let (content_type, payload) = match method {
+        "PUT" => ("application/json", Payload::Text(r#"{"data": {"a": 9}}"#)),
+        "PATCH" => ("application/merge-patch+json", Payload::Text(r#"{"a": 9}"#)),
+        _ => ("application/json", Payload::None),
+    };
+    let mut request = api.request(method, path, &[("content-type", content_type)], payload);
+    for line in lines {
+        request
+            .headers_mut()
+            .append("if-match", line.parse().unwrap());
+    }
+    api.send_request(request).await.status
+}
+
 #[tokio::test]
-async fn every_if_match_line_counts_and_several_never_match() {
+async fn an_if_match_list_matches_when_any_strong_member_does_on_one_line_or_several() {
+    let api = api().await;
+    // Each of these lists holds the session's version (1) as a strong member.
+    let matching: [&[&str]; 5] = [
+        &["\"7\", \"1\""],
+        &["\"7\"", "\"1\""],
+        &["W/\"1\", \"1\""],
+        &["\"1\", \"1\""],
+        &["\"a,b\", , \"1\""],
+    ];
+    for lines in matching {
+        for method in ["PUT", "PATCH", "DELETE"] {
+            let key = api.create(json!({"a": 1})).await;
+            let status =
+                with_if_match_lines(&api, method, &format!("/sessions/{key}"), lines).await;
+            let want = if method == "DELETE" { 204 } else { 200 };
+            assert_eq!(status, want, "{method} with If-Match {lines:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_if_match_list_without_a_matching_strong_member_or_malformed_is_412() {
     let api = api().await;
     let key = api.create(json!({"a": 1})).await;
     let path = format!("/sessions/{key}");
     let before = api.raw_item(&key).await;
-    for (first, second) in [("\"1\"", "\"1\""), ("\"7\"", "\"1\""), ("*", "\"1\"")] {
+    let failing: [&[&str]; 8] = [
+        &["\"7\", \"8\""],
+        &["\"7\"", "\"8\""],
+        &["W/\"1\""],
+        &["W/\"1\", W/\"7\""],
+        &["*, \"1\""],
+        &["*", "\"1\""],
+        &["\"1\", 1"],
+        &["\"1\" \"7\""],
+    ];
+    for lines in failing {
         for method in ["PUT", "PATCH", "DELETE"] {
-            let (content_type, body) = match method {
-                "PUT" => ("application/json", r#"{"data": {"a": 9}}"#),
-                "PATCH" => ("application/merge-patch+json", r#"{"a": 9}"#),
-                _ => ("application/json", ""),
-            };
-            let payload = if body.is_empty() {
-                Payload::None
-            } else {
-                Payload::Text(body)
-            };
-            let mut request =
-                api.request(method, &path, &[("content-type", content_type)], payload);
-            for tag in [first, second] {
-                request
-                    .headers_mut()
-                    .append("if-match", tag.parse().unwrap());
-            }
-            api.send_request(request).await.assert_problem(412);
+            let status = with_if_match_lines(&api, method, &path, lines).await;
+            assert_eq!(status, 412, "{method} with If-Match {lines:?}");
         }
     }
-    assert_eq!(api.raw_item(&key).await, before);
+    assert_eq!(api.raw_item(&key).await, before, "a 412 writes nothing");
 }
 
 #[tokio::test]
