@@ -337,6 +337,92 @@ struct Deployed<'a> {
     params: BTreeMap<String, String>,
 }
 
+impl Deployed<'_> {
+    /// The `AssertDescription` of every assertion of the template's `Rules` that these
+    /// parameters break: CloudFormation refuses the stack with them. (cfn-lint checks the
+    /// Rules' syntax but does not evaluate them.)
+    fn refusals(&self) -> Vec<String> {
+        let mut refused = Vec::new();
+        for (name, rule) in self.template["Rules"].as_mapping().expect("Rules") {
+            let applies = match rule.get("RuleCondition") {
+                Some(c) => self.truth(c),
+                None => true,
+            };
+            if !applies {
+                continue;
+            }
+            for assertion in rule["Assertions"].as_sequence().expect("Assertions") {
+                if !self.truth(&assertion["Assert"]) {
+                    let why = assertion["AssertDescription"].as_str().unwrap_or("");
+                    refused.push(format!("{}: {why}", name.as_str().unwrap_or("?")));
+                }
+            }
+        }
+        refused
+    }
+}
+
+#[test]
+fn the_template_refuses_a_public_django_api_and_a_public_function_url_without_a_brake() {
+    let template = template();
+    let refused = |params: &[(&str, &str)]| Deployed::new(&template, params).refusals();
+    let django = [
+        ("SessionCodec", "django"),
+        ("DjangoSecretKeyParameterName", "/sessions/django-secret"),
+    ];
+    // Allowed: the defaults, each front door with AWS_IAM, the json codec with NONE on the
+    // HTTP API, django with AWS_IAM, and a public function URL with a brake.
+    for params in [
+        vec![],
+        vec![("FrontDoor", "HttpApi"), ("ApiAuthorization", "AWS_IAM")],
+        vec![
+            ("FrontDoor", "FunctionUrl"),
+            ("ApiAuthorization", "AWS_IAM"),
+        ],
+        vec![("ApiAuthorization", "NONE")],
+        [&django[..], &[("FrontDoor", "FunctionUrl")]].concat(),
+        django.to_vec(),
+        vec![
+            ("FrontDoor", "FunctionUrl"),
+            ("ApiAuthorization", "NONE"),
+            ("ApiReservedConcurrency", "10"),
+        ],
+    ] {
+        assert_eq!(refused(&params), Vec::<String>::new(), "{params:?}");
+    }
+    // Refused, each with the reason that names it.
+    for (params, rule) in [
+        (
+            [&django[..], &[("ApiAuthorization", "NONE")]].concat(),
+            "NoPublicApiWithTheDjangoCodec",
+        ),
+        (
+            [
+                &django[..],
+                &[
+                    ("ApiAuthorization", "NONE"),
+                    ("FrontDoor", "FunctionUrl"),
+                    ("ApiReservedConcurrency", "10"),
+                ],
+            ]
+            .concat(),
+            "NoPublicApiWithTheDjangoCodec",
+        ),
+        (
+            vec![("FrontDoor", "FunctionUrl"), ("ApiAuthorization", "NONE")],
+            "NoPublicFunctionUrlWithoutABrake",
+        ),
+        (
+            vec![("SessionCodec", "django")],
+            "DjangoCodecNeedsItsSecret",
+        ),
+    ] {
+        let why = refused(&params);
+        assert_eq!(why.len(), 1, "{params:?}: {why:?}");
+        assert!(why[0].starts_with(rule), "{params:?}: {why:?}");
+    }
+}
+
 /// An intrinsic function in short (`!Ref x`) or long (`Ref: x`, `Fn::If: ...`) form.
 fn intrinsic(v: &Value) -> Option<(String, &Value)> {
     match v {
