@@ -19,6 +19,10 @@ pub enum DecodeError {
     /// Why a signed format refused the value (never any of the data).
     #[error("stored data is not a valid Django signed value: {0}")]
     Django(String),
+    /// The data inflates past the limit on decompressed data: refused, not inflated
+    /// further, and never to be read as empty (a merge onto it would lose the data).
+    #[error("stored data inflates past {limit} bytes")]
+    OverCap { limit: usize },
 }
 
 /// Why data could not be written in a codec's format.
@@ -28,6 +32,9 @@ pub enum EncodeError {
     /// auditor build it, so it cannot write.
     #[error("this codec holds no signing key: it reads session data but cannot write it")]
     NoKey,
+    /// The data's text is over the limit its readers inflate to, so none could read it.
+    #[error("session data is {size} bytes as text, the limit is {limit}")]
+    OverCap { size: usize, limit: usize },
 }
 
 pub trait Codec: Send + Sync + Debug {

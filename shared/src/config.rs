@@ -5,12 +5,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::codec::{Codec, JsonCodec};
-use crate::django::{DjangoCodec, DjangoKeys, Secret};
+use crate::django::{DEFAULT_MAX_DECOMPRESSED_BYTES, DjangoCodec, DjangoKeys, Secret};
 pub use crate::error::ConfigError;
 use crate::expiry::{DEFAULT_IDLE_TIMEOUT, ExpiryPolicy, MAX_IDLE_TIMEOUT};
 
 /// DynamoDB's item limit is 400 KB; the rest of an item needs well under 10 KB.
 pub const MAX_SESSION_BYTES_LIMIT: usize = 390_000;
+/// Bounds of `SESSION_MAX_DECOMPRESSED_BYTES`: at least an empty session's worth, and
+/// at most 16 MiB, past which the cap would no longer bound what a reader spends.
+const MIN_DECOMPRESSED_LIMIT: usize = 1024;
+const MAX_DECOMPRESSED_LIMIT: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
@@ -21,6 +25,10 @@ pub struct StoreConfig {
     pub codec: CodecConfig,
     /// Largest encoded `data` accepted, checked before any DynamoDB call.
     pub max_session_bytes: usize,
+    /// Largest session data as JSON text that any function inflates, reads or writes
+    /// (the django codec's compressed payloads): a small zlib bomb in the table costs a
+    /// reader at most this much.
+    pub max_decompressed_bytes: usize,
     /// Tries of a contended read-modify-write before giving up.
     pub update_attempts: u32,
     /// A read refreshes the expiry only when the last refresh is at least this old.
@@ -36,6 +44,7 @@ impl Default for StoreConfig {
             consistent_read: true,
             codec: CodecConfig::Json,
             max_session_bytes: 350_000,
+            max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
             update_attempts: 50,
             touch_interval: Duration::from_secs(300),
         }
@@ -52,6 +61,7 @@ impl StoreConfig {
         "SESSION_CONSISTENT_READ",
         "SESSION_CODEC",
         "SESSION_MAX_BYTES",
+        "SESSION_MAX_DECOMPRESSED_BYTES",
         "SESSION_UPDATE_ATTEMPTS",
         "SESSION_TOUCH_INTERVAL_SECONDS",
         "DJANGO_SECRET_KEY",
@@ -115,6 +125,18 @@ impl StoreConfig {
                 reason: format!("must be between 2 and {MAX_SESSION_BYTES_LIMIT}"),
             });
         }
+        let max_decompressed_bytes = match get("SESSION_MAX_DECOMPRESSED_BYTES") {
+            Some(v) => parse("SESSION_MAX_DECOMPRESSED_BYTES", &v)?,
+            None => d.max_decompressed_bytes,
+        };
+        if !(MIN_DECOMPRESSED_LIMIT..=MAX_DECOMPRESSED_LIMIT).contains(&max_decompressed_bytes) {
+            return Err(ConfigError {
+                name: "SESSION_MAX_DECOMPRESSED_BYTES",
+                reason: format!(
+                    "must be between {MIN_DECOMPRESSED_LIMIT} and {MAX_DECOMPRESSED_LIMIT}"
+                ),
+            });
+        }
         let update_attempts = match get("SESSION_UPDATE_ATTEMPTS") {
             Some(v) => parse("SESSION_UPDATE_ATTEMPTS", &v)?,
             None => d.update_attempts,
@@ -138,6 +160,7 @@ impl StoreConfig {
             },
             codec: codec(&get, keys)?,
             max_session_bytes,
+            max_decompressed_bytes,
             update_attempts,
             touch_interval: match get("SESSION_TOUCH_INTERVAL_SECONDS") {
                 Some(v) => Duration::from_secs(parse("SESSION_TOUCH_INTERVAL_SECONDS", &v)?),
@@ -236,13 +259,17 @@ pub enum DjangoSecrets {
 pub struct SecretNotFetched(pub String);
 
 impl CodecConfig {
-    pub fn build(&self) -> Result<Box<dyn Codec>, SecretNotFetched> {
-        match self {
-            Self::Json => Ok(Box::new(JsonCodec)),
-            Self::Django(DjangoSecrets::Keys(keys)) => Ok(Box::new(DjangoCodec::new(keys))),
-            Self::Django(DjangoSecrets::Parameter(name)) => Err(SecretNotFetched(name.clone())),
-            Self::Django(DjangoSecrets::Unverified) => Ok(Box::new(DjangoCodec::unverified())),
-        }
+    /// The codec, reading and writing at most `max_decompressed` bytes of JSON text.
+    pub fn build(&self, max_decompressed: usize) -> Result<Box<dyn Codec>, SecretNotFetched> {
+        let django = match self {
+            Self::Json => return Ok(Box::new(JsonCodec)),
+            Self::Django(DjangoSecrets::Keys(keys)) => DjangoCodec::new(keys),
+            Self::Django(DjangoSecrets::Parameter(name)) => {
+                return Err(SecretNotFetched(name.clone()));
+            }
+            Self::Django(DjangoSecrets::Unverified) => DjangoCodec::unverified(),
+        };
+        Ok(Box::new(django.with_max_decompressed(max_decompressed)))
     }
 }
 

@@ -25,8 +25,8 @@ pub const SESSION_SALT: &str = "django.contrib.sessions.SessionStore";
 pub const EXPIRY_KEY: &str = "_session_expiry";
 /// The rule of a negative `_session_expiry`: a fixed time long past.
 const ALREADY_EXPIRED: Timestamp = Timestamp::from_epoch_seconds(0);
-/// A decompressed payload larger than this is refused rather than inflated.
-const MAX_DECOMPRESSED_BYTES: u64 = 16 * 1024 * 1024;
+/// The default limit on a payload's size once inflated (`SESSION_MAX_DECOMPRESSED_BYTES`).
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 1024 * 1024;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Python's `urlsafe_b64decode` after Django re-pads: padding is optional.
@@ -86,8 +86,24 @@ pub enum DjangoError {
     BadTimestamp,
     #[error("the payload is not URL-safe base64")]
     BadBase64,
-    #[error("the payload is not valid zlib, or inflates too far")]
+    #[error("the payload is not valid zlib")]
     BadZlib,
+    #[error("the payload inflates past {limit} bytes")]
+    OverCap { limit: usize },
+}
+
+/// The one place session data is inflated: zlib, stopped as soon as the output passes
+/// `limit`, so a small bomb costs at most `limit + 1` bytes and the time to make them.
+pub fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, DjangoError> {
+    let mut out = Vec::new();
+    flate2::read::ZlibDecoder::new(compressed)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| DjangoError::BadZlib)?;
+    if out.len() > limit {
+        return Err(DjangoError::OverCap { limit });
+    }
+    Ok(out)
 }
 
 /// The `django` codec: signed, optionally compressed JSON.
@@ -95,12 +111,15 @@ pub struct DjangoCodec {
     /// HMAC keys: the current one first, then the fallbacks. `None` for a codec that
     /// reads without checking signatures and cannot sign ([`DjangoCodec::unverified`]).
     keys: Option<Vec<[u8; 32]>>,
+    /// The largest payload, as JSON text, that it reads or writes.
+    max_decompressed: usize,
 }
 
 impl fmt::Debug for DjangoCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DjangoCodec")
             .field("keys", &self.keys.as_ref().map(Vec::len))
+            .field("max_decompressed", &self.max_decompressed)
             .finish()
     }
 }
@@ -112,7 +131,18 @@ impl DjangoCodec {
     /// given the key. Anyone able to forge an item can write the table, and so could set
     /// `expires_at` or delete the item directly: a signature check there protects nothing.
     pub fn unverified() -> Self {
-        Self { keys: None }
+        Self {
+            keys: None,
+            max_decompressed: DEFAULT_MAX_DECOMPRESSED_BYTES,
+        }
+    }
+
+    /// The same codec with another limit on the payload's size as JSON text.
+    pub fn with_max_decompressed(self, limit: usize) -> Self {
+        Self {
+            max_decompressed: limit,
+            ..self
+        }
     }
 
     pub fn new(keys: &DjangoKeys) -> Self {
@@ -131,7 +161,10 @@ impl DjangoCodec {
             .chain(&keys.fallbacks)
             .map(derive)
             .collect();
-        Self { keys: Some(keys) }
+        Self {
+            keys: Some(keys),
+            max_decompressed: DEFAULT_MAX_DECOMPRESSED_BYTES,
+        }
     }
 
     fn mac(key: &[u8; 32]) -> Hmac<Sha256> {
@@ -189,16 +222,11 @@ impl DjangoCodec {
         let bytes = B64_DECODE
             .decode(payload)
             .map_err(|_| DjangoError::BadBase64)?;
+        let limit = self.max_decompressed;
         let bytes = if compressed {
-            let mut out = Vec::new();
-            flate2::read::ZlibDecoder::new(bytes.as_slice())
-                .take(MAX_DECOMPRESSED_BYTES + 1)
-                .read_to_end(&mut out)
-                .map_err(|_| DjangoError::BadZlib)?;
-            if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
-                return Err(DjangoError::BadZlib);
-            }
-            out
+            inflate(&bytes, limit)?
+        } else if bytes.len() > limit {
+            return Err(DjangoError::OverCap { limit });
         } else {
             bytes
         };
@@ -209,6 +237,12 @@ impl DjangoCodec {
 impl Codec for DjangoCodec {
     fn encode(&self, data: &SessionData, now: Timestamp) -> Result<String, EncodeError> {
         let json = ascii_json(data);
+        if json.len() > self.max_decompressed {
+            return Err(EncodeError::OverCap {
+                size: json.len(),
+                limit: self.max_decompressed,
+            });
+        }
         let compressed = zlib(json.as_bytes());
         let payload = match compressed {
             Some(z) if z.len() < json.len().saturating_sub(1) => {
@@ -220,9 +254,10 @@ impl Codec for DjangoCodec {
     }
 
     fn decode(&self, raw: &str) -> Result<SessionData, DecodeError> {
-        let (json, _) = self
-            .open(raw)
-            .map_err(|e| DecodeError::Django(e.to_string()))?;
+        let (json, _) = self.open(raw).map_err(|e| match e {
+            DjangoError::OverCap { limit } => DecodeError::OverCap { limit },
+            other => DecodeError::Django(other.to_string()),
+        })?;
         match serde_json::from_str(&json).map_err(|_| DecodeError::Json)? {
             Value::Object(map) => Ok(map),
             _ => Err(DecodeError::NotAnObject),
@@ -470,17 +505,57 @@ mod tests {
         assert!(matches!(other.decode(&good), Err(DecodeError::Django(_))));
     }
 
-    #[test]
-    fn a_zlib_bomb_is_refused() {
-        let codec = DjangoCodec::new(&keys("s", &[]));
-        let zeros = vec![b' '; (MAX_DECOMPRESSED_BYTES + 10) as usize];
-        let z = zlib(&zeros).unwrap();
+    /// A signed value whose payload is `bytes` of spaces, zlib-compressed.
+    fn bomb(codec: &DjangoCodec, bytes: usize) -> String {
+        let z = zlib(&vec![b' '; bytes]).unwrap();
         let signed = format!(".{}:0", general_purpose::URL_SAFE_NO_PAD.encode(z));
-        let raw = codec.sign(&signed).unwrap();
-        assert_eq!(codec.open(&raw).unwrap_err(), DjangoError::BadZlib);
+        codec.sign(&signed).unwrap()
+    }
+
+    #[test]
+    fn a_zlib_bomb_is_refused_once_it_inflates_past_the_cap_and_not_inflated_further() {
+        let codec = DjangoCodec::new(&keys("s", &[]));
+        // 16 MiB of spaces compress to about 16 KB.
+        let raw = bomb(&codec, 16 * 1024 * 1024);
+        assert!(raw.len() < 32 * 1024, "{} bytes", raw.len());
+        let over = DjangoError::OverCap {
+            limit: DEFAULT_MAX_DECOMPRESSED_BYTES,
+        };
+        assert_eq!(codec.open(&raw).unwrap_err(), over);
+        assert_eq!(DjangoCodec::unverified().open(&raw).unwrap_err(), over);
         assert_eq!(
-            DjangoCodec::unverified().open(&raw).unwrap_err(),
-            DjangoError::BadZlib
+            codec.decode(&raw),
+            Err(DecodeError::OverCap {
+                limit: DEFAULT_MAX_DECOMPRESSED_BYTES
+            })
+        );
+        // Inflating stops one byte past the cap, whatever the payload would make.
+        let z = zlib(&vec![b' '; 16 * 1024 * 1024]).unwrap();
+        assert_eq!(inflate(&z, 1000), Err(DjangoError::OverCap { limit: 1000 }));
+        assert_eq!(
+            inflate(&z[..], 16 * 1024 * 1024).map(|v| v.len()),
+            Ok(16 * 1024 * 1024)
+        );
+        // A smaller cap of its own, and one the payload fits.
+        let small = DjangoCodec::new(&keys("s", &[])).with_max_decompressed(100);
+        assert!(matches!(
+            small.open(&bomb(&small, 101)),
+            Err(DjangoError::OverCap { limit: 100 })
+        ));
+        assert!(small.open(&bomb(&small, 100)).is_ok());
+    }
+
+    #[test]
+    fn data_whose_text_is_over_the_cap_is_never_written() {
+        let codec = DjangoCodec::new(&keys("s", &[])).with_max_decompressed(1000);
+        let mut data = SessionData::new();
+        data.insert("a".into(), "x".repeat(2000).into());
+        assert_eq!(
+            codec.encode(&data, Timestamp::from_epoch_seconds(5)),
+            Err(EncodeError::OverCap {
+                size: 2008,
+                limit: 1000
+            })
         );
     }
 

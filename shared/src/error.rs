@@ -31,6 +31,10 @@ pub enum StoreError {
     TooLarge { size: usize, limit: usize },
     #[error("invalid session data: {0}")]
     InvalidData(String),
+    /// The stored data inflates past `SESSION_MAX_DECOMPRESSED_BYTES`: it cannot be read,
+    /// and is never read as empty; only a replace or a delete may change the session.
+    #[error("the session's stored data inflates past {limit} bytes")]
+    DataOverCap { limit: usize },
     /// DynamoDB throttled or failed after the SDK's own retries; worth retrying later.
     #[error("DynamoDB is unavailable: {0}")]
     Unavailable(String),

@@ -17,7 +17,7 @@ pub mod telemetry;
 
 pub use aws::AwsEnv;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp, invocation_time_left};
-pub use codec::{Codec, JsonCodec};
+pub use codec::{Codec, DecodeError, JsonCodec};
 pub use config::{AccessLogConfig, CleanupConfig, CodecConfig, DjangoSecrets, StoreConfig};
 pub use django::{DjangoCodec, DjangoKeys, Secret};
 pub use error::{ConfigError, StoreError};

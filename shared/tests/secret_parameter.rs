@@ -35,7 +35,10 @@ async fn keys_come_from_a_secure_string_parameter_fetched_once() {
 
     let unfetched = config(&name);
     assert!(
-        unfetched.codec.build().is_err(),
+        unfetched
+            .codec
+            .build(unfetched.max_decompressed_bytes)
+            .is_err(),
         "no codec before the fetch"
     );
     let fetched = unfetched.fetch_secrets(&aws).await.unwrap();
@@ -56,7 +59,14 @@ async fn keys_come_from_a_secure_string_parameter_fetched_once() {
     let mut data = SessionData::new();
     data.insert("k".into(), 1.into());
     let raw = old.encode(&data, Timestamp::from_epoch_seconds(0)).unwrap();
-    assert_eq!(fetched.codec.build().unwrap().decode(&raw), Ok(data));
+    assert_eq!(
+        fetched
+            .codec
+            .build(fetched.max_decompressed_bytes)
+            .unwrap()
+            .decode(&raw),
+        Ok(data)
+    );
 }
 
 #[tokio::test]

@@ -802,6 +802,82 @@ async fn django_env() -> Env<Store> {
 }
 
 #[tokio::test]
+async fn a_delete_of_an_expired_session_answers_as_for_a_missing_one_and_leaves_it_to_ttl() {
+    let e = env().await;
+    let s = e
+        .store
+        .create(data(json!({"a": 1})), Expiry::idle_seconds(60).unwrap())
+        .await
+        .unwrap();
+    e.clock.advance(Duration::from_secs(61));
+    let before = e.raw_item(&s.key).await;
+    e.expect_requests(2, "create and raw read");
+    e.store.delete(&s.key, None).await.unwrap();
+    e.expect_requests(1, "one conditional DeleteItem");
+    assert_eq!(e.raw_item(&s.key).await, before, "nothing written");
+    let demanded = e.store.delete(&s.key, Some(Expected::Exists)).await;
+    assert!(matches!(demanded, Err(StoreError::VersionConflict)));
+    // A live one and a missing one are deleted as ever.
+    let live = e.store.create(SessionData::new(), Expiry::Default).await.unwrap();
+    e.store.delete(&live.key, None).await.unwrap();
+    assert!(e.raw_item(&live.key).await.is_none());
+    e.store.delete(&live.key, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn with_the_django_codec_a_delete_removes_even_an_expired_session() {
+    // The Django backend ignores `expires_at` and would go on loading it.
+    let e = django_env().await;
+    let s = e
+        .store
+        .create(data(json!({"a": 1})), Expiry::idle_seconds(60).unwrap())
+        .await
+        .unwrap();
+    e.clock.advance(Duration::from_secs(61));
+    e.store.delete(&s.key, None).await.unwrap();
+    assert!(e.raw_item(&s.key).await.is_none());
+}
+
+#[tokio::test]
+async fn data_inflating_past_the_cap_is_an_error_never_an_empty_session() {
+    use session_store::{Codec, DjangoCodec, DjangoKeys, Secret};
+    let e = django_env().await;
+    let s = e
+        .store
+        .create(data(json!({"cart": 1})), Expiry::Default)
+        .await
+        .unwrap();
+    let keys = DjangoKeys {
+        secret_key: Secret::new("store-test-secret"),
+        fallbacks: vec![],
+    };
+    let pad = json!({ "pad": " ".repeat(2 * 1024 * 1024) });
+    let bomb = DjangoCodec::new(&keys)
+        .with_max_decompressed(16 * 1024 * 1024)
+        .encode(pad.as_object().unwrap(), t(0))
+        .unwrap();
+    let mut item = e.raw_item(&s.key).await.unwrap();
+    item.insert("data".into(), AttributeValue::S(bomb));
+    let attributes: Vec<(&str, AttributeValue)> =
+        item.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    e.put_raw(&s.key, &attributes).await;
+    let over = |r: Result<_, StoreError>| matches!(r, Err(StoreError::DataOverCap { limit: 1_048_576 }));
+    assert!(over(e.store.load(&s.key).await));
+    assert!(over(e.store.load_and_touch(&s.key).await));
+    assert!(over(e.store.update(&s.key, None, |d| { d.clear(); Ok(()) }).await));
+    assert!(over(e.store.cycle(&s.key, None).await));
+    assert_eq!(e.raw_item(&s.key).await, Some(item), "nothing written");
+    assert!(e.store.exists(&s.key).await.unwrap());
+    let replaced = e
+        .store
+        .replace(&s.key, data(json!({"fresh": true})), Expiry::Default, None)
+        .await
+        .unwrap();
+    assert_eq!(replaced.data, data(json!({"fresh": true})));
+    assert_eq!(e.store.load(&s.key).await.unwrap().data, replaced.data);
+}
+
+#[tokio::test]
 async fn a_merge_update_checks_the_rule_it_writes_into_django_data() {
     let e = django_env().await;
     let s = e

@@ -39,6 +39,9 @@ impl ApiError {
                 StoreError::VersionConflict => StatusCode::PRECONDITION_FAILED,
                 StoreError::InvalidKey(_) | StoreError::InvalidData(_) => StatusCode::BAD_REQUEST,
                 StoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                // The session is there but its data cannot be read: the caller resolves
+                // it by replacing the data whole (PUT) or deleting the session.
+                StoreError::DataOverCap { .. } => StatusCode::CONFLICT,
                 // Both clear up by themselves: the client should retry shortly.
                 StoreError::Unavailable(_) | StoreError::Contention => {
                     StatusCode::SERVICE_UNAVAILABLE
@@ -66,6 +69,11 @@ impl ApiError {
                 "an internal error occurred".into()
             }
             Self::Store(StoreError::VersionConflict) => Self::PreconditionFailed.to_string(),
+            Self::Store(StoreError::DataOverCap { limit }) => format!(
+                "the session's stored data inflates past {limit} bytes \
+                 (SESSION_MAX_DECOMPRESSED_BYTES), so it cannot be read, merged into, touched \
+                 or cycled; replace its data with PUT or delete it"
+            ),
             Self::Store(StoreError::Contention) => {
                 "the session is being changed by too many writers at once; retry later".into()
             }
@@ -75,12 +83,16 @@ impl ApiError {
 
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
-        let problem = serde_json::json!({
+        let mut problem = serde_json::json!({
             "type": "about:blank",
             "title": status.canonical_reason().unwrap_or("Error"),
             "status": status.as_u16(),
             "detail": self.detail(),
         });
+        // An extension member (RFC 9457, section 3.2) that tells this conflict apart.
+        if let Self::Store(StoreError::DataOverCap { limit }) = &self {
+            problem["max_decompressed_bytes"] = (*limit).into();
+        }
         let mut response = Response::new(Body::Text(problem.to_string()));
         *response.status_mut() = status;
         let headers = response.headers_mut();

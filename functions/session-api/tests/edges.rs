@@ -316,3 +316,85 @@ async fn if_match_on_touch_and_cycle_guards_them_like_the_other_writes() {
         .await;
     assert_eq!(cycled.status, 200, "{}", cycled.text);
 }
+
+/// A few kilobytes of signed Django data that inflate to 2 MiB, past the default cap.
+fn bomb() -> String {
+    use session_store::Codec;
+    let pad = json!({ "pad": " ".repeat(2 * 1024 * 1024) });
+    let raw = DjangoCodec::new(&keys())
+        .with_max_decompressed(16 * 1024 * 1024)
+        .encode(
+            pad.as_object().unwrap(),
+            Timestamp::from_epoch_seconds(START),
+        )
+        .unwrap();
+    assert!(raw.len() < 8 * 1024, "{} bytes", raw.len());
+    raw
+}
+
+/// A session created through the API whose stored data is then replaced by `raw`.
+async fn session_holding(api: &Api, raw: String) -> String {
+    let key = api.create(json!({"cart": ["book"]})).await;
+    let mut item = api.raw_item(&key).await.unwrap();
+    item.insert("data".into(), AttributeValue::S(raw));
+    api.put_raw(item).await;
+    key
+}
+
+#[tokio::test]
+async fn a_session_whose_data_inflates_past_the_cap_is_a_409_and_only_put_or_delete_change_it() {
+    let api = django_api().await;
+    let key = session_holding(&api, bomb()).await;
+    let path = format!("/sessions/{key}");
+    let before = api.raw_item(&key).await;
+
+    let read = api.get(&path).await;
+    read.assert_problem(409);
+    assert_eq!(read.json()["max_decompressed_bytes"], json!(1_048_576));
+    assert!(read.json()["detail"].as_str().unwrap().contains("PUT"));
+    patch(&api, &key, &json!({"theme": "dark"}), None)
+        .await
+        .assert_problem(409);
+    api.call("POST", &format!("{path}/cycle"), &[], Payload::None)
+        .await
+        .assert_problem(409);
+    assert_eq!(api.raw_item(&key).await, before, "never merged onto {{}}");
+    assert_eq!(
+        api.call("HEAD", &path, &[], Payload::None).await.status,
+        200
+    );
+
+    let replaced = put(&api, &key, &json!({"data": {"fresh": true}}), Some("\"1\"")).await;
+    assert_eq!(replaced.status, 200, "{}", replaced.text);
+    assert_eq!(api.get(&path).await.json()["data"], json!({"fresh": true}));
+
+    let other = session_holding(&api, bomb()).await;
+    let deleted = api
+        .call("DELETE", &format!("/sessions/{other}"), &[], Payload::None)
+        .await;
+    assert_eq!(deleted.status, 204);
+    assert!(api.raw_item(&other).await.is_none());
+}
+
+#[tokio::test]
+async fn the_api_never_writes_data_that_would_inflate_past_the_cap() {
+    let api = support::api_with(|c| {
+        c.codec = CodecConfig::Django(DjangoSecrets::Keys(keys()));
+        c.max_decompressed_bytes = 2048;
+    })
+    .await;
+    // 1,500 characters that Django's JSON writes as \u escapes: 9,000 bytes of text.
+    let data = json!({"name": "é".repeat(1_500)});
+    let created = api.post_json("/sessions", &json!({ "data": data })).await;
+    created.assert_problem(413);
+    assert!(api.items().await.is_empty());
+    let key = api.create(json!({"a": 1})).await;
+    put(&api, &key, &json!({ "data": data }), None)
+        .await
+        .assert_problem(413);
+    patch(&api, &key, &data, None).await.assert_problem(413);
+    assert_eq!(
+        api.get(&format!("/sessions/{key}")).await.json()["data"],
+        json!({"a": 1})
+    );
+}

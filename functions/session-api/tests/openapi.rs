@@ -5,8 +5,11 @@ mod support;
 
 use std::collections::BTreeSet;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
-use session_store::SessionStore;
+use session_store::{
+    Codec, CodecConfig, DjangoCodec, DjangoKeys, DjangoSecrets, Secret, SessionStore, Timestamp,
+};
 use support::{Api, Payload, api};
 
 type Triple = (String, String, u16);
@@ -205,9 +208,42 @@ async fn every_documented_response_is_produced_and_no_other() {
     d.expect(tch, "POST", &missing, &[], Payload::None, 503)
         .await;
 
+    // A session of the django codec whose stored data inflates past the cap.
+    let django = support::api_with(|c| {
+        c.codec = CodecConfig::Django(DjangoSecrets::Keys(DjangoKeys {
+            secret_key: Secret::new("openapi-secret"),
+            fallbacks: vec![],
+        }));
+    })
+    .await;
+    let mut o = Recorder {
+        api: &django,
+        seen: d.seen,
+    };
+    let key = django.create(json!({"a": 1})).await;
+    let pad = json!({ "pad": " ".repeat(2 * 1024 * 1024) });
+    let bomb = DjangoCodec::new(&DjangoKeys {
+        secret_key: Secret::new("openapi-secret"),
+        fallbacks: vec![],
+    })
+    .with_max_decompressed(16 * 1024 * 1024)
+    .encode(
+        pad.as_object().unwrap(),
+        Timestamp::from_epoch_seconds(support::START),
+    )
+    .unwrap();
+    let mut item = django.raw_item(&key).await.unwrap();
+    item.insert("data".into(), AttributeValue::S(bomb));
+    django.put_raw(item).await;
+    o.expect(one, "GET", &key, &[], Payload::None, 409).await;
+    o.expect(one, "PATCH", &key, &merge_ct, Payload::Text("{}"), 409)
+        .await;
+    o.expect(cyc, "POST", &key, &[], Payload::None, 409).await;
+    o.expect(tch, "POST", &key, &[], Payload::None, 409).await;
+
     let documented = documented();
-    let never_exercised: Vec<_> = documented.difference(&d.seen).collect();
-    let undocumented: Vec<_> = d.seen.difference(&documented).collect();
+    let never_exercised: Vec<_> = documented.difference(&o.seen).collect();
+    let undocumented: Vec<_> = o.seen.difference(&documented).collect();
     assert!(
         never_exercised.is_empty(),
         "documented but never produced: {never_exercised:?}"

@@ -10,12 +10,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use session_store::item::{Image, Item, Layout, View};
 use session_store::metrics::Emf;
-use session_store::{Codec, ConfigError, SessionData, SessionKey, StoreConfig, Timestamp};
+use session_store::{
+    Codec, ConfigError, DecodeError, SessionData, SessionKey, StoreConfig, Timestamp,
+};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Hex digits of the key's SHA-256 in audit lines.
 const KEY_HASH_DIGITS: usize = 16;
+/// Names listed in each of a line's added, removed and changed lists, and the
+/// characters kept of each name: a session with 10,000 keys still makes a short line.
+const MAX_NAMES: usize = 20;
+const MAX_NAME_CHARS: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -24,26 +30,29 @@ pub enum Action {
     Updated,
     /// Removed by a caller while it was alive: a logout, a cycled-away key.
     Deleted,
-    /// Removed after its expiry, by DynamoDB's TTL or by the cleanup.
+    /// Removed after its expiry: by DynamoDB's TTL, or by a writer the record does not
+    /// name (the cleanup and the Django backend's `delete()` look the same in the stream).
     Expired,
 }
 
-/// Who removed an expired session.
+/// Who removed an expired session, where the record proves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Remover {
     /// DynamoDB's TTL process (the record's `userIdentity` is the DynamoDB service).
     Ttl,
-    /// The scheduled cleanup, whose deletes are conditioned on the session being expired.
-    Cleanup,
 }
 
-/// Names of the data keys a change touched; `None` where a side could not be decoded.
+/// Names of the data keys a change touched, never values: at most [`MAX_NAMES`] in each
+/// list, each cut at [`MAX_NAME_CHARS`] characters, with the full counts beside them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KeyChanges {
     pub added: Vec<String>,
     pub removed: Vec<String>,
     pub changed: Vec<String>,
+    pub added_count: usize,
+    pub removed_count: usize,
+    pub changed_count: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,7 +72,10 @@ pub struct AuditEvent {
     pub data_keys: Option<KeyChanges>,
     /// The sides (`before`, `after`) whose data the codec could not decode.
     pub data_unreadable: Vec<&'static str>,
-    /// Only on `expired`: who removed the session.
+    /// The sides whose data inflates past `SESSION_MAX_DECOMPRESSED_BYTES`: not inflated
+    /// further, so their key names are not known.
+    pub data_over_cap: Vec<&'static str>,
+    /// Only on `expired`, and only where the record proves it: who removed the session.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removed_by: Option<Remover>,
 }
@@ -117,7 +129,7 @@ impl Auditor {
     pub fn new(store: &StoreConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             layout: Layout::new(&store.key_attribute),
-            codec: store.codec.build()?,
+            codec: store.codec.build(store.max_decompressed_bytes)?,
         })
     }
 
@@ -193,12 +205,13 @@ impl Auditor {
         }
         let before = needs_old.then(|| self.side(old));
         let after = needs_new.then(|| self.side(new));
-        let mut unreadable = Vec::new();
-        if matches!(before, Some(Side { data: None, .. })) {
-            unreadable.push("before");
-        }
-        if matches!(after, Some(Side { data: None, .. })) {
-            unreadable.push("after");
+        let (mut unreadable, mut over_cap) = (Vec::new(), Vec::new());
+        for (name, side) in [("before", &before), ("after", &after)] {
+            match side {
+                Some(Side { over_cap: true, .. }) => over_cap.push(name),
+                Some(Side { data: None, .. }) => unreadable.push(name),
+                _ => {}
+            }
         }
         let empty = SessionData::new();
         let data_keys = match (data_of(&before, &empty), data_of(&after, &empty)) {
@@ -221,6 +234,7 @@ impl Auditor {
             expires_after: after.as_ref().and_then(|s| s.expires.clone()),
             data_keys,
             data_unreadable: unreadable,
+            data_over_cap: over_cap,
             removed_by,
         })))
     }
@@ -228,10 +242,12 @@ impl Auditor {
     /// Version, expiry and data, read through the item module's view of the image.
     fn side(&self, image: &serde_dynamo::Item) -> Side {
         let view = View(&Stream(image));
+        let decoded = view.data().map(|raw| self.codec.decode(raw));
         Side {
             version: view.version().0,
             expires: view.expires_at().and_then(Timestamp::to_rfc3339),
-            data: view.data().and_then(|raw| self.codec.decode(raw).ok()),
+            over_cap: matches!(decoded, Some(Err(DecodeError::OverCap { .. }))),
+            data: decoded.and_then(Result::ok),
         }
     }
 }
@@ -245,7 +261,9 @@ fn action(record: &EventRecord, time: i64) -> Result<(Action, Option<Remover>), 
             let by_ttl = record.user_identity.as_ref().is_some_and(|u| {
                 u.type_ == "Service" && u.principal_id == "dynamodb.amazonaws.com"
             });
-            // Only the cleanup deletes sessions that are past their expiry.
+            // Past its expiry when removed: the cleanup's delete, or the Django backend's
+            // unconditional one, which the stream cannot tell apart; the API never
+            // removes an expired session.
             let was_expired = time > 0
                 && View(&Stream(&record.change.old_image))
                     .expires_at()
@@ -253,7 +271,7 @@ fn action(record: &EventRecord, time: i64) -> Result<(Action, Option<Remover>), 
             if by_ttl {
                 (Action::Expired, Some(Remover::Ttl))
             } else if was_expired {
-                (Action::Expired, Some(Remover::Cleanup))
+                (Action::Expired, None)
             } else {
                 (Action::Deleted, None)
             }
@@ -294,6 +312,7 @@ struct Side {
     version: u64,
     expires: Option<String>,
     data: Option<SessionData>,
+    over_cap: bool,
 }
 
 /// A side's data: empty where the change has no such side, `None` where unreadable.
@@ -307,15 +326,30 @@ fn data_of<'a>(side: &'a Option<Side>, empty: &'a SessionData) -> Option<&'a Ses
 fn diff(before: &SessionData, after: &SessionData) -> KeyChanges {
     let old: BTreeSet<&String> = before.keys().collect();
     let new: BTreeSet<&String> = after.keys().collect();
+    let added: Vec<&String> = new.difference(&old).copied().collect();
+    let removed: Vec<&String> = old.difference(&new).copied().collect();
+    let changed: Vec<&String> = old
+        .intersection(&new)
+        .filter(|k| before.get(**k) != after.get(**k))
+        .copied()
+        .collect();
     KeyChanges {
-        added: new.difference(&old).map(|k| (*k).clone()).collect(),
-        removed: old.difference(&new).map(|k| (*k).clone()).collect(),
-        changed: old
-            .intersection(&new)
-            .filter(|k| before.get(**k) != after.get(**k))
-            .map(|k| (*k).clone())
-            .collect(),
+        added_count: added.len(),
+        removed_count: removed.len(),
+        changed_count: changed.len(),
+        added: listed(&added),
+        removed: listed(&removed),
+        changed: listed(&changed),
     }
+}
+
+/// The first [`MAX_NAMES`] names, each cut at [`MAX_NAME_CHARS`] characters.
+fn listed(names: &[&String]) -> Vec<String> {
+    names
+        .iter()
+        .take(MAX_NAMES)
+        .map(|n| n.chars().take(MAX_NAME_CHARS).collect())
+        .collect()
 }
 
 /// The table name in a stream ARN (`arn:aws:dynamodb:region:account:table/NAME/stream/...`).

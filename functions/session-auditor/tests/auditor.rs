@@ -93,7 +93,7 @@ async fn real_stream_records_give_one_audit_event_per_change() {
     );
     assert_eq!(
         got[0]["data_keys"],
-        json!({"added": ["cart", "theme"], "removed": [], "changed": []})
+        json!({"added": ["cart", "theme"], "removed": [], "changed": [], "added_count": 2, "removed_count": 0, "changed_count": 0})
     );
     assert_eq!(got[1]["action"], json!("updated"));
     assert_eq!(
@@ -105,14 +105,14 @@ async fn real_stream_records_give_one_audit_event_per_change() {
     );
     assert_eq!(
         got[1]["data_keys"],
-        json!({"added": ["user"], "removed": ["cart"], "changed": ["theme"]})
+        json!({"added": ["user"], "removed": ["cart"], "changed": ["theme"], "added_count": 1, "removed_count": 1, "changed_count": 1})
     );
     assert!(got[1]["expires_after"].is_string());
     assert_eq!(got[2]["action"], json!("deleted"));
     assert_eq!(got[2]["version_before"], json!(2));
     assert_eq!(
         got[2]["data_keys"],
-        json!({"added": [], "removed": ["theme", "user"], "changed": []})
+        json!({"added": [], "removed": ["theme", "user"], "changed": [], "added_count": 0, "removed_count": 2, "changed_count": 0})
     );
     assert_eq!(
         report.counts.created + report.counts.updated + report.counts.deleted,
@@ -329,11 +329,11 @@ async fn django_data_signed_by_the_api_is_listed_by_the_auditor_without_the_key(
     let got = lines(&report);
     assert_eq!(
         got[0]["data_keys"],
-        json!({"added": ["cart"], "removed": [], "changed": []})
+        json!({"added": ["cart"], "removed": [], "changed": [], "added_count": 1, "removed_count": 0, "changed_count": 0})
     );
     assert_eq!(
         got[1]["data_keys"],
-        json!({"added": ["user"], "removed": [], "changed": []})
+        json!({"added": ["user"], "removed": [], "changed": [], "added_count": 1, "removed_count": 0, "changed_count": 0})
     );
     assert!(
         got.iter().all(|l| l["data_unreadable"] == json!([])),
@@ -351,6 +351,85 @@ async fn undecodable_data_is_reported_as_such_and_is_no_failure() {
     assert_eq!(line["action"], json!("updated"));
     assert_eq!(line["data_unreadable"], json!(["after"]));
     assert_eq!(line["data_keys"], Value::Null);
+}
+
+#[tokio::test]
+async fn data_that_inflates_past_the_cap_is_marked_on_the_line_and_the_batch_goes_on() {
+    use session_store::{Codec, DjangoCodec, Timestamp};
+    let keys = DjangoKeys {
+        secret_key: Secret::new("audit-secret"),
+        fallbacks: vec![],
+    };
+    // A few kilobytes that inflate to 2 MiB, past the default cap of 1 MiB.
+    let pad = json!({ "pad": " ".repeat(2 * 1024 * 1024) });
+    let bomb = DjangoCodec::new(&keys)
+        .with_max_decompressed(16 * 1024 * 1024)
+        .encode(pad.as_object().unwrap(), Timestamp::from_epoch_seconds(5))
+        .unwrap();
+    assert!(bomb.len() < 8 * 1024, "{} bytes", bomb.len());
+    let fine = DjangoCodec::new(&keys)
+        .encode(&data(json!({"cart": 1})), Timestamp::from_epoch_seconds(5))
+        .unwrap();
+    let mut event = event_file("stream-modify.json");
+    let mut second = event["Records"][0].clone();
+    let first = &mut event["Records"][0]["dynamodb"];
+    first["OldImage"]["data"] = json!({ "S": bomb });
+    first["NewImage"]["data"] = json!({ "S": bomb });
+    second["dynamodb"]["SequenceNumber"] = json!("111000000000000000000009");
+    second["dynamodb"]["OldImage"]["data"] = json!({ "S": fine });
+    second["dynamodb"]["NewImage"]["data"] = json!({ "S": bomb });
+    event["Records"].as_array_mut().unwrap().push(second);
+    let reader = Auditor::new(&StoreConfig {
+        codec: CodecConfig::Django(DjangoSecrets::Unverified),
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let report = reader.audit_batch(&event).unwrap();
+    assert!(report.response.batch_item_failures.is_empty());
+    let got = lines(&report);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["data_over_cap"], json!(["before", "after"]));
+    assert_eq!(got[1]["data_over_cap"], json!(["after"]));
+    for line in &got {
+        assert_eq!(line["action"], json!("updated"));
+        assert_eq!(line["data_unreadable"], json!([]));
+        assert_eq!(line["data_keys"], Value::Null, "no names are claimed");
+    }
+}
+
+#[tokio::test]
+async fn a_session_with_ten_thousand_keys_gives_a_short_line_with_the_full_counts() {
+    let long = "k".repeat(300);
+    let mut before = serde_json::Map::new();
+    let mut after = serde_json::Map::new();
+    for i in 0..10_000 {
+        before.insert(format!("{long}{i:05}"), json!(i));
+        after.insert(format!("added{i:05}"), json!(i));
+    }
+    before.insert("kept".into(), json!(1));
+    after.insert("kept".into(), json!(2));
+    let mut event = event_file("stream-modify.json");
+    let images = &mut event["Records"][0]["dynamodb"];
+    images["OldImage"]["data"] = json!({ "S": Value::Object(before).to_string() });
+    images["NewImage"]["data"] = json!({ "S": Value::Object(after).to_string() });
+    let report = auditor().audit_batch(&event).unwrap();
+    let line = &report.lines[0];
+    assert!(line.len() < 4_096, "{} bytes", line.len());
+    let keys = &lines(&report)[0]["data_keys"];
+    assert_eq!(
+        (
+            &keys["added_count"],
+            &keys["removed_count"],
+            &keys["changed_count"]
+        ),
+        (&json!(10_000), &json!(10_000), &json!(1))
+    );
+    assert_eq!(keys["added"].as_array().unwrap().len(), 20);
+    assert_eq!(keys["removed"].as_array().unwrap().len(), 20);
+    assert_eq!(keys["changed"], json!(["kept"]));
+    let cut = keys["removed"][0].as_str().unwrap();
+    assert_eq!(cut, &long[..64], "names are cut at 64 characters");
+    assert!(line.contains("added00019") && !line.contains("added00020"));
 }
 
 #[tokio::test]
@@ -429,7 +508,8 @@ async fn each_kind_of_damaged_record_is_reported_by_its_sequence_number() {
 }
 
 #[tokio::test]
-async fn sessions_the_cleanup_removes_are_expired_by_cleanup_and_only_callers_delete() {
+async fn a_removal_past_expiry_is_expired_without_naming_a_remover_and_only_a_live_one_is_deleted()
+{
     use session_store::{Clock, ManualClock, SystemClock, Timestamp};
     let (client, table) = testkit::fresh_table("audit", &RequestCounter::default()).await;
     let config = StoreConfig {
@@ -490,10 +570,12 @@ async fn sessions_the_cleanup_removes_are_expired_by_cleanup_and_only_callers_de
                 json!(logout.key.fingerprint(16)),
                 Value::Null
             ),
+            // The cleanup removed it, but the record cannot prove that: the Django
+            // backend's unconditional delete looks the same.
             (
                 json!("expired"),
                 json!(short.key.fingerprint(16)),
-                json!("cleanup")
+                Value::Null
             ),
         ],
         "{got:?}"

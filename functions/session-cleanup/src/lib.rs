@@ -47,6 +47,9 @@ pub struct Summary {
     pub scanned: u64,
     pub deleted: u64,
     pub skipped_refreshed: u64,
+    /// Items without an expiry whose data inflates past `SESSION_MAX_DECOMPRESSED_BYTES`:
+    /// the expiry their data asks for cannot be read, so none is stamped.
+    pub skipped_over_cap: u64,
     pub legacy_stamped: u64,
     pub errors: u64,
     /// Candidates left for the next run because the deadline came first; their page is
@@ -145,6 +148,7 @@ impl Cleanup {
                 ("scanned", s.scanned),
                 ("deleted", s.deleted),
                 ("skipped_refreshed", s.skipped_refreshed),
+                ("skipped_over_cap", s.skipped_over_cap),
                 ("legacy_stamped", s.legacy_stamped),
                 ("errors", s.errors),
                 ("deferred", s.deferred),

@@ -25,6 +25,7 @@ pub(crate) struct Tally {
     scanned: AtomicU64,
     deleted: AtomicU64,
     skipped_refreshed: AtomicU64,
+    skipped_over_cap: AtomicU64,
     legacy_stamped: AtomicU64,
     pub errors: AtomicU64,
     deferred: AtomicU64,
@@ -50,6 +51,7 @@ impl Tally {
             scanned: get(&self.scanned),
             deleted: get(&self.deleted),
             skipped_refreshed: get(&self.skipped_refreshed),
+            skipped_over_cap: get(&self.skipped_over_cap),
             legacy_stamped: get(&self.legacy_stamped),
             errors: get(&self.errors),
             deferred: get(&self.deferred),
@@ -309,6 +311,11 @@ impl Run<'_> {
     async fn settle(&self, candidate: Candidate) -> bool {
         let c = self.cleanup;
         let now = c.store.now();
+        if candidate.expires_at.is_none() && candidate.data_over_cap {
+            warn!(session = %candidate.key.fingerprint(12), "data over the decompression cap; no expiry stamped");
+            Tally::add(&self.tally.skipped_over_cap, 1);
+            return true;
+        }
         let stamp = match candidate.expires_at {
             Some(t) if t <= now => None,
             Some(_) => return true,

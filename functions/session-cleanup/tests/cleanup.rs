@@ -413,6 +413,7 @@ async fn the_summary_is_one_emf_line() {
         "scanned",
         "deleted",
         "skipped_refreshed",
+        "skipped_over_cap",
         "legacy_stamped",
         "errors",
         "deferred",
@@ -507,6 +508,57 @@ async fn django_items_are_stamped_with_the_expiry_their_data_asks_for() {
             fixed
         );
     }
+}
+
+#[tokio::test]
+async fn an_item_whose_data_inflates_past_the_cap_is_skipped_and_counted_not_stamped() {
+    use session_store::{Codec, DjangoCodec, DjangoKeys, Secret};
+    use session_store::{CodecConfig, DjangoSecrets};
+
+    let e = env().await;
+    let keys = DjangoKeys {
+        secret_key: Secret::new("cleanup-secret"),
+        fallbacks: vec![],
+    };
+    // A few kilobytes that inflate to 2 MiB, past the default cap of 1 MiB.
+    let pad = json!({ "pad": " ".repeat(2 * 1024 * 1024) });
+    let bomb = DjangoCodec::new(&keys)
+        .with_max_decompressed(16 * 1024 * 1024)
+        .encode(pad.as_object().unwrap(), Timestamp::from_epoch_seconds(NOW))
+        .unwrap();
+    assert!(bomb.len() < 8 * 1024, "{} bytes", bomb.len());
+    let key = SessionKey::generate().unwrap().as_str().to_owned();
+    e.client
+        .put_item()
+        .table_name(&e.table)
+        .item("session_key", AttributeValue::S(key.clone()))
+        .item("data", AttributeValue::S(bomb))
+        .item("created", n(NOW - 60))
+        .send()
+        .await
+        .unwrap();
+    let before = e.item(&key).await;
+    e.seed(Kind::LegacyWithCreated, 2).await;
+    let store = StoreConfig {
+        table_name: e.table.clone(),
+        codec: CodecConfig::Django(DjangoSecrets::Unverified),
+        ..StoreConfig::default()
+    };
+    let summary = Cleanup::new(e.client.clone(), store, CleanupConfig::default())
+        .unwrap()
+        .with_clock(Arc::new(e.clock.clone()))
+        .run(Overrides::default(), far())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            summary.skipped_over_cap,
+            summary.legacy_stamped,
+            summary.errors
+        ),
+        (1, 2, 0)
+    );
+    assert_eq!(e.item(&key).await, before, "nothing stamped on it");
 }
 
 #[tokio::test]

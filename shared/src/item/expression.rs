@@ -185,6 +185,19 @@ impl Layout {
         }
     }
 
+    /// A caller's delete without `If-Match`: anything but an expired session, which is
+    /// left for TTL to remove (a missing item passes, so the delete stays idempotent).
+    pub fn delete_unless_expired(&self, now: Timestamp) -> Write {
+        let mut e = Expr::default();
+        e.name("#exp", EXPIRES_AT)
+            .value(":now", number(now.epoch_seconds()))
+            .condition("attribute_not_exists(#exp) OR #exp > :now");
+        Write {
+            update: None,
+            expr: e,
+        }
+    }
+
     /// A cycle's delete of the old key: still alive and still at the version read.
     pub fn unchanged(&self, now: Timestamp, version: Version) -> Write {
         self.delete_expecting(now, Some(version))

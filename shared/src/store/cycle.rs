@@ -23,7 +23,7 @@ impl DynamoStore {
             self.pause(attempt).await?;
             let old = self.get_item(key, true).await?.ok_or_else(gone)?;
             let data = self.rules.decode(key, &old);
-            let old_meta = self.rules.meta_of(&old, Some(&data));
+            let old_meta = self.rules.meta_of(&old, data.as_ref().ok());
             let now = self.rules.now();
             if !old_meta.is_alive(now) {
                 return Err(gone());
@@ -31,6 +31,7 @@ impl DynamoStore {
             if expected.is_some_and(|x| !x.is_met_by(old_meta.version)) {
                 return Err(StoreError::VersionConflict);
             }
+            let data = data?;
             let meta = self.rules.cycled(&old_meta, now);
             let new = new_key()?;
             let layout = &self.rules.layout;

@@ -168,7 +168,7 @@ impl SessionStore for MemoryStore {
     async fn load(&self, key: &SessionKey) -> Result<Session, StoreError> {
         let item = self.item(key.as_str()).ok_or(StoreError::NotFound)?;
         self.rules
-            .live_session(key, &item)
+            .live_session(key, &item)?
             .ok_or(StoreError::NotFound)
     }
 
@@ -215,7 +215,7 @@ impl SessionStore for MemoryStore {
     ) -> Result<Session, StoreError> {
         let now = self.rules.now();
         let item = self.refresh(&mut self.map(), key, &Change::touch(expected), now)?;
-        Ok(self.rules.session(key, &item))
+        self.rules.session(key, &item)
     }
 
     async fn update<F>(
@@ -228,10 +228,11 @@ impl SessionStore for MemoryStore {
         F: FnMut(&mut SessionData) -> Result<(), StoreError> + Send,
     {
         let mut items = self.map();
-        let current = items
-            .get(key.as_str())
-            .and_then(|item| self.rules.live_session(key, item))
-            .ok_or_else(|| missing_is_unmet(StoreError::NotFound, expected))?;
+        let current = match items.get(key.as_str()) {
+            Some(item) => self.rules.live_session(key, item)?,
+            None => None,
+        }
+        .ok_or_else(|| missing_is_unmet(StoreError::NotFound, expected))?;
         if expected.is_some_and(|x| !x.is_met_by(current.meta.version)) {
             return Err(StoreError::VersionConflict);
         }
@@ -247,8 +248,15 @@ impl SessionStore for MemoryStore {
         let now = self.rules.now();
         let mut items = self.map();
         match expected {
+            // As DynamoStore: an expired session stays for TTL, unless the Django backend
+            // shares the table (it would go on loading it).
             None => {
-                items.remove(key.as_str());
+                let expired = items
+                    .get(key.as_str())
+                    .is_some_and(|item| View(item).expires_at().is_some_and(|t| t <= now));
+                if !expired || self.rules.codec.has_expiry_in_data() {
+                    items.remove(key.as_str());
+                }
                 Ok(())
             }
             Some(x) => self.delete_expecting(&mut items, key, x, now),
@@ -265,13 +273,14 @@ impl SessionStore for MemoryStore {
         let mut items = self.map();
         let old = items.get(key.as_str()).ok_or_else(gone)?;
         let data = self.rules.decode(key, old);
-        let old_meta = self.rules.meta_of(old, Some(&data));
+        let old_meta = self.rules.meta_of(old, data.as_ref().ok());
         if !old_meta.is_alive(now) {
             return Err(gone());
         }
         if expected.is_some_and(|x| !x.is_met_by(old_meta.version)) {
             return Err(StoreError::VersionConflict);
         }
+        let data = data?;
         let meta = self.rules.cycled(&old_meta, now);
         let new = loop {
             let candidate = new_key()?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tracing::warn;
 
 use crate::clock::{Clock, SystemClock, Timestamp};
-use crate::codec::Codec;
+use crate::codec::{Codec, DecodeError, EncodeError};
 use crate::config::StoreConfig;
 use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
@@ -49,7 +49,7 @@ pub(crate) struct Rules {
 impl Rules {
     /// Fails only when the codec's secret has not been fetched (`StoreConfig::fetch_secrets`).
     pub fn new(config: StoreConfig) -> Result<Self, ConfigError> {
-        let codec = config.codec.build()?;
+        let codec = config.codec.build(config.max_decompressed_bytes)?;
         Ok(Self {
             layout: Layout::new(&config.key_attribute),
             config: Arc::new(config),
@@ -63,10 +63,10 @@ impl Rules {
     }
 
     pub fn encode(&self, data: &SessionData, now: Timestamp) -> Result<String, StoreError> {
-        let raw = self
-            .codec
-            .encode(data, now)
-            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let raw = self.codec.encode(data, now).map_err(|e| match e {
+            EncodeError::OverCap { size, limit } => StoreError::TooLarge { size, limit },
+            other => StoreError::Other(other.to_string()),
+        })?;
         if raw.len() > self.config.max_session_bytes {
             return Err(StoreError::TooLarge {
                 size: raw.len(),
@@ -77,16 +77,23 @@ impl Rules {
     }
 
     /// Stored data that cannot be decoded reads as an empty session, as Django does,
-    /// with a warning that holds no data.
-    pub fn decode(&self, key: &SessionKey, item: &Item) -> SessionData {
+    /// with a warning that holds no data; but data that inflates past the cap is an
+    /// error, so that no write starts from an empty dictionary in its place.
+    pub fn decode(&self, key: &SessionKey, item: &Item) -> Result<SessionData, StoreError> {
         let decoded = match View(item).data() {
-            Some(raw) => self.codec.decode(raw).map_err(|e| e.to_string()),
+            Some(raw) => match self.codec.decode(raw) {
+                Err(DecodeError::OverCap { limit }) => {
+                    warn!(session = %key.fingerprint(12), limit, "session data over the decompression cap");
+                    return Err(StoreError::DataOverCap { limit });
+                }
+                other => other.map_err(|e| e.to_string()),
+            },
             None => Err("the data attribute is missing or not a string".into()),
         };
-        decoded.unwrap_or_else(|reason| {
+        Ok(decoded.unwrap_or_else(|reason| {
             warn!(session = %key.fingerprint(12), %reason, "session data corrupted; reading it as empty");
             SessionData::new()
-        })
+        }))
     }
 
     /// What the item says about itself. Items the Django backend wrote have no rule
@@ -113,19 +120,26 @@ impl Rules {
         meta
     }
 
-    pub fn session(&self, key: &SessionKey, item: &Item) -> Session {
-        let data = self.decode(key, item);
-        Session {
+    pub fn session(&self, key: &SessionKey, item: &Item) -> Result<Session, StoreError> {
+        let data = self.decode(key, item)?;
+        Ok(Session {
             key: key.clone(),
             meta: self.meta_of(item, Some(&data)),
             data,
-        }
+        })
     }
 
-    /// The session in `item`, if it is alive now.
-    pub fn live_session(&self, key: &SessionKey, item: &Item) -> Option<Session> {
-        let session = self.session(key, item);
-        session.meta.is_alive(self.now()).then_some(session)
+    /// The session in `item`, if it is alive now (an expired one is not decoded).
+    pub fn live_session(
+        &self,
+        key: &SessionKey,
+        item: &Item,
+    ) -> Result<Option<Session>, StoreError> {
+        if !self.meta_of(item, None).is_alive(self.now()) {
+            return Ok(None);
+        }
+        let session = self.session(key, item)?;
+        Ok(session.meta.is_alive(self.now()).then_some(session))
     }
 
     /// The rule a write stores. For formats that keep the rule in the data, the data

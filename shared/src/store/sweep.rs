@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 use super::dynamo::DynamoStore;
 use crate::clock::Timestamp;
+use crate::codec::DecodeError;
 use crate::error::StoreError;
 use crate::expiry::Expiry;
 use crate::item::{CHECKPOINT_KEY, Cursor, Item, Position, View, Write};
@@ -18,8 +19,12 @@ pub struct Candidate {
     pub key: SessionKey,
     pub expires_at: Option<Timestamp>,
     pub created: Option<Timestamp>,
-    /// The rule the item's data asks for, for codecs that keep one there.
+    /// The rule the item's data asks for, for codecs that keep one there; read only
+    /// for items without an expiry.
     pub data_rule: Option<Expiry>,
+    /// The item has no expiry and its data inflates past the decompression cap, so the
+    /// rule in it cannot be read: the cleanup leaves it alone and counts it.
+    pub data_over_cap: bool,
 }
 
 /// One Scan page of candidates.
@@ -77,13 +82,19 @@ impl DynamoStore {
         let key = SessionKey::parse(self.rules.layout.key_of(item)?).ok()?;
         let view = View(item);
         let meta = view.meta();
+        let codec = &self.rules.codec;
+        let decoded = match view.data() {
+            Some(raw) if meta.expires_at.is_none() && codec.has_expiry_in_data() => {
+                Some(codec.decode(raw))
+            }
+            _ => None,
+        };
         Some(Candidate {
             key,
             expires_at: meta.expires_at,
             created: meta.created,
-            data_rule: view
-                .data()
-                .and_then(|raw| self.rules.codec.expiry_in_data(raw)),
+            data_over_cap: matches!(decoded, Some(Err(DecodeError::OverCap { .. }))),
+            data_rule: decoded.and_then(|d| codec.expiry_of(&d.ok()?)),
         })
     }
 
