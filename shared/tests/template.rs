@@ -89,7 +89,18 @@ fn every_function_runs_a_workspace_binary_with_exactly_the_variables_it_reads() 
             assert!(!set.contains(*variable), "{name} sets {variable}");
         }
         assert_eq!(set, variables_read(binary), "{name}: variables set vs read");
-        let policies = serde_yaml_ng::to_string(&resource["Properties"]["Policies"]).unwrap();
+        let role = resource["Properties"]["Role"]["Fn::GetAtt"][0]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| match intrinsic(&resource["Properties"]["Role"]) {
+                Some((f, arg)) if f == "GetAtt" => arg
+                    .as_str()
+                    .and_then(|a| a.split('.').next())
+                    .map(str::to_owned),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{name}: a role of its own"));
+        let policies = serde_yaml_ng::to_string(&template["Resources"][role.as_str()]).unwrap();
         assert_eq!(
             policies.contains("ssm:GetParameter"),
             binary == "session-api",
@@ -335,6 +346,171 @@ fn each_front_door_deploys_its_own_resources_and_nothing_refers_to_the_other() {
 struct Deployed<'a> {
     template: &'a Value,
     params: BTreeMap<String, String>,
+}
+
+/// What each function's role may do: the AWS calls its code makes (the API: GetItem,
+/// PutItem, UpdateItem, DeleteItem, and TransactWriteItems for a cycle, which IAM checks
+/// as the PutItem and DeleteItem inside it, and SSM's GetParameter for the Django key;
+/// the cleanup: Scan, DeleteItem and UpdateItem, and GetItem, PutItem and DeleteItem for
+/// its checkpoint), what its event source mapping does with the role (the auditor's
+/// stream reads, and SendMessage to the on-failure queue), and writing to its own log
+/// group. The one list the template's roles are held to.
+const ROLES: &[(&str, &str, &[&str])] = &[
+    (
+        "SessionApiFunction",
+        "SessionApiLogs",
+        &[
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "ssm:GetParameter",
+        ],
+    ),
+    (
+        "SessionCleanupFunction",
+        "SessionCleanupLogs",
+        &[
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Scan",
+            "dynamodb:UpdateItem",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+        ],
+    ),
+    (
+        "SessionAuditorFunction",
+        "SessionAuditorLogs",
+        &[
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "sqs:SendMessage",
+        ],
+    ),
+];
+
+/// A list or a single string, as IAM takes `Action` and `Resource`.
+fn one_or_many(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Sequence(items) => items.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+#[test]
+fn each_role_writes_only_its_own_log_group_and_calls_only_what_its_function_does() {
+    let template = template();
+    let django = Deployed::new(
+        &template,
+        &[
+            ("SessionCodec", "django"),
+            ("DjangoSecretKeyParameterName", "/sessions/django-secret"),
+        ],
+    );
+    let json = Deployed::new(&template, &[]);
+    let log_groups: Vec<&str> = ROLES.iter().map(|(_, logs, _)| *logs).collect();
+    for (deployed, codec) in [(&django, "django"), (&json, "json")] {
+        let resources = deployed.resources();
+        for (function, own_logs, wanted) in ROLES {
+            let f = &resources[*function]["Properties"];
+            assert!(
+                f["Policies"].is_null(),
+                "{function}: SAM would add a role's policies"
+            );
+            let (getatt, target) = intrinsic(&f["Role"]).expect("a Role");
+            assert_eq!(getatt, "GetAtt");
+            let role_name = target.as_str().unwrap().trim_end_matches(".Arn").to_owned();
+            let role = &resources[&role_name];
+            assert_eq!(role["Type"].as_str(), Some("AWS::IAM::Role"), "{function}");
+            assert!(
+                role["Properties"]["ManagedPolicyArns"].is_null(),
+                "{function}"
+            );
+            let trust = serde_yaml_ng::to_string(&role["Properties"]["AssumeRolePolicyDocument"]);
+            assert!(trust.unwrap().contains("lambda.amazonaws.com"));
+            let mut actions = BTreeSet::new();
+            for policy in role["Properties"]["Policies"].as_sequence().unwrap() {
+                for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+                    assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+                    let these: Vec<String> = one_or_many(&statement["Action"])
+                        .iter()
+                        .map(|a| a.as_str().unwrap().to_owned())
+                        .collect();
+                    let resource = one_or_many(&statement["Resource"]);
+                    if these.iter().any(|a| a.starts_with("logs:")) {
+                        let named: Vec<String> = resource
+                            .iter()
+                            .map(|r| serde_yaml_ng::to_string(r).unwrap())
+                            .collect();
+                        assert_eq!(named.len(), 1, "{function}: one log group");
+                        assert!(
+                            named[0].contains(&format!("{own_logs}.Arn")),
+                            "{function} writes to {named:?}, not {own_logs}"
+                        );
+                    }
+                    for other in log_groups.iter().filter(|g| *g != own_logs) {
+                        assert!(
+                            !serde_yaml_ng::to_string(statement).unwrap().contains(other),
+                            "{function} may touch {other}"
+                        );
+                    }
+                    actions.extend(these);
+                }
+            }
+            let mut wanted: BTreeSet<String> = wanted.iter().map(|a| a.to_string()).collect();
+            if codec == "json" {
+                wanted.remove("ssm:GetParameter");
+            }
+            assert_eq!(actions, wanted, "{function} with the {codec} codec");
+        }
+    }
+    for group in ["SessionAuditorLogs", "SessionApiAccessLogs"] {
+        let resource = &template["Resources"][group];
+        assert_eq!(
+            resource["DeletionPolicy"].as_str(),
+            Some("Retain"),
+            "{group}"
+        );
+        assert_eq!(
+            resource["UpdateReplacePolicy"].as_str(),
+            Some("Retain"),
+            "{group}"
+        );
+    }
+}
+
+#[test]
+fn a_stuck_auditor_raises_an_alarm_and_the_failure_queue_says_what_to_do_within_a_day() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let age = resources
+        .values()
+        .find(|r| {
+            r["Type"].as_str() == Some("AWS::CloudWatch::Alarm")
+                && r["Properties"]["MetricName"].as_str() == Some("IteratorAge")
+        })
+        .expect("an IteratorAge alarm");
+    let dimension = &age["Properties"]["Dimensions"][0];
+    assert_eq!(dimension["Name"].as_str(), Some("FunctionName"));
+    let (f, target) = intrinsic(&dimension["Value"]).unwrap();
+    assert_eq!(
+        (f.as_str(), target.as_str()),
+        ("Ref", Some("SessionAuditorFunction"))
+    );
+    let mapping = &template["Resources"]["SessionAuditorStream"]["Properties"];
+    assert_eq!(mapping["MaximumRecordAgeInSeconds"].as_u64(), Some(86_400));
+    let queue_alarm = template["Resources"]["AuditFailureAlarm"]["Properties"]["AlarmDescription"]
+        .as_str()
+        .unwrap();
+    assert!(queue_alarm.contains("24 hours") && queue_alarm.contains("GetRecords"));
 }
 
 impl Deployed<'_> {

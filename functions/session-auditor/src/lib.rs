@@ -2,6 +2,7 @@
 //! Lines name a session by a hash of its key and its data by key names, never values.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -12,6 +13,7 @@ use session_store::item::{Image, Item, Layout, View};
 use session_store::metrics::Emf;
 use session_store::{
     Codec, ConfigError, DecodeError, SessionData, SessionKey, StoreConfig, Timestamp,
+    invocation_time_left,
 };
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -108,6 +110,8 @@ pub struct BatchCounts {
     pub expired: u64,
     pub skipped: u64,
     pub failures: u64,
+    /// Records not reached before the invocation's deadline: reported for a retry.
+    pub deferred: u64,
     pub batch_size: u64,
 }
 
@@ -137,13 +141,38 @@ impl Auditor {
     /// ordered, so Lambda retries from that record, and the ones before it are not
     /// audited twice.
     pub fn audit_batch(&self, payload: &Value) -> Result<BatchReport, Error> {
+        self.audit_batch_within(payload, || false)
+    }
+
+    /// As [`Auditor::audit_batch`], and once `out_of_time` says so, every record not yet
+    /// reached is reported as a batch item failure instead of audited, so that Lambda
+    /// retries it rather than losing it to the function's timeout.
+    pub fn audit_batch_within(
+        &self,
+        payload: &Value,
+        out_of_time: impl Fn() -> bool,
+    ) -> Result<BatchReport, Error> {
         let records = payload
             .get("Records")
             .and_then(Value::as_array)
             .ok_or("the event has no Records array")?;
         let mut report = BatchReport::default();
         report.counts.batch_size = records.len() as u64;
-        for raw in records {
+        for (at, raw) in records.iter().enumerate() {
+            if out_of_time() {
+                let left = &records[at..];
+                tracing::warn!(
+                    records = left.len(),
+                    "deadline near; the rest of the batch is left for a retry"
+                );
+                for record in left {
+                    let sequence = sequence_of(record)
+                        .ok_or("a record left for a retry has no sequence number to report")?;
+                    report.response.batch_item_failures.push(failure(sequence));
+                }
+                report.counts.deferred = left.len() as u64;
+                break;
+            }
             match self.audit_record(raw) {
                 Ok(Audited::Event(event)) => {
                     let counter = match event.action {
@@ -157,15 +186,11 @@ impl Auditor {
                 }
                 Ok(Audited::NotASession) => report.counts.skipped += 1,
                 Err(e) => {
-                    let sequence = raw
-                        .pointer("/dynamodb/SequenceNumber")
-                        .and_then(Value::as_str)
+                    let sequence = sequence_of(raw)
                         .ok_or_else(|| format!("{e}, and it has no sequence number to report"))?;
                     tracing::warn!(sequence_number = sequence, error = %e, "record failed");
                     report.counts.failures += 1;
-                    let mut failure = DynamoDbBatchItemFailure::default();
-                    failure.item_identifier = Some(sequence.to_owned());
-                    report.response.batch_item_failures.push(failure);
+                    report.response.batch_item_failures.push(failure(sequence));
                     break;
                 }
             }
@@ -250,6 +275,18 @@ impl Auditor {
             data: decoded.and_then(Result::ok),
         }
     }
+}
+
+fn sequence_of(record: &Value) -> Option<&str> {
+    record
+        .pointer("/dynamodb/SequenceNumber")
+        .and_then(Value::as_str)
+}
+
+fn failure(sequence: &str) -> DynamoDbBatchItemFailure {
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = Some(sequence.to_owned());
+    failure
 }
 
 /// What the record did to the session, and who removed it when it was removed expired.
@@ -368,19 +405,28 @@ pub fn metrics_line(counts: &BatchCounts, timestamp_ms: i64) -> String {
             ("expired", counts.expired),
             ("skipped", counts.skipped),
             ("failures", counts.failures),
+            ("deferred", counts.deferred),
             ("batch_size", counts.batch_size),
         ])
         .property("message", json!("audit batch"))
         .to_line(timestamp_ms)
 }
 
+/// Kept back from the invocation's deadline to print the lines and answer.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
 /// The Lambda entry point: prints the audit lines and the batch metrics, and reports
-/// the first failed record so Lambda retries from there.
+/// the first failed record, and any it did not reach before its deadline, so Lambda
+/// retries from there.
 pub async fn handler(
     auditor: &Auditor,
     event: LambdaEvent<Value>,
 ) -> Result<DynamoDbEventResponse, Error> {
-    let report = auditor.audit_batch(&event.payload)?;
+    let left = invocation_time_left(event.context.deadline, SystemTime::now());
+    let stop_at = left.map(|d| Instant::now() + d.saturating_sub(DEADLINE_MARGIN));
+    let report = auditor.audit_batch_within(&event.payload, || {
+        stop_at.is_some_and(|at| Instant::now() >= at)
+    })?;
     println!("{}", render(&report));
     Ok(report.response)
 }

@@ -433,6 +433,54 @@ async fn a_session_with_ten_thousand_keys_gives_a_short_line_with_the_full_count
 }
 
 #[tokio::test]
+async fn records_not_reached_before_the_deadline_are_reported_for_a_retry_not_lost() {
+    let mut records = Vec::new();
+    for i in 0..5 {
+        let mut r = event_file("stream-modify.json")["Records"][0].clone();
+        r["dynamodb"]["SequenceNumber"] = json!(format!("55500000000000000000000{i}"));
+        records.push(r);
+    }
+    let batch = json!({ "Records": records });
+    // Time runs out after two records.
+    let asked = std::cell::Cell::new(0);
+    let report = auditor()
+        .audit_batch_within(&batch, || {
+            asked.set(asked.get() + 1);
+            asked.get() > 2
+        })
+        .unwrap();
+    assert_eq!(report.lines.len(), 2);
+    let failed: Vec<&str> = report
+        .response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.as_deref())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "555000000000000000000002",
+            "555000000000000000000003",
+            "555000000000000000000004"
+        ]
+    );
+    assert_eq!((report.counts.deferred, report.counts.failures), (3, 0));
+
+    // Through the handler, with a deadline already this close: nothing is audited, all
+    // of it is left for the retry.
+    let mut context = Context::default();
+    let soon = std::time::SystemTime::now() + std::time::Duration::from_millis(500);
+    context.deadline = soon
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let response = handler(&auditor(), LambdaEvent::new(batch, context))
+        .await
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 5);
+}
+
+#[tokio::test]
 async fn each_batch_ends_with_its_counts_as_an_emf_line() {
     let mut records = Vec::new();
     for file in [
@@ -455,6 +503,7 @@ async fn each_batch_ends_with_its_counts_as_an_emf_line() {
         ("expired", 1.0),
         ("deleted", 0.0),
         ("failures", 0.0),
+        ("deferred", 0.0),
         ("batch_size", 3.0),
     ] {
         assert_eq!(last[name], json!(value), "{name}");
