@@ -96,14 +96,19 @@ pub enum DjangoError {
 /// `limit`, so a small bomb costs at most `limit + 1` bytes and the time to make them.
 pub fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, DjangoError> {
     let mut out = Vec::new();
+    inflate_into(compressed, limit, &mut out)?;
+    Ok(out)
+}
+
+fn inflate_into(compressed: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), DjangoError> {
     flate2::read::ZlibDecoder::new(compressed)
         .take(limit as u64 + 1)
-        .read_to_end(&mut out)
+        .read_to_end(out)
         .map_err(|_| DjangoError::BadZlib)?;
     if out.len() > limit {
         return Err(DjangoError::OverCap { limit });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The `django` codec: signed, optionally compressed JSON.
@@ -532,6 +537,9 @@ mod tests {
         // Inflating stops one byte past the cap, whatever the payload would make.
         let z = zlib(&vec![b' '; 16 * 1024 * 1024]).unwrap();
         assert_eq!(inflate(&z, 1000), Err(DjangoError::OverCap { limit: 1000 }));
+        let mut made = Vec::new();
+        assert!(inflate_into(&z, 1000, &mut made).is_err());
+        assert_eq!(made.len(), 1001, "not a byte more than the cap and one");
         assert_eq!(
             inflate(&z[..], 16 * 1024 * 1024).map(|v| v.len()),
             Ok(16 * 1024 * 1024)
