@@ -7,12 +7,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv test check fmt lint deps unit one-build memory-tests http-tests docs cfn-lint sam-validate policy openapi e2e dev build bench fuzz clean
+.PHONY: help venv cleanup test check fmt lint deps unit one-build memory-tests http-tests docs cfn-lint sam-validate policy openapi e2e dev build bench fuzz clean
 
 help:
 	@echo "make check  the fast inner loop: format, clippy, unit tests and the in-memory store's conformance suite; no emulator"
 	@echo "make test   run every check CI runs (format, clippy, tests against moto, template, OpenAPI and Markdown checks, end-to-end over HTTP with the README's walk-through)"
 	@echo "make dev    run the service locally: DynamoDB on 127.0.0.1:\$${DYNAMODB_PORT:-8000}, API on 127.0.0.1:\$${API_PORT:-9000}"
+	@echo "make cleanup  the cleanup's Scan once, against a running make dev"
 	@echo "make build  sam build: three arm64 bootstrap binaries under .aws-sam/build/"
 	@echo "make bench  release build, then every performance figure side by side with django-dynamodb-sessions: bench/results.{json,md,png}"
 	@echo "make fuzz   libFuzzer on each fuzz target for FUZZ_SECONDS (default 60) each"
@@ -123,6 +124,11 @@ e2e: venv $(VENV)/schemathesis/.installed
 
 dev: venv
 	tools/dev.sh
+
+# The cleanup's Scan once, through the emulator of a `make dev` that is running.
+cleanup: venv
+	$(VENV)/bin/cargo-lambda lambda invoke session-cleanup --data-ascii '{}' \
+		--invoke-address 127.0.0.1 --invoke-port $${API_PORT:-9000}
 
 # cargo-lambda cross-compiles with zig, which must come first on PATH (the venv does).
 build: venv

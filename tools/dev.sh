@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make dev`: local DynamoDB (moto) with the table from template.yaml, and the session
-# API under `cargo lambda watch`. Ctrl-C, SIGTERM or SIGHUP stops everything it started;
+# `make dev`: local DynamoDB (moto) with the table from template.yaml, the functions
+# under `cargo lambda watch` (the API at /lambda-url/session-api/), and a stream runner
+# that feeds the table's stream to the functions mapped to it, as Lambda would. Ctrl-C, SIGTERM or SIGHUP stops everything it started;
 # if this script dies without stopping them (SIGKILL), each child gets SIGTERM from the
 # kernel (the parent-death signal that setpriv sets), so none outlives it.
 set -euo pipefail
@@ -89,6 +90,13 @@ make dev: the session API answers at $base/sessions once it has compiled. Try:
 
 Ctrl-C stops it all.
 TXT
+
+# Lambda's event source mappings on the table's stream, as template.yaml declares them:
+# the stream runner feeds the auditor (and any other mapped function) through the
+# emulator below, so audit lines show up here as writes happen.
+"${orphan_safe[@]}" python tools/stream_runner.py --endpoint "$AWS_ENDPOINT_URL_DYNAMODB" \
+  --table "$SESSION_TABLE" --invoke-port "$API_PORT" &
+groups+=($!)
 
 # cargo-lambda itself (not `cargo lambda`, which would leave it a grandchild) gets the
 # parent-death signal; on SIGTERM it ends the function it runs.

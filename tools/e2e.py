@@ -6,6 +6,7 @@ refuses to start, then stops it with SIGTERM and checks that nothing it started 
 listening. Last, a new `make dev` whose process group gets SIGKILL leaves nothing
 running or listening either."""
 
+import hashlib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 
+import stream_runner
 import walkthrough
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -157,6 +159,24 @@ def other_functions(api_port):
               answer == {"batchItemFailures": []}, str(answer))
 
 
+def audited(log_path, key, action):
+    """Whether make dev's output holds the audit line of `action` on `key`'s session,
+    which the stream runner's delivery to the auditor prints; waits up to a minute."""
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("{") and f'"session":"{fingerprint}"' in line:
+                    try:
+                        if json.loads(line).get("action") == action:
+                            return True
+                    except ValueError:
+                        pass
+        time.sleep(0.5)
+    return False
+
+
 def second_copy_refused(db_port, api_port):
     """A make dev on ports that the first one holds refuses, naming the port and its owner."""
     second, log = start_dev("dev-second", db_port, api_port)
@@ -237,6 +257,11 @@ def main():
         check("malformed JSON is 400", status == 400 and "not valid JSON" in json.loads(text)["detail"], text)
         status, headers, _ = call("DELETE", f"{base}/sessions")
         check("a wrong method is 405 with Allow", status == 405 and headers.get("allow") == "POST", str(headers))
+        check("the stream runner's filters decide as Lambda's do", stream_runner.self_test())
+        check("make dev's stream runner feeds the auditor: the session's creation is audited",
+              audited(log.name, key, "created"), f"see {log.name}")
+        check("and its deletion under the cycled key", audited(log.name, new_key, "deleted"),
+              f"see {log.name}")
         walkthrough.run(os.path.join(ROOT, "README.md"), api_port, check)
         other_functions(api_port)
         properties(base)

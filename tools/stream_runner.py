@@ -1,0 +1,241 @@
+"""`make dev`'s stand-in for Lambda's event source mappings on the table's stream.
+
+Reads the stream of the local table (moto) shard by shard, from the oldest record, and
+for each `AWS::Lambda::EventSourceMapping` on the table's stream in template.yaml (read
+from the template, not a copy) sends the records its `FilterCriteria` pass, in batches
+of its `BatchSize`, to its function through `cargo lambda watch`'s Invoke API, in the
+shape Lambda delivers them. A record a function reports in `batchItemFailures` is sent
+again with the rest of the batch after it, up to the mapping's `MaximumRetryAttempts`;
+then it is logged as what Lambda would send to the on-failure queue.
+
+Usage: python tools/stream_runner.py --endpoint URL --table NAME --invoke-port PORT
+       python tools/stream_runner.py --self-test"""
+
+import argparse
+import base64
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MISSING = object()
+
+
+class TemplateLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags, each read as `{"Fn::Tag": value}`."""
+
+
+def _tag(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {("Ref" if suffix == "Ref" else "Fn::" + suffix): value}
+
+
+TemplateLoader.add_multi_constructor("!", _tag)
+
+
+def mappings(template_path):
+    """[(function binary, filters, batch size, retries)] of the stream's mappings."""
+    with open(template_path, encoding="utf-8") as f:
+        template = yaml.load(f, Loader=TemplateLoader)
+    resources = template["Resources"]
+    found = []
+    for resource in resources.values():
+        if resource.get("Type") != "AWS::Lambda::EventSourceMapping":
+            continue
+        props = resource["Properties"]
+        source = props.get("EventSourceArn", {}).get("Fn::GetAtt", "")
+        if "StreamArn" not in str(source):
+            continue
+        function = resources[props["FunctionName"]["Ref"]]
+        binary = function["Metadata"]["BuildProperties"]["Binary"]
+        filters = [json.loads(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])]
+        found.append((binary, filters, int(props.get("BatchSize", 100)),
+                      int(props.get("MaximumRetryAttempts", 0))))
+    return found
+
+
+def _leaf(rule, value):
+    """One matcher of an event filter pattern against one value (or MISSING)."""
+    if isinstance(rule, dict):
+        (op, arg), = rule.items()
+        if op == "exists":
+            return (value is not MISSING) == arg
+        if value is MISSING:
+            return False
+        if op == "prefix":
+            return isinstance(value, str) and value.startswith(arg)
+        if op == "anything-but":
+            banned = arg if isinstance(arg, list) else [arg]
+            return value not in banned
+        if op == "equals-ignore-case":
+            return isinstance(value, str) and value.lower() == arg.lower()
+        if op == "numeric":
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                return False
+            checks = {"=": number.__eq__, "<": number.__lt__, "<=": number.__le__,
+                      ">": number.__gt__, ">=": number.__ge__}
+            return all(checks[arg[i]](float(arg[i + 1])) for i in range(0, len(arg), 2))
+        raise ValueError(f"filter operator {op!r} is not supported here")
+    if isinstance(value, list):
+        return rule in value
+    return value is not MISSING and value == rule
+
+
+def matches(pattern, event):
+    """Whether `event` passes the pattern, as Lambda's event filtering decides it."""
+    for key, rule in pattern.items():
+        value = event.get(key, MISSING) if isinstance(event, dict) else MISSING
+        if isinstance(rule, dict):
+            if not matches(rule, value if isinstance(value, dict) else {}):
+                return False
+        elif not any(_leaf(r, value) for r in rule):
+            return False
+    return True
+
+
+def passes(filters, record):
+    return not filters or any(matches(p, record) for p in filters)
+
+
+def _plain(value):
+    """A stream AttributeValue in the JSON of Lambda's event (binary as base64)."""
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def lambda_record(record, stream_arn):
+    """A GetRecords record as Lambda hands it to a function."""
+    out = {k: _plain(v) for k, v in record.items() if k != "dynamodb"}
+    change = {k: _plain(v) for k, v in record["dynamodb"].items()}
+    when = record["dynamodb"].get("ApproximateCreationDateTime")
+    if hasattr(when, "timestamp"):
+        change["ApproximateCreationDateTime"] = int(when.timestamp())
+    out["dynamodb"] = change
+    out["eventSourceARN"] = stream_arn
+    return out
+
+
+def invoke(port, function, event):
+    url = f"http://127.0.0.1:{port}/2015-03-31/functions/{function}/invocations"
+    request = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST",
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=900) as r:
+            return json.loads(r.read() or b"{}")
+    except (urllib.error.URLError, ValueError) as e:
+        return {"error": str(e)}
+
+
+def deliver(port, function, batch, retries):
+    """Sends a batch, and what follows a reported failure again, as Lambda does."""
+    attempts = 0
+    while batch:
+        answer = invoke(port, function, {"Records": batch})
+        failed = [f.get("itemIdentifier") for f in answer.get("batchItemFailures", [])]
+        if "error" not in answer and not failed:
+            return
+        attempts += 1
+        sequences = [r["dynamodb"]["SequenceNumber"] for r in batch]
+        first = min((sequences.index(s) for s in failed if s in sequences), default=0)
+        if attempts > retries:
+            print(f"stream runner: {function} failed on {sequences[first]} after {retries} retries; "
+                  "on AWS its metadata goes to the on-failure queue", flush=True)
+            return
+        batch = batch[first:]
+        time.sleep(0.5)
+
+
+def wait_for(port):
+    """Until `cargo lambda watch` accepts invocations."""
+    import socket
+
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", int(port))) == 0:
+                return
+        time.sleep(0.2)
+
+
+def run(endpoint, table, port, template):
+    import boto3
+
+    kw = dict(endpoint_url=endpoint, region_name=os.environ.get("AWS_REGION", "us-east-1"))
+    streams = boto3.client("dynamodbstreams", **kw)
+    arn = boto3.client("dynamodb", **kw).describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    targets = mappings(template)
+    wait_for(port)
+    iterators = {}
+    while True:
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            sid = shard["ShardId"]
+            if sid not in iterators:
+                iterators[sid] = streams.get_shard_iterator(
+                    StreamArn=arn, ShardId=sid, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        for sid, iterator in list(iterators.items()):
+            if iterator is None:
+                continue
+            out = streams.get_records(ShardIterator=iterator)
+            iterators[sid] = out.get("NextShardIterator")
+            records = [lambda_record(r, arn) for r in out["Records"]]
+            for function, filters, size, retries in targets:
+                chosen = [r for r in records if passes(filters, r)]
+                for i in range(0, len(chosen), size):
+                    deliver(port, function, chosen[i:i + size], retries)
+        time.sleep(0.5)
+
+
+def self_test():
+    """The matchers on the patterns upkeep needs, against what Lambda documents."""
+    insert = {"eventName": "INSERT", "dynamodb": {"NewImage": {"data": {"S": "x"}}}}
+    stamped = {"eventName": "MODIFY", "dynamodb": {"NewImage": {"expires_at": {"N": "9"}}}}
+    remove = {"eventName": "REMOVE", "dynamodb": {"OldImage": {"data": {"S": "x"}}}}
+    no_expiry = {"dynamodb": {"NewImage": {"expires_at": {"N": [{"exists": False}]}}}}
+    cases = [
+        (no_expiry, insert, True),
+        (no_expiry, stamped, False),
+        (no_expiry, remove, True),  # a REMOVE has no NewImage: `exists: false` matches it
+        ({"eventName": ["INSERT", "MODIFY"]}, remove, False),
+        ({"dynamodb": {"NewImage": {"expires_at": {"N": [{"numeric": [">", 5]}]}}}}, stamped, True),
+        ({"dynamodb": {"NewImage": {"data": {"S": [{"prefix": "y"}]}}}}, insert, False),
+        ({"dynamodb": {"NewImage": {"data": {"S": [{"anything-but": "y"}]}}}}, insert, True),
+    ]
+    ok = all(matches(p, e) == want for p, e, want in cases)
+    print(f"{'ok  ' if ok else 'FAIL'} the stream runner's filters decide as Lambda's do")
+    return ok
+
+
+def main(argv):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--self-test", action="store_true")
+    parser.add_argument("--endpoint")
+    parser.add_argument("--table")
+    parser.add_argument("--invoke-port")
+    parser.add_argument("--template", default=os.path.join(ROOT, "template.yaml"))
+    args = parser.parse_args(argv)
+    if args.self_test:
+        return 0 if self_test() else 1
+    targets = ", ".join(f"{f} ({len(p)} filters)" for f, p, _, _ in mappings(args.template))
+    print(f"stream runner: {args.table}'s stream to {targets}", flush=True)
+    run(args.endpoint, args.table, args.invoke_port, args.template)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
