@@ -177,6 +177,33 @@ def audited(log_path, key, action):
     return False
 
 
+def upkeep_stamps_backend_writes(log_path, db_port):
+    """API writes never reach the upkeep (the template's filter passes none of them);
+    a write by the Django backend (its `save()`: SET data, nothing else) does, and is
+    stamped with an expiry."""
+    import boto3
+
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        before = f.read()
+    check("the upkeep's filter passes none of the API's writes",
+          "records to session-cleanup" not in before, "the upkeep was invoked")
+    client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{db_port}",
+                          region_name="us-east-1", aws_access_key_id="local",
+                          aws_secret_access_key="local")
+    key = "b" * 32
+    client.update_item(TableName="e2e", Key={"session_key": {"S": key}},
+                       UpdateExpression="SET #data = :data",
+                       ExpressionAttributeNames={"#data": "data"},
+                       ExpressionAttributeValues={":data": {"S": "{}"}})
+    deadline, item = time.time() + 120, {}
+    while time.time() < deadline and "expires_at" not in item:
+        item = client.get_item(TableName="e2e", Key={"session_key": {"S": key}},
+                               ConsistentRead=True).get("Item", {})
+        time.sleep(0.5)
+    check("the upkeep stamps an expiry on the Django backend's write, from the stream",
+          "expires_at" in item, str(item))
+
+
 def second_copy_refused(db_port, api_port):
     """A make dev on ports that the first one holds refuses, naming the port and its owner."""
     second, log = start_dev("dev-second", db_port, api_port)
@@ -263,6 +290,7 @@ def main():
         check("and its deletion under the cycled key", audited(log.name, new_key, "deleted"),
               f"see {log.name}")
         walkthrough.run(os.path.join(ROOT, "README.md"), api_port, check)
+        upkeep_stamps_backend_writes(log.name, db_port)
         other_functions(api_port)
         properties(base)
         second_copy_refused(db_port, api_port)

@@ -352,9 +352,9 @@ struct Deployed<'a> {
 /// PutItem, UpdateItem, DeleteItem, and TransactWriteItems for a cycle, which IAM checks
 /// as the PutItem and DeleteItem inside it, and SSM's GetParameter for the Django key;
 /// the cleanup: Scan, DeleteItem and UpdateItem, and GetItem, PutItem and DeleteItem for
-/// its checkpoint), what its event source mapping does with the role (the auditor's
-/// stream reads, and SendMessage to the on-failure queue), and writing to its own log
-/// group. The one list the template's roles are held to.
+/// its checkpoint and lease), what its event source mappings do with the role (the
+/// auditor's and the upkeep's stream reads, and SendMessage to each one's on-failure
+/// queue), and writing to its own log group. The one list the template's roles are held to.
 const ROLES: &[(&str, &str, &[&str])] = &[
     (
         "SessionApiFunction",
@@ -374,12 +374,17 @@ const ROLES: &[(&str, &str, &[&str])] = &[
         "SessionCleanupLogs",
         &[
             "dynamodb:DeleteItem",
+            "dynamodb:DescribeStream",
             "dynamodb:GetItem",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
             "dynamodb:PutItem",
             "dynamodb:Scan",
             "dynamodb:UpdateItem",
             "logs:CreateLogStream",
             "logs:PutLogEvents",
+            "sqs:SendMessage",
         ],
     ),
     (
@@ -491,26 +496,73 @@ fn each_role_writes_only_its_own_log_group_and_calls_only_what_its_function_does
 fn a_stuck_auditor_raises_an_alarm_and_the_failure_queue_says_what_to_do_within_a_day() {
     let template = template();
     let resources = template["Resources"].as_mapping().unwrap();
-    let age = resources
+    let watched: BTreeSet<String> = resources
         .values()
-        .find(|r| {
+        .filter(|r| {
             r["Type"].as_str() == Some("AWS::CloudWatch::Alarm")
                 && r["Properties"]["MetricName"].as_str() == Some("IteratorAge")
         })
-        .expect("an IteratorAge alarm");
-    let dimension = &age["Properties"]["Dimensions"][0];
-    assert_eq!(dimension["Name"].as_str(), Some("FunctionName"));
-    let (f, target) = intrinsic(&dimension["Value"]).unwrap();
-    assert_eq!(
-        (f.as_str(), target.as_str()),
-        ("Ref", Some("SessionAuditorFunction"))
-    );
+        .map(|age| {
+            let dimension = &age["Properties"]["Dimensions"][0];
+            assert_eq!(dimension["Name"].as_str(), Some("FunctionName"));
+            let (f, target) = intrinsic(&dimension["Value"]).unwrap();
+            assert_eq!(f, "Ref");
+            target.as_str().unwrap().to_owned()
+        })
+        .collect();
+    // Every function a stream mapping feeds: the auditor and the upkeep.
+    let fed: BTreeSet<String> = resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Lambda::EventSourceMapping"))
+        .map(|m| {
+            let (_, name) = intrinsic(&m["Properties"]["FunctionName"]).unwrap();
+            name.as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(watched, fed);
+    assert!(fed.contains("SessionAuditorFunction") && fed.contains("SessionCleanupFunction"));
     let mapping = &template["Resources"]["SessionAuditorStream"]["Properties"];
     assert_eq!(mapping["MaximumRecordAgeInSeconds"].as_u64(), Some(86_400));
     let queue_alarm = template["Resources"]["AuditFailureAlarm"]["Properties"]["AlarmDescription"]
         .as_str()
         .unwrap();
     assert!(queue_alarm.contains("24 hours") && queue_alarm.contains("GetRecords"));
+}
+
+#[test]
+fn the_upkeep_is_fed_only_the_writes_that_leave_a_session_without_an_expiry() {
+    let template = template();
+    let mapping = &template["Resources"]["SessionUpkeepStream"]["Properties"];
+    let (f, function) = intrinsic(&mapping["FunctionName"]).unwrap();
+    assert_eq!(
+        (f.as_str(), function.as_str()),
+        ("Ref", Some("SessionCleanupFunction"))
+    );
+    let filters = mapping["FilterCriteria"]["Filters"].as_sequence().unwrap();
+    assert_eq!(filters.len(), 1);
+    let pattern: serde_json::Value =
+        serde_json::from_str(filters[0]["Pattern"].as_str().unwrap()).expect("a JSON pattern");
+    let image = &pattern["dynamodb"]["NewImage"];
+    assert_eq!(
+        image["expires_at"]["N"],
+        serde_json::json!([{"exists": false}])
+    );
+    // The key must be in NewImage (a REMOVE has none), and be no internal item.
+    assert_eq!(
+        image["session_key"]["S"],
+        serde_json::json!([{"anything-but": {"prefix": "#"}}])
+    );
+    assert!(session_store::item::CHECKPOINT_KEY.starts_with('#'));
+    assert!(session_store::item::LEASE_KEY.starts_with('#'));
+    assert_eq!(
+        mapping["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    assert_eq!(mapping["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    assert!(!mapping["DestinationConfig"]["OnFailure"]["Destination"].is_null());
+    // No reserved concurrency: the stream never waits behind a Scan (the lease orders those).
+    let cleanup = &template["Resources"]["SessionCleanupFunction"]["Properties"];
+    assert!(cleanup["ReservedConcurrentExecutions"].is_null());
 }
 
 impl Deployed<'_> {

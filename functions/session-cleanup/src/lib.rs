@@ -7,6 +7,7 @@
 
 mod input;
 mod sweep;
+mod upkeep;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use serde_json::{Value, json};
 use session_store::item::Position;
 use session_store::metrics::{Emf, Unit};
 use session_store::{
-    CleanupConfig, Clock, ConfigError, DynamoStore, StoreConfig, invocation_time_left,
+    CleanupConfig, Clock, ConfigError, DynamoStore, SessionKey, StoreConfig, invocation_time_left,
 };
 use tokio::sync::Semaphore;
 use tracing::warn;
@@ -29,11 +30,14 @@ use tracing::warn;
 pub use input::Overrides;
 pub use session_store::item::CHECKPOINT_KEY;
 use sweep::{RateLimiter, Run, Tally};
+pub use upkeep::UpkeepCounts;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Lambda's longest run, assumed when the context carries no deadline.
 const MAX_INVOCATION: Duration = Duration::from_secs(900);
+/// How long the Scan's lease outlives the invocation's deadline.
+const LEASE_SLACK: Duration = Duration::from_secs(60);
 /// Kept back from the invocation's deadline for the summary, after the checkpoint.
 const SUMMARY_TIME: Duration = Duration::from_millis(100);
 
@@ -62,6 +66,8 @@ pub struct Summary {
     pub complete: bool,
     pub dry_run: bool,
     pub segments: u32,
+    /// Another run held the Scan's lease: this one scanned nothing.
+    pub lease_busy: bool,
 }
 
 pub struct Cleanup {
@@ -111,6 +117,29 @@ impl Cleanup {
             limiter: RateLimiter::new(self.config.writes_per_second),
             writers: Semaphore::new(self.config.concurrency),
         };
+        // One Scan at a time shares the checkpoint: a lease in the table, held past this
+        // invocation's deadline by a minute and given back at the end, says whose turn it
+        // is. A dry run writes nothing, checkpoint included, and needs none.
+        let holder = if run.dry_run {
+            None
+        } else {
+            let holder = SessionKey::generate()
+                .map_err(|e| format!("no randomness for the lease: {e}"))?
+                .as_str()
+                .to_owned();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let until = self.store.now().saturating_add(left + LEASE_SLACK);
+            if !within(deadline, self.store.take_lease(&holder, until)).await?? {
+                warn!("another cleanup run holds the lease; nothing to do");
+                let mut summary = run
+                    .tally
+                    .summary(started, false, false, &overrides, segments);
+                summary.lease_busy = true;
+                println!("{}", self.summary_line(&summary));
+                return Ok(summary);
+            }
+            Some(holder)
+        };
         let saved = if run.dry_run {
             None
         } else {
@@ -131,6 +160,13 @@ impl Cleanup {
             if let Err(e) = saved.and_then(|r| r.map_err(Error::from)) {
                 warn!(error = %e, "checkpoint not saved; the next run starts over");
                 Tally::add(&run.tally.errors, 1);
+            }
+        }
+        if let Some(holder) = holder {
+            let by = deadline.checked_sub(SUMMARY_TIME / 2).unwrap_or(deadline);
+            let given = within(by, self.store.give_back_lease(&holder)).await;
+            if let Err(e) = given.and_then(|r| r.map_err(Error::from)) {
+                warn!(error = %e, "lease not given back; it runs out by itself");
             }
         }
         let complete = ends.iter().all(|p| *p == Position::Done);
@@ -187,10 +223,28 @@ async fn within<T>(by: Instant, call: impl Future<Output = T>) -> Result<T, Erro
         .map_err(|_| Error::from("the invocation's deadline came first"))
 }
 
-/// The Lambda entry point: a scheduled event, `{}`, or an input with overrides. A
-/// context without a usable deadline (tests, local emulators; [`invocation_time_left`])
-/// gets Lambda's maximum of 15 minutes.
-pub async fn handler(cleanup: &Cleanup, event: LambdaEvent<Value>) -> Result<Summary, Error> {
+/// The Lambda entry point, for both triggers: a batch of the table's stream (an object
+/// with `Records`) goes to the upkeep and answers its batch item failures; anything else
+/// is the Scan's input (the schedule's `{}`, or an operator's overrides) and answers
+/// its summary.
+pub async fn handler(cleanup: &Cleanup, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    if event.payload.get("Records").is_some() {
+        let left = invocation_time_left(event.context.deadline, SystemTime::now());
+        let stop_at = left.map(|d| Instant::now() + d.saturating_sub(UPKEEP_MARGIN));
+        let (response, counts) = cleanup.upkeep(&event.payload, stop_at).await?;
+        println!("{}", cleanup.upkeep_line(&counts));
+        return Ok(serde_json::to_value(response)?);
+    }
+    Ok(serde_json::to_value(backfill(cleanup, event).await?)?)
+}
+
+/// Kept back from an upkeep invocation's deadline to answer.
+const UPKEEP_MARGIN: Duration = Duration::from_secs(2);
+
+/// The Scan: a scheduled event, `{}`, or an input with overrides. A context without a
+/// usable deadline (tests, local emulators; [`invocation_time_left`]) gets Lambda's
+/// maximum of 15 minutes.
+pub async fn backfill(cleanup: &Cleanup, event: LambdaEvent<Value>) -> Result<Summary, Error> {
     let overrides = Overrides::from_event(&event.payload)?;
     let left = invocation_time_left(event.context.deadline, SystemTime::now());
     let deadline = Instant::now() + left.unwrap_or(MAX_INVOCATION);

@@ -60,6 +60,7 @@ impl Tally {
             complete,
             dry_run: overrides.dry_run,
             segments,
+            lease_busy: false,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use session_cleanup::{CHECKPOINT_KEY, Cleanup, Overrides};
+use session_store::item::LEASE_KEY;
 use session_store::{AwsEnv, CleanupConfig, ManualClock, SessionKey, StoreConfig, Timestamp};
 use testkit::proxy::{Fault, Proxy};
 use testkit::{CapturedLogs, RequestCounter};
@@ -153,6 +154,14 @@ async fn a_checkpoint_cursor_that_scan_rejects_is_dropped_and_the_segment_starts
         "{}",
         logs.text()
     );
+    // All that is left is the Scan's lease, held by nobody.
     let left = testkit::item_count(&e.client, &e.table).await.unwrap();
-    assert_eq!(left, 0, "every session deleted and the checkpoint removed");
+    assert_eq!(left, 1, "every session deleted and the checkpoint removed");
+    let lease = testkit::raw_item(&e.client, &e.table, LEASE_KEY)
+        .await
+        .unwrap();
+    assert_eq!(
+        lease.get("held_until"),
+        Some(&AttributeValue::N("0".into()))
+    );
 }

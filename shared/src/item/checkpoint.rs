@@ -1,10 +1,16 @@
-//! The item that records where each cleanup segment stopped, so that a run resumes
-//! where the last one ended.
+//! The items of the cleanup's Scan: where each segment stopped, so that a run resumes
+//! where the last one ended, and the lease that lets one run at a time use it.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{Image, Item, Layout, number};
+use super::{Expr, Image, Item, Layout, Write, number, text};
 use crate::clock::Timestamp;
+
+/// Key of the item that one Scan at a time holds: two runs must not share a
+/// checkpoint. No valid session key either.
+pub const LEASE_KEY: &str = "#cleanup-lease";
+const HOLDER: &str = "holder";
+const HELD_UNTIL: &str = "held_until";
 
 /// Key of the item that records where each cleanup segment stopped. It is no valid
 /// session key, so the API cannot address it, and the sweep skips it.
@@ -26,6 +32,42 @@ pub enum Position {
 }
 
 impl Layout {
+    /// The lease item: who holds it and until when (a lease given back is held by
+    /// nobody until 0). It has no `expires_at`, like the checkpoint: the Scan reads it
+    /// and skips it as no session.
+    pub fn lease(&self, holder: &str, until: Timestamp) -> Item {
+        Item::from([
+            self.key(LEASE_KEY),
+            (HOLDER.into(), text(holder)),
+            (HELD_UNTIL.into(), number(until.epoch_seconds())),
+        ])
+    }
+
+    /// Taking the lease: nobody holds it, or the holder's time has run out.
+    pub fn lease_free(&self, now: Timestamp) -> Write {
+        let mut e = Expr::default();
+        e.name("#k", &self.key)
+            .name("#until", HELD_UNTIL)
+            .value(":now", number(now.epoch_seconds()))
+            .condition("attribute_not_exists(#k) OR #until < :now");
+        Write {
+            update: None,
+            expr: e,
+        }
+    }
+
+    /// Giving the lease back: only by its holder.
+    pub fn lease_held_by(&self, holder: &str) -> Write {
+        let mut e = Expr::default();
+        e.name("#holder", HOLDER)
+            .value(":holder", text(holder))
+            .condition("#holder = :holder");
+        Write {
+            update: None,
+            expr: e,
+        }
+    }
+
     /// The checkpoint item: the segment count and each segment's position.
     pub fn checkpoint(&self, positions: &[Position], now: Timestamp) -> Item {
         let saved: Item = positions

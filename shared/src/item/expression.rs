@@ -20,17 +20,17 @@ pub struct Expr {
 }
 
 impl Expr {
-    fn name(&mut self, placeholder: &str, attribute: &str) -> &mut Self {
+    pub(super) fn name(&mut self, placeholder: &str, attribute: &str) -> &mut Self {
         self.names.insert(placeholder.into(), attribute.into());
         self
     }
 
-    fn value(&mut self, placeholder: &str, v: AttributeValue) -> &mut Self {
+    pub(super) fn value(&mut self, placeholder: &str, v: AttributeValue) -> &mut Self {
         self.values.insert(placeholder.into(), v);
         self
     }
 
-    fn condition(&mut self, c: impl Into<String>) -> &mut Self {
+    pub(super) fn condition(&mut self, c: impl Into<String>) -> &mut Self {
         self.conditions.push(c.into());
         self
     }

@@ -9,7 +9,7 @@ mod decode;
 mod encode;
 mod expression;
 
-pub use checkpoint::{CHECKPOINT_KEY, Cursor, Position};
+pub use checkpoint::{CHECKPOINT_KEY, Cursor, LEASE_KEY, Position};
 pub use decode::{Image, View, meta};
 pub use expression::{Expr, Guard, Parts, Refresh, Scan, Write};
 

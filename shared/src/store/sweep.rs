@@ -68,7 +68,10 @@ impl DynamoStore {
             .await?
             .map_err(StoreError::from_sdk)?;
         let items = out.items.unwrap_or_default();
-        let candidates: Vec<Candidate> = items.iter().filter_map(|i| self.candidate(i)).collect();
+        let candidates: Vec<Candidate> = items
+            .iter()
+            .filter_map(|i| self.sweep_candidate(i))
+            .collect();
         let not_sessions = items.len() - candidates.len();
         let scanned = u64::try_from(out.scanned_count).unwrap_or(0);
         Ok(Page {
@@ -78,7 +81,9 @@ impl DynamoStore {
         })
     }
 
-    fn candidate(&self, item: &Item) -> Option<Candidate> {
+    /// What the sweep and the stream upkeep need of an item; `None` for one that is no
+    /// session (the checkpoint, the lease).
+    pub fn sweep_candidate(&self, item: &Item) -> Option<Candidate> {
         let key = SessionKey::parse(self.rules.layout.key_of(item)?).ok()?;
         let view = View(item);
         let meta = view.meta();
@@ -116,6 +121,45 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         let request = self.update_request(key.as_str(), self.rules.layout.stamp(at, rule));
         conditional(self.call(request.send()).await?)
+    }
+
+    /// Takes the Scan's lease for `holder` until `until`, unless another run holds it
+    /// still: `false` then.
+    pub async fn take_lease(&self, holder: &str, until: Timestamp) -> Result<bool, StoreError> {
+        let free = self.rules.layout.lease_free(self.rules.now());
+        self.put_lease(holder, until, free).await
+    }
+
+    /// Gives the lease back, if `holder` still holds it: it is then held by nobody.
+    /// A PutItem rather than a DeleteItem, so that the lease item stays and the Scan's
+    /// own deletes are all sessions.
+    pub async fn give_back_lease(&self, holder: &str) -> Result<(), StoreError> {
+        let held = self.rules.layout.lease_held_by(holder);
+        self.put_lease("", Timestamp::from_epoch_seconds(0), held)
+            .await
+            .map(|_| ())
+    }
+
+    async fn put_lease(
+        &self,
+        holder: &str,
+        until: Timestamp,
+        condition: Write,
+    ) -> Result<bool, StoreError> {
+        let parts = condition.parts();
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.rules.config.table_name)
+            .set_item(Some(self.rules.layout.lease(holder, until)))
+            .set_condition_expression(parts.condition)
+            .set_expression_attribute_names(parts.names)
+            .set_expression_attribute_values(parts.values);
+        match conditional(self.call(request.send()).await?) {
+            Ok(()) => Ok(true),
+            Err(StoreError::VersionConflict) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The positions an unfinished run saved, and the segment count they are for.

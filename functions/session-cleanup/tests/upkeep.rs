@@ -1,0 +1,180 @@
+//! The two triggers of the cleanup function against moto: the stream upkeep that stamps
+//! what the Django backend writes, and the Scan's lease that keeps it to one run at a
+//! time without holding the stream back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use session_cleanup::{Cleanup, Overrides, handler};
+use session_store::item::{Item, LEASE_KEY};
+use session_store::{
+    CleanupConfig, Clock, DynamoStore, Expiry, ManualClock, SessionKey, SessionStore, StoreConfig,
+    Timestamp,
+};
+use testkit::{RequestCounter, data};
+
+const NOW: i64 = testkit::START;
+const LEGACY_AGE: i64 = 1_209_600;
+
+struct Env {
+    client: Client,
+    table: String,
+    clock: ManualClock,
+}
+
+async fn env() -> Env {
+    let (client, table) = testkit::fresh_table("upkeep", &RequestCounter::default()).await;
+    Env {
+        client,
+        table,
+        clock: ManualClock::at(Timestamp::from_epoch_seconds(NOW)),
+    }
+}
+
+impl Env {
+    fn config(&self) -> StoreConfig {
+        StoreConfig {
+            table_name: self.table.clone(),
+            ..StoreConfig::default()
+        }
+    }
+
+    fn cleanup(&self) -> Cleanup {
+        Cleanup::new(self.client.clone(), self.config(), CleanupConfig::default())
+            .unwrap()
+            .with_clock(Arc::new(self.clock.clone()))
+    }
+
+    /// The Django backend's `save()`: one UpdateItem that sets `data`, with no condition.
+    async fn backend_save(&self, key: &str, data: &str) {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("session_key", AttributeValue::S(key.into()))
+            .update_expression("SET #data = :data")
+            .expression_attribute_names("#data", "data")
+            .expression_attribute_values(":data", AttributeValue::S(data.into()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn item(&self, key: &str) -> Option<Item> {
+        testkit::raw_item(&self.client, &self.table, key).await
+    }
+}
+
+fn number(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn the_backends_writes_are_stamped_from_the_stream_and_api_writes_are_left_alone() {
+    let e = env().await;
+    let store = DynamoStore::new(e.client.clone(), e.config())
+        .unwrap()
+        .with_clock(Arc::new(e.clock.clone()));
+    let api = store
+        .create(data(json!({"cart": 1})), Expiry::Default)
+        .await
+        .unwrap();
+    let api_before = e.item(api.key.as_str()).await;
+    let backend = SessionKey::generate().unwrap().as_str().to_owned();
+    e.backend_save(&backend, "{}").await;
+    assert_eq!(number(&e.item(&backend).await.unwrap(), "expires_at"), None);
+
+    let event = testkit::stream_event(&e.client, &e.table).await.unwrap();
+    let answer = handler(
+        &e.cleanup(),
+        LambdaEvent::new(event.clone(), Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let stamped = e.item(&backend).await.unwrap();
+    assert_eq!(number(&stamped, "expires_at"), Some(NOW + LEGACY_AGE));
+    assert_eq!(
+        e.item(api.key.as_str()).await,
+        api_before,
+        "an API write needs nothing"
+    );
+
+    // The same batch again changes nothing: the stamp is conditional on there being none.
+    e.clock.advance(Duration::from_secs(60));
+    handler(&e.cleanup(), LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(e.item(&backend).await, Some(stamped));
+}
+
+#[tokio::test]
+async fn a_record_that_fails_and_every_later_one_are_reported_for_a_retry() {
+    let e = env().await;
+    let first = SessionKey::generate().unwrap().as_str().to_owned();
+    e.backend_save(&first, "{}").await;
+    let mut event = testkit::stream_event(&e.client, &e.table).await.unwrap();
+    let mut broken = event["Records"][0].clone();
+    broken["dynamodb"]["SequenceNumber"] = json!("900000000000000000000001");
+    broken["eventName"] = json!(["not", "a", "name"]);
+    let mut after = event["Records"][0].clone();
+    after["dynamodb"]["SequenceNumber"] = json!("900000000000000000000002");
+    let records = event["Records"].as_array_mut().unwrap();
+    records.push(broken);
+    records.push(after);
+    let answer = handler(&e.cleanup(), LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    let failed: Vec<&Value> = answer["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["itemIdentifier"])
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            &json!("900000000000000000000001"),
+            &json!("900000000000000000000002")
+        ]
+    );
+    assert!(number(&e.item(&first).await.unwrap(), "expires_at").is_some());
+}
+
+#[tokio::test]
+async fn one_scan_at_a_time_holds_the_lease_and_a_run_that_finds_it_taken_does_nothing() {
+    let e = env().await;
+    let backend = SessionKey::generate().unwrap().as_str().to_owned();
+    e.backend_save(&backend, "{}").await;
+    let store = DynamoStore::new(e.client.clone(), e.config())
+        .unwrap()
+        .with_clock(Arc::new(e.clock.clone()));
+    let far = Instant::now() + Duration::from_secs(600);
+    let until = e.clock.now().saturating_add(Duration::from_secs(300));
+    assert!(store.take_lease("another-run", until).await.unwrap());
+    assert!(!store.take_lease("a-third-run", until).await.unwrap());
+
+    let busy = e.cleanup().run(Overrides::default(), far).await.unwrap();
+    assert!(busy.lease_busy);
+    assert_eq!((busy.scanned, busy.legacy_stamped), (0, 0));
+    assert_eq!(number(&e.item(&backend).await.unwrap(), "expires_at"), None);
+
+    // A lease whose holder ran out of time is taken over, and given back at the end.
+    e.clock.advance(Duration::from_secs(301));
+    let done = e.cleanup().run(Overrides::default(), far).await.unwrap();
+    assert!(!done.lease_busy && done.complete);
+    assert_eq!(done.legacy_stamped, 1);
+    let lease = e.item(LEASE_KEY).await.unwrap();
+    assert_eq!(
+        number(&lease, "held_until"),
+        Some(0),
+        "the lease is given back"
+    );
+    assert!(store.take_lease("a-next-run", until).await.unwrap());
+}
