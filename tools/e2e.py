@@ -152,8 +152,11 @@ def other_functions(api_port):
     summary = invoke("session-cleanup", "schedule-cleanup.json")
     check("the cleanup runs under make dev with its scheduled event",
           summary.get("complete") is True and summary.get("errors") == 0, str(summary))
+    answer = invoke("session-cleanup", "stream-backend-write.json")
+    check("the upkeep takes events/stream-backend-write.json under make dev",
+          answer == {"batchItemFailures": []}, str(answer))
     for event in ("stream-insert.json", "stream-modify.json", "stream-remove.json",
-                  "stream-expire.json"):
+                  "stream-expire.json", "stream-backend-write.json"):
         answer = invoke("session-auditor", event)
         check(f"the auditor audits events/{event} under make dev",
               answer == {"batchItemFailures": []}, str(answer))

@@ -178,3 +178,21 @@ async fn one_scan_at_a_time_holds_the_lease_and_a_run_that_finds_it_taken_does_n
     );
     assert!(store.take_lease("a-next-run", until).await.unwrap());
 }
+
+#[tokio::test]
+async fn the_sample_backend_write_runs_through_the_handler_and_is_stamped() {
+    let e = env().await;
+    let path = testkit::workspace_root().join("events/stream-backend-write.json");
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let key = event["Records"][0]["dynamodb"]["Keys"]["session_key"]["S"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    e.backend_save(&key, "{}").await;
+    let answer = handler(&e.cleanup(), LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let item = e.item(&key).await.unwrap();
+    assert_eq!(number(&item, "expires_at"), Some(NOW + LEGACY_AGE));
+}
