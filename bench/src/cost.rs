@@ -10,22 +10,22 @@ use crate::figures::Error;
 
 /// us-east-1 list prices, USD.
 const HTTP_API_PER_REQUEST: f64 = 1.00 / 1e6;
-const LAMBDA_PER_REQUEST: f64 = 0.20 / 1e6;
-const LAMBDA_ARM_PER_GB_SECOND: f64 = 0.000_013_333_4;
-const DYNAMODB_PER_READ_UNIT: f64 = 0.125 / 1e6;
-const DYNAMODB_PER_WRITE_UNIT: f64 = 0.625 / 1e6;
-const LOGS_STANDARD_PER_GB: f64 = 0.50;
+pub(crate) const LAMBDA_PER_REQUEST: f64 = 0.20 / 1e6;
+pub(crate) const LAMBDA_ARM_PER_GB_SECOND: f64 = 0.000_013_333_4;
+pub(crate) const DYNAMODB_PER_READ_UNIT: f64 = 0.125 / 1e6;
+pub(crate) const DYNAMODB_PER_WRITE_UNIT: f64 = 0.625 / 1e6;
+pub(crate) const LOGS_STANDARD_PER_GB: f64 = 0.50;
 const LOGS_INFREQUENT_PER_GB: f64 = 0.25;
 const LOGS_STORAGE_PER_GB_MONTH: f64 = 0.03;
 const GB: f64 = 1e9;
 
 /// The deployed functions' memory (the template's default).
-const MEMORY_GB: f64 = 128.0 / 1024.0;
+pub(crate) const MEMORY_GB: f64 = 128.0 / 1024.0;
 /// The headline mix: 80% GET (one strongly consistent read of an item up to 4 KB: one
 /// read unit, or half of one when eventually consistent), 20% PUT (one write of an item
 /// up to 1 KB: one write unit), each one DynamoDB call.
 const READS: f64 = 0.8;
-const WRITES: f64 = 0.2;
+pub(crate) const WRITES: f64 = 0.2;
 /// Assumed, not measured: DynamoDB's published single-digit-millisecond latency, taken
 /// as 5 ms per call inside the billed duration.
 const DYNAMODB_MS_PER_CALL: f64 = 5.0;
@@ -33,7 +33,7 @@ const DYNAMODB_MS_PER_CALL: f64 = 5.0;
 /// window from about 100 writes per second; 10 stands for light traffic.
 const RECORDS_PER_AUDIT: f64 = 10.0;
 /// CloudWatch Logs counts 26 bytes of metadata with every event.
-const EVENT_OVERHEAD: f64 = 26.0;
+pub(crate) const EVENT_OVERHEAD: f64 = 26.0;
 /// Months each byte is kept: the API's and the gateway's logs 30 days
 /// (`LogRetentionDays`), the audit trail 365 (`AuditLogRetentionDays`).
 const API_LOG_MONTHS: f64 = 1.0;

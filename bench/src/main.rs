@@ -12,6 +12,7 @@ mod process;
 mod report;
 mod runner;
 mod tls;
+mod upkeep_cost;
 
 use std::path::PathBuf;
 
@@ -71,6 +72,8 @@ async fn main() {
                 // Prices, assumptions and settings live in cost.rs; the measurements stay.
                 results["cost_per_million"] =
                     cost::table(&bench.root, &results).map_err(|e| e.to_string())?;
+                results["upkeep_per_month"] =
+                    upkeep_cost::table(&results).map_err(|e| e.to_string())?;
                 report::write(&out, &results).map_err(|e| e.to_string())
             });
         if let Err(e) = written {

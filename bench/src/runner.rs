@@ -4,10 +4,10 @@
 
 use serde_json::{Value, json};
 
-use crate::cost;
 use crate::figures::Error;
 use crate::fixture::Bench;
 use crate::measure;
+use crate::{cost, upkeep_cost};
 
 /// Every measurement in turn, then the cost that their figures imply.
 pub async fn run_all(b: &Bench) -> Result<Value, Error> {
@@ -57,6 +57,8 @@ pub async fn run_all(b: &Bench) -> Result<Value, Error> {
     );
     let cost = cost::table(&b.root, &Value::Object(results.clone()))?;
     results.insert("cost_per_million".into(), cost);
+    let upkeep = upkeep_cost::table(&Value::Object(results.clone()))?;
+    results.insert("upkeep_per_month".into(), upkeep);
     results.insert(
         "machine".into(),
         json!({

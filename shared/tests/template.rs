@@ -565,6 +565,26 @@ fn the_upkeep_is_fed_only_the_writes_that_leave_a_session_without_an_expiry() {
     assert!(cleanup["ReservedConcurrentExecutions"].is_null());
 }
 
+#[test]
+fn the_scan_runs_on_no_schedule_unless_the_deployer_sets_one() {
+    let template = template();
+    let schedule = |params: &[(&str, &str)]| {
+        let deployed = Deployed::new(&template, params);
+        let p = deployed.resources()["SessionCleanupFunction"]["Properties"]["Events"]["Schedule"]
+            ["Properties"]
+            .clone();
+        (
+            deployed.text(&p["State"]),
+            deployed.text(&p["ScheduleExpression"]),
+        )
+    };
+    assert_eq!(schedule(&[]).0, "DISABLED");
+    assert_eq!(
+        schedule(&[("CleanupSchedule", "rate(30 days)")]),
+        ("ENABLED".to_owned(), "rate(30 days)".to_owned())
+    );
+}
+
 impl Deployed<'_> {
     /// The `AssertDescription` of every assertion of the template's `Rules` that these
     /// parameters break: CloudFormation refuses the stack with them. (cfn-lint checks the

@@ -30,7 +30,7 @@ use tracing::warn;
 pub use input::Overrides;
 pub use session_store::item::CHECKPOINT_KEY;
 use sweep::{RateLimiter, Run, Tally};
-pub use upkeep::UpkeepCounts;
+pub use upkeep::{UpkeepCounts, upkeep_line};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -232,7 +232,8 @@ pub async fn handler(cleanup: &Cleanup, event: LambdaEvent<Value>) -> Result<Val
         let left = invocation_time_left(event.context.deadline, SystemTime::now());
         let stop_at = left.map(|d| Instant::now() + d.saturating_sub(UPKEEP_MARGIN));
         let (response, counts) = cleanup.upkeep(&event.payload, stop_at).await?;
-        println!("{}", cleanup.upkeep_line(&counts));
+        let now_ms = cleanup.store.now().epoch_seconds().saturating_mul(1_000);
+        println!("{}", upkeep_line(&counts, now_ms));
         return Ok(serde_json::to_value(response)?);
     }
     Ok(serde_json::to_value(backfill(cleanup, event).await?)?)

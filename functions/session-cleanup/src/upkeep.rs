@@ -118,18 +118,18 @@ impl Cleanup {
             Err(e) => Err(e.into()),
         }
     }
+}
 
-    /// A batch's counts as one EMF line.
-    pub fn upkeep_line(&self, counts: &UpkeepCounts) -> String {
-        Emf::new("session-cleanup")
-            .counts(&[
-                ("upkeep_stamped", counts.stamped),
-                ("upkeep_skipped", counts.skipped),
-                ("upkeep_skipped_over_cap", counts.skipped_over_cap),
-                ("upkeep_failures", counts.failures),
-                ("upkeep_batch_size", counts.batch_size),
-            ])
-            .property("message", json!("upkeep batch"))
-            .to_line(self.store.now().epoch_seconds().saturating_mul(1_000))
-    }
+/// A batch's counts as one EMF line.
+pub fn upkeep_line(counts: &UpkeepCounts, timestamp_ms: i64) -> String {
+    Emf::new("session-cleanup")
+        .counts(&[
+            ("upkeep_stamped", counts.stamped),
+            ("upkeep_skipped", counts.skipped),
+            ("upkeep_skipped_over_cap", counts.skipped_over_cap),
+            ("upkeep_failures", counts.failures),
+            ("upkeep_batch_size", counts.batch_size),
+        ])
+        .property("message", json!("upkeep batch"))
+        .to_line(timestamp_ms)
 }
