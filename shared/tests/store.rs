@@ -801,15 +801,21 @@ async fn django_env() -> Env<Store> {
     .await
 }
 
-#[tokio::test]
-async fn a_delete_of_an_expired_session_answers_as_for_a_missing_one_and_leaves_it_to_ttl() {
-    let e = env().await;
+/// A session that expired a second ago.
+async fn expired_session(e: &Env<Store>) -> session_store::Session {
     let s = e
         .store
         .create(data(json!({"a": 1})), Expiry::idle_seconds(60).unwrap())
         .await
         .unwrap();
     e.clock.advance(Duration::from_secs(61));
+    s
+}
+
+#[tokio::test]
+async fn a_delete_of_an_expired_session_answers_as_for_a_missing_one_and_leaves_it_to_ttl() {
+    let e = env().await;
+    let s = expired_session(&e).await;
     let before = e.raw_item(&s.key).await;
     e.expect_requests(2, "create and raw read");
     e.store.delete(&s.key, None).await.unwrap();
@@ -828,12 +834,7 @@ async fn a_delete_of_an_expired_session_answers_as_for_a_missing_one_and_leaves_
 async fn with_the_django_codec_a_delete_removes_even_an_expired_session() {
     // The Django backend ignores `expires_at` and would go on loading it.
     let e = django_env().await;
-    let s = e
-        .store
-        .create(data(json!({"a": 1})), Expiry::idle_seconds(60).unwrap())
-        .await
-        .unwrap();
-    e.clock.advance(Duration::from_secs(61));
+    let s = expired_session(&e).await;
     e.store.delete(&s.key, None).await.unwrap();
     assert!(e.raw_item(&s.key).await.is_none());
 }
