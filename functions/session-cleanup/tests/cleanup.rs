@@ -121,6 +121,18 @@ impl Env {
         assert!(out.unprocessed_items.is_none_or(|u| u.is_empty()));
     }
 
+    /// A cleanup that reads Django's signed data, as the function does: unverified.
+    fn django_cleanup(&self) -> Cleanup {
+        let store = StoreConfig {
+            table_name: self.table.clone(),
+            codec: session_store::CodecConfig::Django(session_store::DjangoSecrets::Unverified),
+            ..StoreConfig::default()
+        };
+        Cleanup::new(self.client.clone(), store, CleanupConfig::default())
+            .unwrap()
+            .with_clock(Arc::new(self.clock.clone()))
+    }
+
     /// Every item but the Scan's lease, which stays in the table once a run took it.
     async fn all_items(&self) -> Vec<Item> {
         let mut items = Vec::new();
@@ -435,7 +447,6 @@ async fn the_summary_is_one_emf_line() {
 #[tokio::test]
 async fn django_items_are_stamped_with_the_expiry_their_data_asks_for() {
     use session_store::{Codec, DjangoCodec, DjangoKeys, Secret};
-    use session_store::{CodecConfig, DjangoSecrets};
 
     let e = env().await;
     let keys = DjangoKeys {
@@ -493,14 +504,8 @@ async fn django_items_are_stamped_with_the_expiry_their_data_asks_for() {
             .unwrap();
         written.push(key);
     }
-    let store = StoreConfig {
-        table_name: e.table.clone(),
-        codec: CodecConfig::Django(DjangoSecrets::Unverified),
-        ..StoreConfig::default()
-    };
-    let summary = Cleanup::new(e.client.clone(), store, CleanupConfig::default())
-        .unwrap()
-        .with_clock(Arc::new(e.clock.clone()))
+    let summary = e
+        .django_cleanup()
         .run(Overrides::default(), far())
         .await
         .unwrap();
@@ -519,7 +524,6 @@ async fn django_items_are_stamped_with_the_expiry_their_data_asks_for() {
 #[tokio::test]
 async fn an_item_whose_data_inflates_past_the_cap_is_skipped_and_counted_not_stamped() {
     use session_store::{Codec, DjangoCodec, DjangoKeys, Secret};
-    use session_store::{CodecConfig, DjangoSecrets};
 
     let e = env().await;
     let keys = DjangoKeys {
@@ -545,14 +549,8 @@ async fn an_item_whose_data_inflates_past_the_cap_is_skipped_and_counted_not_sta
         .unwrap();
     let before = e.item(&key).await;
     e.seed(Kind::LegacyWithCreated, 2).await;
-    let store = StoreConfig {
-        table_name: e.table.clone(),
-        codec: CodecConfig::Django(DjangoSecrets::Unverified),
-        ..StoreConfig::default()
-    };
-    let summary = Cleanup::new(e.client.clone(), store, CleanupConfig::default())
-        .unwrap()
-        .with_clock(Arc::new(e.clock.clone()))
+    let summary = e
+        .django_cleanup()
         .run(Overrides::default(), far())
         .await
         .unwrap();

@@ -129,17 +129,23 @@ impl Rules {
         })
     }
 
-    /// The session in `item`, if it is alive now (an expired one is not decoded).
+    /// The session in `item`, if it is alive now. The data is decoded once; data over
+    /// the cap is an error only for a session that is alive (an expired one is absent).
     pub fn live_session(
         &self,
         key: &SessionKey,
         item: &Item,
     ) -> Result<Option<Session>, StoreError> {
-        if !self.meta_of(item, None).is_alive(self.now()) {
+        let data = self.decode(key, item);
+        let meta = self.meta_of(item, data.as_ref().ok());
+        if !meta.is_alive(self.now()) {
             return Ok(None);
         }
-        let session = self.session(key, item)?;
-        Ok(session.meta.is_alive(self.now()).then_some(session))
+        Ok(Some(Session {
+            key: key.clone(),
+            meta,
+            data: data?,
+        }))
     }
 
     /// The rule a write stores. For formats that keep the rule in the data, the data
