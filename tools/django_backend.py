@@ -6,7 +6,11 @@ site does. Reads one JSON document on stdin, writes one on stdout.
     django_backend.py write   {"sessions": [{"data": {...}, "expiry": null|300|"ISO", "via": "create"|"save"}]}
                            -> {"keys": [...]}
     django_backend.py read    {"keys": [...]}
-                           -> {"sessions": [{"key", "exists", "data", "expiry_age"}]}
+                           -> {"sessions": [{"key", "exists", "data", "expiry_age"}],
+                               "warnings": [what Django logged as suspicious, e.g.
+                                            "Session data corrupted"]}
+    django_backend.py save    {"sessions": [{"key", "data": {...}}]}  load each and save
+                           it with this data added, as a Django request does -> {}
     django_backend.py cold    {}  one session created in this fresh process -> {"key"}
     django_backend.py warm    {"cycles": N}  N x (create, get, patch, delete) after one
                            warm-up cycle -> {"requests", "cpu_s", "wall_s"}
@@ -70,7 +74,28 @@ def write(store_class, request):
     return {"keys": keys}
 
 
+class _Collect:
+    """Collects what Django logs under django.security (a corrupted session's warning)."""
+
+    def __init__(self):
+        import logging
+
+        self.messages = []
+        handler = logging.Handler()
+        handler.emit = lambda record: self.messages.append(record.getMessage())
+        logging.getLogger("django.security").addHandler(handler)
+
+
+def save(store_class, request):
+    for spec in request["sessions"]:
+        session = store_class(session_key=spec["key"])
+        session.update(spec["data"])
+        session.save()
+    return {}
+
+
 def read(store_class, request):
+    logged = _Collect()
     out = []
     for key in request["keys"]:
         session = store_class(session_key=key)
@@ -87,7 +112,7 @@ def read(store_class, request):
                 "expiry_age": session.get_expiry_age(),
             }
         )
-    return {"sessions": out}
+    return {"sessions": out, "warnings": logged.messages}
 
 
 BENCH_DATA = {"cart": ["book"], "theme": "dark"}
@@ -181,7 +206,8 @@ def count(store_class, request):
 
 def main():
     command = sys.argv[1] if len(sys.argv) > 1 else ""
-    commands = {"write": write, "read": read, "cold": cold, "warm": warm, "count": count}
+    commands = {"write": write, "save": save, "read": read, "cold": cold, "warm": warm,
+                "count": count}
     if command not in commands:
         raise SystemExit(f"usage: django_backend.py {{{','.join(commands)}}} < request.json")
     request = json.load(sys.stdin)

@@ -47,6 +47,12 @@ pub trait Codec: Send + Sync + Debug {
         false
     }
 
+    /// Whether the Django backend may write the table too: then removals leave
+    /// tombstones and entity tags carry a hash of the data (README, "Sharing the table").
+    fn shares_table_with_django(&self) -> bool {
+        false
+    }
+
     /// The expiry rule the data carries, for formats that keep one (Django keeps it
     /// under `_session_expiry`); `None` when the format has no such thing.
     fn expiry_of(&self, _data: &SessionData) -> Option<Expiry> {

@@ -15,6 +15,11 @@ pub const MAX_SESSION_BYTES_LIMIT: usize = 390_000;
 /// at most 16 MiB, past which the cap would no longer bound what a reader spends.
 const MIN_DECOMPRESSED_LIMIT: usize = 1024;
 const MAX_DECOMPRESSED_LIMIT: usize = 16 * 1024 * 1024;
+/// A day: far longer than any request holds a session loaded.
+const DEFAULT_TOMBSTONE_GRACE: Duration = Duration::from_secs(86_400);
+/// Bounds of `SESSION_TOMBSTONE_GRACE_SECONDS`: at least a minute (Lambda's and most web
+/// servers' request timeouts are shorter), at most a year.
+const TOMBSTONE_GRACE_LIMITS: (u64, u64) = (60, 31_536_000);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
@@ -33,6 +38,9 @@ pub struct StoreConfig {
     pub update_attempts: u32,
     /// A read refreshes the expiry only when the last refresh is at least this old.
     pub touch_interval: Duration,
+    /// How long a tombstone stays (codec `django`): longer than any Django request
+    /// holds a session loaded, since a save after it is gone recreates the session.
+    pub tombstone_grace: Duration,
 }
 
 impl Default for StoreConfig {
@@ -47,6 +55,7 @@ impl Default for StoreConfig {
             max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
             update_attempts: 50,
             touch_interval: Duration::from_secs(300),
+            tombstone_grace: DEFAULT_TOMBSTONE_GRACE,
         }
     }
 }
@@ -64,6 +73,7 @@ impl StoreConfig {
         "SESSION_MAX_DECOMPRESSED_BYTES",
         "SESSION_UPDATE_ATTEMPTS",
         "SESSION_TOUCH_INTERVAL_SECONDS",
+        "SESSION_TOMBSTONE_GRACE_SECONDS",
         "DJANGO_SECRET_KEY",
         "DJANGO_SECRET_KEY_FALLBACKS",
         "DJANGO_SECRET_KEY_PARAMETER",
@@ -147,6 +157,17 @@ impl StoreConfig {
                 reason: "must be at least 1".into(),
             });
         }
+        let tombstone_grace = match get("SESSION_TOMBSTONE_GRACE_SECONDS") {
+            Some(v) => seconds("SESSION_TOMBSTONE_GRACE_SECONDS", &v)?,
+            None => d.tombstone_grace,
+        };
+        let (least, most) = TOMBSTONE_GRACE_LIMITS;
+        if !(least..=most).contains(&tombstone_grace.as_secs()) {
+            return Err(ConfigError {
+                name: "SESSION_TOMBSTONE_GRACE_SECONDS",
+                reason: format!("must be between {least} and {most}"),
+            });
+        }
         Ok(Self {
             table_name: get("SESSION_TABLE").unwrap_or(d.table_name),
             key_attribute: get("SESSION_KEY_ATTRIBUTE").unwrap_or(d.key_attribute),
@@ -166,6 +187,7 @@ impl StoreConfig {
                 Some(v) => Duration::from_secs(parse("SESSION_TOUCH_INTERVAL_SECONDS", &v)?),
                 None => d.touch_interval,
             },
+            tombstone_grace,
         })
     }
 }
@@ -513,8 +535,10 @@ mod tests {
             ("SESSION_MAX_BYTES", "1000"),
             ("SESSION_UPDATE_ATTEMPTS", "3"),
             ("SESSION_TOUCH_INTERVAL_SECONDS", "0"),
+            ("SESSION_TOMBSTONE_GRACE_SECONDS", "3600"),
         ])
         .unwrap();
+        assert_eq!(c.tombstone_grace, Duration::from_secs(3600));
         assert_eq!(c.table_name, "t");
         assert_eq!(c.key_attribute, "k");
         assert_eq!(c.expiry.idle_timeout, Duration::from_secs(60));
@@ -660,6 +684,8 @@ mod tests {
             ("SESSION_CODEC", "pickle"),
             ("SESSION_MAX_BYTES", "500000"),
             ("SESSION_UPDATE_ATTEMPTS", "0"),
+            ("SESSION_TOMBSTONE_GRACE_SECONDS", "59"),
+            ("SESSION_TOMBSTONE_GRACE_SECONDS", "31536001"),
         ] {
             let err = from(&[(name, value)]).unwrap_err();
             assert_eq!(err.name, name, "{value}");

@@ -273,6 +273,10 @@ impl Codec for DjangoCodec {
         true
     }
 
+    fn shares_table_with_django(&self) -> bool {
+        true
+    }
+
     fn expiry_of(&self, data: &SessionData) -> Option<Expiry> {
         Some(match data.get(EXPIRY_KEY) {
             // Django adds the number to the last modification: a negative one has

@@ -23,7 +23,7 @@ pub use django::{DjangoCodec, DjangoKeys, Secret};
 pub use error::{ConfigError, StoreError};
 pub use expiry::{Expiry, ExpiryPolicy};
 pub use key::{InvalidKey, SessionKey};
-pub use session::{Expected, Session, SessionData, SessionMeta, Version};
+pub use session::{DataTag, EntityTag, Expected, Session, SessionData, SessionMeta, Version};
 pub use store::{Candidate, DynamoStore, MemoryStore, Page, SessionStore};
 
 /// The API's cold start: the AWS settings and the store settings from the

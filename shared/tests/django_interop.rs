@@ -91,6 +91,16 @@ impl Env {
         out["sessions"].as_array().unwrap().clone()
     }
 
+    /// What Django reads, and what it logged as suspicious while reading.
+    fn django_read_logged(&self, secret: &str, keys: &[&SessionKey]) -> (Vec<Value>, Value) {
+        let keys: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+        let out = self.django("read", secret, &[], json!({ "keys": keys }));
+        (
+            out["sessions"].as_array().unwrap().clone(),
+            out["warnings"].clone(),
+        )
+    }
+
     async fn item(&self, key: &SessionKey) -> Item {
         testkit::raw_item(&self.client, &self.table, key.as_str())
             .await
@@ -259,30 +269,39 @@ async fn items_the_seed_wrote_are_replaced_patched_cycled_and_deleted_here() {
             { "data": { "d": 1 } },
         ]),
     );
+    // Their tags are version 0 and the hash of the data Django wrote.
+    let mut tags = Vec::new();
+    for key in &keys {
+        let tag = store.load(key).await.unwrap().meta.tag();
+        assert_eq!(tag.version, Version(0));
+        assert!(tag.data.is_some());
+        tags.push(Some(tag.into()));
+    }
+    assert!(
+        store
+            .delete(&keys[3], Some(Version(0).into()))
+            .await
+            .is_err(),
+        "a version alone is no tag of a shared table"
+    );
     let replaced = store
         .replace(
             &keys[0],
             object(&json!({ "a": 2 })),
             Expiry::Default,
-            Some(Version(0).into()),
+            tags[0],
         )
         .await
         .unwrap();
     let patched = store
-        .update(&keys[1], Some(Version(0).into()), |d| {
+        .update(&keys[1], tags[1], |d| {
             d.insert("b".into(), 2.into());
             Ok(())
         })
         .await
         .unwrap();
-    let cycled = store
-        .cycle(&keys[2], Some(Version(0).into()))
-        .await
-        .unwrap();
-    store
-        .delete(&keys[3], Some(Version(0).into()))
-        .await
-        .unwrap();
+    let cycled = store.cycle(&keys[2], tags[2]).await.unwrap();
+    store.delete(&keys[3], tags[3]).await.unwrap();
 
     for s in [&replaced, &patched, &cycled] {
         assert_eq!(s.meta.version, Version(1));
@@ -299,11 +318,65 @@ async fn items_the_seed_wrote_are_replaced_patched_cycled_and_deleted_here() {
     assert_eq!(read[0]["data"], json!({ "a": 2 }));
     assert_eq!(read[1]["data"], json!({ "b": 2 }));
     assert_eq!(read[2]["data"], json!({ "c": 1 }));
+    // The old key of a cycle and a deleted session stay as tombstones, which Django
+    // loads quietly as empty sessions.
+    for (i, what) in [(3, "the old key of a cycle"), (4, "a deleted session")] {
+        assert_eq!(read[i]["data"], json!({}), "{what}");
+    }
+    assert!(e.item(&keys[3]).await.contains_key("removed_at"));
+    assert!(store.load(&keys[2]).await.is_err() && store.load(&keys[3]).await.is_err());
+}
+
+#[tokio::test]
+async fn a_django_save_onto_a_deleted_session_never_brings_it_back_here() {
+    let e = env().await;
+    let store = e.store(OLD, &[]);
+    let s = store
+        .create(object(&json!({ "user": 7 })), Expiry::Default)
+        .await
+        .unwrap();
+    store.delete(&s.key, None).await.unwrap();
+    let (read, warnings) = e.django_read_logged(OLD, &[&s.key]);
     assert_eq!(
-        read[3]["exists"], false,
-        "the old key is gone after a cycle"
+        read[0]["data"],
+        json!({}),
+        "Django loads the tombstone as empty"
     );
-    assert_eq!(read[4]["exists"], false, "deleted");
+    assert_eq!(
+        warnings,
+        json!([]),
+        "and quietly: no corrupted-session warning"
+    );
+    // What an unsigned constant in its place would have cost: a warning on every load.
+    let unsigned = SessionKey::generate().unwrap();
+    e.client
+        .put_item()
+        .table_name(&e.table)
+        .item("session_key", AttributeValue::S(unsigned.as_str().into()))
+        .item("data", AttributeValue::S("removed".into()))
+        .send()
+        .await
+        .unwrap();
+    let (_, warnings) = e.django_read_logged(OLD, &[&unsigned]);
+    assert_eq!(warnings, json!(["Session data corrupted"]));
+    // A Django request that still holds the session saves it.
+    e.django(
+        "save",
+        OLD,
+        &[],
+        json!({ "sessions": [{ "key": s.key.as_str(), "data": { "user": 7 } }] }),
+    );
+    assert_eq!(
+        e.django_read(OLD, &[], &[&s.key])[0]["data"],
+        json!({ "user": 7 })
+    );
+    assert!(matches!(
+        store.load(&s.key).await,
+        Err(session_store::StoreError::NotFound)
+    ));
+    assert!(!store.exists(&s.key).await.unwrap());
+    assert!(store.touch(&s.key, None).await.is_err());
+    assert!(e.item(&s.key).await.contains_key("removed_at"));
 }
 
 #[tokio::test]

@@ -127,6 +127,32 @@ impl<S: SessionStore> Env<S> {
         }
     }
 
+    /// The Django backend's `save()`: `UpdateItem SET #data = :data`, no condition, no
+    /// version; the in-memory store's item changes alike.
+    async fn backend_save(&self, key: &SessionKey, raw: &str) {
+        match &self.table {
+            Table::Dynamo { client, name, .. } => {
+                client
+                    .update_item()
+                    .table_name(name)
+                    .key("session_key", AttributeValue::S(key.as_str().into()))
+                    .update_expression("SET #data = :data")
+                    .expression_attribute_names("#data", "data")
+                    .expression_attribute_values(":data", AttributeValue::S(raw.into()))
+                    .send()
+                    .await
+                    .expect("the backend's UpdateItem");
+            }
+            Table::Memory(store) => {
+                let mut item = store.item(key.as_str()).unwrap_or_else(|| {
+                    Item::from([("session_key".into(), AttributeValue::S(key.as_str().into()))])
+                });
+                item.insert("data".into(), AttributeValue::S(raw.into()));
+                store.put_item(item);
+            }
+        }
+    }
+
     fn reset_requests(&self) {
         if let Table::Dynamo { counter, .. } = &self.table {
             counter.reset();
@@ -207,8 +233,39 @@ fn t(offset: i64) -> Timestamp {
     Timestamp::from_epoch_seconds(START + offset)
 }
 
+fn conflict<T>(r: Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::VersionConflict))
+}
+
 fn not_found<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
     matches!(r, Err(StoreError::NotFound))
+}
+
+/// The key of the Django codec in these tests.
+fn django_codec() -> session_store::DjangoCodec {
+    use session_store::{DjangoCodec, DjangoKeys, Secret};
+    DjangoCodec::new(&DjangoKeys {
+        secret_key: Secret::new("store-test-secret"),
+        fallbacks: vec![],
+    })
+}
+
+/// Whether `item` is a tombstone as the Django backend would read it: the marker, and
+/// data that its key verifies as an empty session.
+fn is_tombstone_of_empty_session(item: &Item, removed: Timestamp) -> bool {
+    use session_store::Codec;
+    let view = item::View(item);
+    view.removed_at() == Some(removed)
+        && view.expires_at() == Some(removed.saturating_add(DAY))
+        && view
+            .data()
+            .is_some_and(|raw| django_codec().decode(raw) == Ok(SessionData::new()))
+}
+
+/// Data as the Django backend signs it.
+fn django_codec_data(v: Value) -> String {
+    use session_store::Codec;
+    django_codec().encode(&data(v), t(0)).unwrap()
 }
 
 conformance! {
@@ -270,7 +327,7 @@ async fn deleting_a_missing_key_succeeds_unless_the_caller_expected_it() {
     let e = env().await;
     let key = SessionKey::generate().unwrap();
     e.store.delete(&key, None).await.unwrap();
-    for expected in [Expected::Version(Version(3)), Expected::Exists] {
+    for expected in [Expected::from(Version(3)), Expected::Exists] {
         assert!(matches!(
             e.store.delete(&key, Some(expected)).await,
             Err(StoreError::VersionConflict)
@@ -831,12 +888,88 @@ async fn a_delete_of_an_expired_session_answers_as_for_a_missing_one_and_leaves_
 }
 
 #[tokio::test]
-async fn with_the_django_codec_a_delete_removes_even_an_expired_session() {
-    // The Django backend ignores `expires_at` and would go on loading it.
+async fn with_the_django_codec_a_removal_leaves_a_tombstone_that_reads_as_absent() {
     let e = django_env().await;
-    let s = expired_session(&e).await;
-    e.store.delete(&s.key, None).await.unwrap();
-    assert!(e.raw_item(&s.key).await.is_none());
+    let deleted = e.store.create(data(json!({"u": 1})), Expiry::Default).await.unwrap();
+    let cycled_away = e.store.create(data(json!({"u": 2})), Expiry::Default).await.unwrap();
+    // The Django backend ignores `expires_at` and would go on loading an expired one.
+    let expired = expired_session(&e).await;
+    e.store.delete(&deleted.key, None).await.unwrap();
+    let cycled = e.store.cycle(&cycled_away.key, None).await.unwrap();
+    e.store.delete(&expired.key, None).await.unwrap();
+    for key in [&deleted.key, &cycled_away.key, &expired.key] {
+        let item = e.raw_item(key).await.unwrap();
+        assert!(is_tombstone_of_empty_session(&item, t(61)), "{item:?}");
+        assert!(not_found(e.store.load(key).await));
+        assert!(not_found(e.store.load_and_touch(key).await));
+        assert!(!e.store.exists(key).await.unwrap());
+        assert!(not_found(e.store.touch(key, None).await));
+        assert!(not_found(
+            e.store.replace(key, SessionData::new(), Expiry::Default, None).await
+        ));
+        assert!(not_found(e.store.update(key, None, |_| Ok(())).await));
+        assert!(not_found(e.store.cycle(key, None).await));
+        let demanded = e.store.delete(key, Some(Expected::Exists)).await;
+        assert!(matches!(demanded, Err(StoreError::VersionConflict)));
+        e.store.delete(key, None).await.unwrap();
+        assert_eq!(e.raw_item(key).await, Some(item), "a tombstone is never rewritten");
+    }
+    assert_eq!(e.store.load(&cycled.key).await.unwrap().data, data(json!({"u": 2})));
+    // A write of the Django backend onto a tombstone changes its data, not what it is.
+    e.backend_save(&deleted.key, &django_codec_data(json!({"u": 1}))).await;
+    assert!(not_found(e.store.load(&deleted.key).await));
+    assert!(!e.store.exists(&deleted.key).await.unwrap());
+    assert_eq!(e.count().await, 4, "the three tombstones and the cycled session");
+}
+
+#[tokio::test]
+async fn with_the_django_codec_a_tag_names_the_data_and_a_backend_write_fails_it() {
+    let e = django_env().await;
+    let s = e.store.create(data(json!({"cart": 1})), Expiry::Default).await.unwrap();
+    let read = e.store.load(&s.key).await.unwrap().meta.tag();
+    assert_eq!(read, s.meta.tag());
+    assert!(read.data.is_some());
+    // The backend saves: the data changes, the version does not.
+    e.backend_save(&s.key, &django_codec_data(json!({"cart": 2}))).await;
+    let now = e.store.load(&s.key).await.unwrap();
+    assert_eq!((now.meta.version, now.data.clone()), (read.version, data(json!({"cart": 2}))));
+    assert_ne!(now.meta.tag(), read);
+    let before = e.raw_item(&s.key).await;
+    let stale = Some(Expected::Tag(read));
+    assert!(conflict(e.store.replace(&s.key, data(json!({"cart": 3})), Expiry::Default, stale).await));
+    assert!(conflict(e.store.touch(&s.key, stale).await));
+    assert!(conflict(e.store.update(&s.key, stale, |_| Ok(())).await));
+    assert!(conflict(e.store.cycle(&s.key, stale).await));
+    assert!(conflict(e.store.delete(&s.key, stale).await));
+    let version_only = Some(Expected::from(read.version));
+    assert!(conflict(e.store.touch(&s.key, version_only).await));
+    assert!(conflict(e.store.delete(&s.key, version_only).await));
+    assert_eq!(e.raw_item(&s.key).await, before, "nothing written");
+    // With the tag of what the backend wrote, the write goes through.
+    let replaced = e
+        .store
+        .replace(&s.key, data(json!({"cart": 3})), Expiry::Default, Some(now.meta.tag().into()))
+        .await
+        .unwrap();
+    assert_eq!(replaced.meta.version, read.version.next());
+    assert_eq!(e.store.load(&s.key).await.unwrap().meta.tag(), replaced.meta.tag());
+    e.store.delete(&s.key, Some(replaced.meta.tag().into())).await.unwrap();
+    assert!(not_found(e.store.load(&s.key).await));
+}
+
+#[tokio::test]
+async fn with_the_json_codec_a_tag_with_a_data_hash_never_matches() {
+    let e = env().await;
+    let s = e.store.create(data(json!({"a": 1})), Expiry::Default).await.unwrap();
+    assert_eq!(s.meta.tag().data, None);
+    let foreign = session_store::EntityTag::parse(&format!("{}.0123456789ab", s.meta.version))
+        .map(Expected::Tag);
+    e.reset_requests();
+    assert!(conflict(e.store.touch(&s.key, foreign).await));
+    assert!(conflict(e.store.replace(&s.key, SessionData::new(), Expiry::Default, foreign).await));
+    assert!(conflict(e.store.delete(&s.key, foreign).await));
+    e.expect_requests(0, "refused before any request");
+    assert_eq!(e.store.load(&s.key).await.unwrap(), s);
 }
 
 #[tokio::test]
@@ -1020,4 +1153,100 @@ async fn a_missing_table_is_an_error_that_is_not_retryable() {
         e.store.load(&key).await,
         Err(StoreError::Rejected { .. })
     ));
+}
+
+/// A store of the Django codec on a fresh table.
+async fn dynamo_django_env() -> Env<DynamoStore> {
+    use session_store::{CodecConfig, DjangoKeys, DjangoSecrets, Secret};
+    dynamo_env(|c| {
+        c.codec = CodecConfig::Django(DjangoSecrets::Keys(DjangoKeys {
+            secret_key: Secret::new("store-test-secret"),
+            fallbacks: vec![],
+        }))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_update_racing_a_backend_save_keeps_the_backends_change() {
+    let e = dynamo_django_env().await;
+    let s = e
+        .store
+        .create(data(json!({"cart": 1})), Expiry::Default)
+        .await
+        .unwrap();
+    let mut calls = 0;
+    let updated = e
+        .store
+        .update(&s.key, None, |d| {
+            calls += 1;
+            if calls == 1 {
+                // The backend saves between this update's read and its write.
+                let handle = tokio::runtime::Handle::current();
+                tokio::task::block_in_place(|| {
+                    handle.block_on(e.backend_save(
+                        &s.key,
+                        &django_codec_data(json!({"cart": 1, "coupon": "X"})),
+                    ))
+                });
+            }
+            d.insert("seen".into(), json!(true));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        calls, 2,
+        "the write failed on the backend's data and ran again"
+    );
+    let expected = data(json!({"cart": 1, "coupon": "X", "seen": true}));
+    assert_eq!(updated.data, expected);
+    assert_eq!(e.store.load(&s.key).await.unwrap().data, expected);
+}
+
+#[tokio::test]
+async fn requests_per_operation_with_the_django_codec() {
+    let e = dynamo_django_env().await;
+    let mut measured = Vec::new();
+    let s = e
+        .store
+        .create(data(json!({"n": 1})), Expiry::Default)
+        .await
+        .unwrap();
+    e.requests();
+    let tag = |s: &session_store::Session| Some(Expected::Tag(s.meta.tag()));
+    let s = e
+        .store
+        .replace(&s.key, data(json!({"n": 2})), Expiry::Default, None)
+        .await
+        .unwrap();
+    measured.push(("replace", e.requests(), 1));
+    let s = e
+        .store
+        .replace(&s.key, data(json!({"n": 3})), Expiry::Default, tag(&s))
+        .await
+        .unwrap();
+    measured.push(("replace with If-Match", e.requests(), 2));
+    let s = e.store.touch(&s.key, tag(&s)).await.unwrap();
+    measured.push(("touch with If-Match", e.requests(), 2));
+    let s = e.store.update(&s.key, tag(&s), |_| Ok(())).await.unwrap();
+    measured.push(("merge-update with If-Match", e.requests(), 2));
+    let s = e.store.cycle(&s.key, tag(&s)).await.unwrap();
+    measured.push(("cycle with If-Match", e.requests(), 2));
+    e.store.delete(&s.key, tag(&s)).await.unwrap();
+    measured.push(("delete with If-Match", e.requests(), 2));
+    let other = e
+        .store
+        .create(SessionData::new(), Expiry::Default)
+        .await
+        .unwrap();
+    e.requests();
+    e.store.delete(&other.key, None).await.unwrap();
+    measured.push(("delete", e.requests(), 1));
+    for (op, got, budget) in &measured {
+        println!("requests per operation, django codec: {op}: {got} (budget {budget})");
+    }
+    for (op, got, budget) in measured {
+        assert_eq!(got, budget, "{op}");
+    }
 }

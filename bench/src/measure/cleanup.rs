@@ -103,6 +103,8 @@ async fn expired_items(client: &Client, table: &str, count: usize) -> Result<Vec
         deadline: None,
         touched_at: ago(90_000),
         version: Version(1),
+        data_tag: None,
+        tombstone: false,
     };
     let layout = Layout::new("session_key");
     let mut keys = Vec::with_capacity(count);

@@ -210,15 +210,14 @@ async fn dispatch<S: SessionStore>(
 /// A store call under way.
 type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// Tries of a write whose `If-Match` lists several versions, when the session moves from
-/// one listed version to another between the read and the write.
+/// Tries of a write whose `If-Match` lists several tags, when the session moves from
+/// one listed state to another between the read and the write.
 const LIST_ATTEMPTS: usize = 3;
 
-/// Runs `write` under the request's `If-Match`. A single version (or `*`) goes to the
-/// store as the write's own condition, with no read. A list of several versions is true
-/// when the session is at any of them: the current version is read, and the write is
-/// conditioned on exactly that one, so it succeeds only if the session is still at a
-/// listed version when written.
+/// Runs `write` under the request's `If-Match`. A single tag (or `*`) goes to the store
+/// as the write's own demand. A list of several tags is true when the session is in any
+/// of those states: the current tag is read, and the write demands exactly that one, so
+/// it succeeds only if the session is still in a listed state when written.
 async fn on_condition<'a, S: SessionStore, T>(
     store: &S,
     key: &SessionKey,
@@ -228,22 +227,22 @@ async fn on_condition<'a, S: SessionStore, T>(
     let listed = match precondition {
         None => return write(None).await,
         Some(Precondition::Exists) => return write(Some(Expected::Exists)).await,
-        Some(Precondition::OneOf(versions)) => versions,
+        Some(Precondition::OneOf(tags)) => tags,
     };
     match listed.as_slice() {
         [] => return Err(StoreError::VersionConflict),
-        [only] => return write(Some(Expected::Version(*only))).await,
+        [only] => return write(Some(Expected::Tag(*only))).await,
         _ => {}
     }
     for _ in 0..LIST_ATTEMPTS {
         let current = match store.load(key).await {
             Err(StoreError::NotFound) => return Err(StoreError::VersionConflict),
-            other => other?.meta.version,
+            other => other?.meta.tag(),
         };
         if !listed.contains(&current) {
             return Err(StoreError::VersionConflict);
         }
-        match write(Some(Expected::Version(current))).await {
+        match write(Some(Expected::Tag(current))).await {
             Err(StoreError::VersionConflict) => continue,
             done => return done,
         }

@@ -8,7 +8,7 @@ use lambda_http::{Body, Request, RequestExt};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-use session_store::{Expiry, SessionData, SessionKey, Version};
+use session_store::{EntityTag, Expiry, SessionData, SessionKey};
 
 use crate::{ApiError, JSON, gateway_context};
 
@@ -275,18 +275,19 @@ fn wants_touch(query: Option<&QueryMap>) -> Result<bool, ApiError> {
 pub enum Precondition {
     /// `*`: that the session exists.
     Exists,
-    /// That the session is at one of these versions: the strong tags of the list that
+    /// That the session is in one of these states: the strong tags of the list that
     /// this API could have issued. Empty when no member can match (weak tags, foreign
     /// tags): the precondition then fails whatever the session.
-    OneOf(Vec<Version>),
+    OneOf(Vec<EntityTag>),
 }
 
 /// `If-Match`, every line of it: a list of entity tags matches when any member matches
 /// by strong comparison, so a weak member never matches but a strong one beside it may.
 /// Several lines count as one list, as API Gateway's payload 2.0 joins them with commas.
 /// A malformed member, `*` inside a list, or a line that is not text fails the
-/// precondition (412) rather than the request's syntax. Versions are canonical decimal
-/// integers: a tag such as `"01"` or `"+1"` is well formed but never matches.
+/// precondition (412) rather than the request's syntax. Tags are the version as a
+/// canonical decimal integer, with the Django codec followed by `.` and 12 hex digits of
+/// the data's hash: a tag such as `"01"` or `"+1"` is well formed but never matches.
 fn if_match(headers: &HeaderMap) -> Result<Option<Precondition>, ApiError> {
     let mut lines = Vec::new();
     for line in headers.get_all(header::IF_MATCH) {
@@ -300,14 +301,14 @@ fn if_match(headers: &HeaderMap) -> Result<Option<Precondition>, ApiError> {
         return Ok(Some(Precondition::Exists));
     }
     let tags = entity_tags(&field).ok_or(ApiError::PreconditionFailed)?;
-    let mut versions: Vec<Version> = tags
+    let mut ours: Vec<EntityTag> = tags
         .into_iter()
         .filter(|(weak, _)| !weak)
-        .filter_map(|(_, opaque)| canonical_version(opaque))
+        .filter_map(|(_, opaque)| EntityTag::parse(opaque))
         .collect();
-    versions.sort();
-    versions.dedup();
-    Ok(Some(Precondition::OneOf(versions)))
+    ours.sort();
+    ours.dedup();
+    Ok(Some(Precondition::OneOf(ours)))
 }
 
 /// The members of a list of entity tags, `(weak, opaque tag)` each, or `None` when the
@@ -341,16 +342,6 @@ fn entity_tags(field: &str) -> Option<Vec<(bool, &str)>> {
             return None;
         }
     }
-}
-
-/// A version as the `ETag` writes it: decimal digits, `0` or without a leading zero.
-fn canonical_version(digits: &str) -> Option<Version> {
-    let canonical = !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && (digits == "0" || !digits.starts_with('0'));
-    canonical
-        .then(|| digits.parse().ok().map(Version))
-        .flatten()
 }
 
 /// The request body as JSON, `None` when empty; checks size, media type and encoding.

@@ -33,7 +33,7 @@ pub(crate) fn session_response(status: StatusCode, session: &Session) -> Respons
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", session.meta.version)) {
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", session.meta.tag())) {
         headers.insert(header::ETAG, etag);
     }
     response

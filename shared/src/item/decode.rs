@@ -5,7 +5,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
-    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, TOUCHED_AT, VERSION,
+    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, REMOVED_AT, TOUCHED_AT,
+    VERSION,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -72,7 +73,18 @@ impl<I: Image + ?Sized> View<'_, I> {
         self.time(EXPIRES_AT)
     }
 
-    /// Everything the item says about itself except its key and data.
+    /// When the API removed the session, if the item is a tombstone.
+    pub fn removed_at(&self) -> Option<Timestamp> {
+        self.time(REMOVED_AT)
+    }
+
+    /// Whether the item is a tombstone, whatever its marker holds.
+    pub fn is_tombstone(&self) -> bool {
+        self.0.number(REMOVED_AT).is_some()
+    }
+
+    /// Everything the item says about itself except its key and data (and so without
+    /// the data's hash, which only the codec's rules add).
     pub fn meta(&self) -> SessionMeta {
         let expires_at = self.expires_at();
         let fixed = self.0.flag(EXPIRES_FIXED) == Some(true);
@@ -90,6 +102,8 @@ impl<I: Image + ?Sized> View<'_, I> {
             deadline: self.time(DEADLINE),
             touched_at: self.time(TOUCHED_AT),
             version: self.version(),
+            data_tag: None,
+            tombstone: self.is_tombstone(),
         }
     }
 }

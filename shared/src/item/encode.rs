@@ -5,8 +5,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
-    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, Refresh,
-    TOUCHED_AT, VERSION, View, number, text,
+    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, REMOVED_AT,
+    Refresh, TOUCHED_AT, Tombstone, VERSION, View, number, text,
 };
 use crate::expiry::Expiry;
 use crate::session::SessionMeta;
@@ -47,6 +47,20 @@ impl Layout {
         if let Some(d) = r.deadline {
             item.entry(DEADLINE.into())
                 .or_insert_with(|| number(d.epoch_seconds()));
+        }
+    }
+}
+
+impl Layout {
+    /// What `tombstone` does to an item, done in memory, as `apply_refresh` is.
+    pub fn apply_tombstone(&self, item: &mut Item, t: &Tombstone<'_>) {
+        let version = View(&*item).version().next();
+        item.insert(REMOVED_AT.into(), number(t.now.epoch_seconds()));
+        item.insert(DATA.into(), text(t.empty));
+        item.insert(EXPIRES_AT.into(), number(t.until.epoch_seconds()));
+        item.insert(VERSION.into(), number(version.0));
+        for name in [IDLE_TTL, EXPIRES_FIXED, DEADLINE, TOUCHED_AT] {
+            item.remove(name);
         }
     }
 }

@@ -4,8 +4,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
-    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, Names, TOUCHED_AT,
-    VERSION, number, text,
+    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, Names, REMOVED_AT,
+    TOUCHED_AT, VERSION, number, text,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -44,6 +44,14 @@ impl Expr {
             self.value(":expected", number(v.0));
             self.condition("#ver = :expected")
         }
+    }
+
+    /// The test "the item holds exactly the data `raw`", which catches a write of the
+    /// Django backend: it changes the data without bumping the version.
+    fn data_is(&mut self, raw: &str) -> &mut Self {
+        self.name("#data", DATA)
+            .value(":read", text(raw))
+            .condition("#data = :read")
     }
 
     /// All conditions joined by AND; DynamoDB rejects redundant parentheses. `None`
@@ -120,7 +128,7 @@ pub struct Refresh<'a> {
 
 /// What a refresh's condition knows of the stored item.
 #[derive(Debug, Clone, Copy)]
-pub enum Guard {
+pub enum Guard<'a> {
     /// Nothing read: the write assumes the default rule (unless it sets one) and a
     /// deadline that does not bite, and checks both; with `rule_in_data`, an item never
     /// written here is refused, since its data may hold another rule.
@@ -129,8 +137,34 @@ pub enum Guard {
         keeps_rule: bool,
         rule_in_data: bool,
     },
-    /// Read before: the write is guarded by this exact version.
-    Known(Version),
+    /// Read before: the write is guarded by this exact version, and by the data read
+    /// where it is given (a table shared with the Django backend).
+    Known {
+        version: Version,
+        data: Option<&'a str>,
+    },
+}
+
+/// What a tombstone writes (see [`REMOVED_AT`]): the marker, the data the Django
+/// backend reads as an empty session, and an expiry for TTL after the grace period.
+#[derive(Debug, Clone, Copy)]
+pub struct Tombstone<'a> {
+    pub now: Timestamp,
+    pub until: Timestamp,
+    pub empty: &'a str,
+}
+
+/// What a removal demands of the item it turns into a tombstone.
+#[derive(Debug, Clone, Copy)]
+pub enum Removal<'a> {
+    /// An item that is not a tombstone yet, alive or expired (a delete without
+    /// `If-Match`: the Django backend would go on loading an expired one).
+    Any,
+    /// A live session, at this version and holding this data where given.
+    Live {
+        version: Option<Version>,
+        data: Option<&'a str>,
+    },
 }
 
 /// A Scan's parts: projection, filter, and their placeholders.
@@ -148,11 +182,15 @@ impl Layout {
         e
     }
 
-    /// The item exists and has not expired at `now`.
+    /// The item exists and has not expired at `now`, and is no tombstone.
     fn alive(&self, e: &mut Expr, now: Timestamp) {
         e.name("#exp", EXPIRES_AT)
             .value(":now", number(now.epoch_seconds()))
             .condition("attribute_exists(#k) AND (attribute_not_exists(#exp) OR #exp > :now)");
+        if self.tombstones {
+            e.name("#tomb", REMOVED_AT)
+                .condition("attribute_not_exists(#tomb)");
+        }
     }
 
     /// Create, and the new key of a cycle: nothing is under this key yet.
@@ -201,6 +239,60 @@ impl Layout {
     /// A cycle's delete of the old key: still alive and still at the version read.
     pub fn unchanged(&self, now: Timestamp, version: Version) -> Write {
         self.delete_expecting(now, Some(version))
+    }
+
+    /// The UpdateItem that turns a session into a tombstone under `removal`'s demand.
+    pub fn tombstone(&self, t: &Tombstone<'_>, removal: Removal<'_>) -> Write {
+        let mut e = self.expr();
+        match removal {
+            Removal::Any => {
+                e.name("#tomb", REMOVED_AT)
+                    .condition("attribute_exists(#k) AND attribute_not_exists(#tomb)");
+            }
+            Removal::Live { version, data } => {
+                self.alive(&mut e, t.now);
+                if let Some(v) = version {
+                    e.version_is(v);
+                }
+                if let Some(raw) = data {
+                    e.data_is(raw);
+                }
+            }
+        }
+        e.name("#tomb", REMOVED_AT)
+            .name("#data", DATA)
+            .name("#exp", EXPIRES_AT)
+            .name("#ver", VERSION)
+            .name("#idle", IDLE_TTL)
+            .name("#fixed", EXPIRES_FIXED)
+            .name("#deadline", DEADLINE)
+            .name("#touched", TOUCHED_AT)
+            .value(":now", number(t.now.epoch_seconds()))
+            .value(":empty", text(t.empty))
+            .value(":until", number(t.until.epoch_seconds()))
+            .value(":zero", number(0))
+            .value(":one", number(1));
+        Write {
+            update: Some(
+                "SET #tomb = :now, #data = :empty, #exp = :until, \
+                 #ver = if_not_exists(#ver, :zero) + :one \
+                 REMOVE #idle, #fixed, #deadline, #touched"
+                    .into(),
+            ),
+            expr: e,
+        }
+    }
+
+    /// The upkeep's delete of a tombstone the Django backend wrote onto: only while it
+    /// is still a tombstone.
+    pub fn still_tombstone(&self) -> Write {
+        let mut e = Expr::default();
+        e.name("#tomb", REMOVED_AT)
+            .condition("attribute_exists(#tomb)");
+        Write {
+            update: None,
+            expr: e,
+        }
     }
 
     /// The UpdateItem of a refresh (replace, merge-update, touch).
@@ -346,8 +438,11 @@ fn guard_refresh(e: &mut Expr, guard: Guard) {
             e.name("#deadline", DEADLINE)
                 .condition("attribute_not_exists(#deadline) OR #deadline >= :exp");
         }
-        Guard::Known(v) => {
-            e.version_is(v);
+        Guard::Known { version, data } => {
+            e.version_is(version);
+            if let Some(raw) = data {
+                e.data_is(raw);
+            }
         }
     }
 }

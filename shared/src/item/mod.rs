@@ -11,7 +11,7 @@ mod expression;
 
 pub use checkpoint::{CHECKPOINT_KEY, Cursor, LEASE_KEY, Position};
 pub use decode::{Image, View, meta};
-pub use expression::{Expr, Guard, Parts, Refresh, Scan, Write};
+pub use expression::{Expr, Guard, Parts, Refresh, Removal, Scan, Tombstone, Write};
 
 use std::collections::HashMap;
 
@@ -37,6 +37,9 @@ const EXPIRES_FIXED: &str = "expires_fixed";
 const DEADLINE: &str = "deadline";
 /// Last write or touch that refreshed the expiry (N); throttles touch-on-read.
 const TOUCHED_AT: &str = "touched_at";
+/// The tombstone marker (N): when the API removed the session from a table it shares
+/// with the Django backend. An item that has it is no session to any read.
+pub const REMOVED_AT: &str = "removed_at";
 
 fn number(n: impl ToString) -> AttributeValue {
     AttributeValue::N(n.to_string())
@@ -50,13 +53,27 @@ fn text(v: &str) -> AttributeValue {
 #[derive(Debug, Clone)]
 pub struct Layout {
     key: String,
+    /// Removals leave tombstones, and every write's "alive" refuses one (the table is
+    /// shared with the Django backend).
+    tombstones: bool,
 }
 
 impl Layout {
     pub fn new(key_attribute: &str) -> Self {
         Self {
             key: key_attribute.to_owned(),
+            tombstones: false,
         }
+    }
+
+    /// The layout of a table shared with the Django backend: removals leave tombstones.
+    pub fn with_tombstones(mut self, tombstones: bool) -> Self {
+        self.tombstones = tombstones;
+        self
+    }
+
+    pub fn has_tombstones(&self) -> bool {
+        self.tombstones
     }
 
     pub fn key_attribute(&self) -> &str {
@@ -115,6 +132,8 @@ mod tests {
                 deadline: Some(t(900)),
                 touched_at: Some(t(2)),
                 version: Version(7),
+                data_tag: None,
+                tombstone: false,
             };
             assert_eq!(meta(&layout.new_item("k", "{}", &m)), m);
         }
@@ -130,6 +149,8 @@ mod tests {
             deadline: None,
             touched_at: Some(t(1)),
             version: Version(3),
+            data_tag: None,
+            tombstone: false,
         };
         let mut item = layout.new_item("k", "{}", &m);
         let r = Refresh {
@@ -148,7 +169,13 @@ mod tests {
             (Some(t(50)), Some(t(70)))
         );
         assert_eq!(View(&item).data(), Some("{\"a\":1}"));
-        let w = layout.refresh(&r, Guard::Known(Version(3)));
+        let w = layout.refresh(
+            &r,
+            Guard::Known {
+                version: Version(3),
+                data: None,
+            },
+        );
         let update = w.update.unwrap_or_default();
         for clause in [
             "#exp = :exp",

@@ -3,12 +3,12 @@
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{CancellationReason, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{CancellationReason, Delete, Put, TransactWriteItem, Update};
 
 use super::dynamo::DynamoStore;
 use super::{missing_is_unmet, new_key};
 use crate::error::StoreError;
-use crate::item::Write;
+use crate::item::{Removal, Tombstone, Write};
 use crate::key::SessionKey;
 use crate::session::{Expected, Session};
 
@@ -28,7 +28,7 @@ impl DynamoStore {
             if !old_meta.is_alive(now) {
                 return Err(gone());
             }
-            if expected.is_some_and(|x| !x.is_met_by(old_meta.version)) {
+            if expected.is_some_and(|x| !x.is_met_by(&old_meta)) {
                 return Err(StoreError::VersionConflict);
             }
             let data = data?;
@@ -36,12 +36,32 @@ impl DynamoStore {
             let new = new_key()?;
             let layout = &self.rules.layout;
             let put = put(self, layout.moved(&old, new.as_str(), &meta))?;
-            let delete = delete(self, key, layout.unchanged(now, old_meta.version))?;
+            // The old key goes only if it is as read; with the Django codec it stays as a
+            // tombstone, and "as read" includes its data, which the backend may change.
+            let known = self.rules.known(&old, old_meta);
+            let old_key = if layout.has_tombstones() {
+                let (empty, until) = self.rules.tombstone(now)?;
+                let t = Tombstone {
+                    now,
+                    until,
+                    empty: &empty,
+                };
+                let removal = Removal::Live {
+                    version: Some(old_meta.version),
+                    data: known.data.as_deref(),
+                };
+                TransactWriteItem::builder()
+                    .update(update(self, key, layout.tombstone(&t, removal))?)
+                    .build()
+            } else {
+                let delete = delete(self, key, layout.unchanged(now, old_meta.version))?;
+                TransactWriteItem::builder().delete(delete).build()
+            };
             let request = self
                 .client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(put).build())
-                .transact_items(TransactWriteItem::builder().delete(delete).build());
+                .transact_items(old_key);
             match self.call(request.send()).await? {
                 Ok(_) => {
                     return Ok(Session {
@@ -91,6 +111,21 @@ fn delete(store: &DynamoStore, key: &SessionKey, guard: Write) -> Result<Delete,
         .set_condition_expression(g.condition)
         .set_expression_attribute_names(g.names)
         .set_expression_attribute_values(g.values)
+        .build()
+        .map_err(|e| StoreError::Other(e.to_string()))
+}
+
+/// The transaction's tombstone in place of the old key, under `write`'s condition.
+fn update(store: &DynamoStore, key: &SessionKey, write: Write) -> Result<Update, StoreError> {
+    let (name, value) = store.rules.layout.key(key.as_str());
+    let w = write.parts();
+    Update::builder()
+        .table_name(&store.rules.config.table_name)
+        .key(name, value)
+        .set_update_expression(w.update)
+        .set_condition_expression(w.condition)
+        .set_expression_attribute_names(w.names)
+        .set_expression_attribute_values(w.values)
         .build()
         .map_err(|e| StoreError::Other(e.to_string()))
 }

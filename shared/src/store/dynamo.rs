@@ -13,13 +13,13 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use tracing::warn;
 
-use super::rules::{Change, Rules};
+use super::rules::{Change, Known, Rules};
 use super::{SessionStore, missing_is_unmet, new_key};
 use crate::clock::{Clock, Timestamp};
 use crate::config::StoreConfig;
 use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
-use crate::item::{Item, Write};
+use crate::item::{Item, Removal, Tombstone, Write};
 use crate::key::SessionKey;
 use crate::retry::delay;
 use crate::session::{Expected, Session, SessionData};
@@ -189,28 +189,96 @@ impl DynamoStore {
         }
     }
 
+    /// The item as a write that demands `expected` must find it: alive and meeting the
+    /// demand. One consistent GetItem.
+    pub(super) async fn read_known(
+        &self,
+        key: &SessionKey,
+        expected: Expected,
+        now: Timestamp,
+    ) -> Result<Known, StoreError> {
+        let item = self
+            .get_item(key, true)
+            .await?
+            .ok_or(StoreError::VersionConflict)?;
+        let meta = self.rules.meta_of(&item, None);
+        if !meta.is_alive(now) || !expected.is_met_by(&meta) {
+            return Err(StoreError::VersionConflict);
+        }
+        Ok(self.rules.known(&item, meta))
+    }
+
     async fn delete_item(
         &self,
         key: &SessionKey,
         expected: Option<Expected>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        // The Django backend ignores `expires_at` and would go on loading an expired
-        // session, so with a codec that shares the table with it, the item goes at once.
-        let shared = self.rules.codec.has_expiry_in_data();
+        if !self.rules.can_meet(expected) {
+            return Err(StoreError::VersionConflict);
+        }
+        if self.rules.layout.has_tombstones() {
+            return self.leave_tombstone(key, expected, now).await;
+        }
         let request = match expected {
-            None if shared => self.delete_request(key.as_str(), Write::unconditional()),
             None => self.delete_request(key.as_str(), self.rules.layout.delete_unless_expired(now)),
-            Some(x) => self
-                .delete_request(
-                    key.as_str(),
-                    self.rules.layout.delete_expecting(now, x.version()),
-                )
-                .return_values(ReturnValue::AllOld),
+            Some(x) => self.delete_request(
+                key.as_str(),
+                self.rules.layout.delete_expecting(now, x.version()),
+            ),
         };
         match self.call(request.send()).await? {
+            Ok(_) => Ok(()),
+            // Without `If-Match`: an expired session, answered as a missing one.
+            Err(SdkError::ServiceError(e))
+                if expected.is_none() && e.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(())
+            }
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Err(StoreError::VersionConflict)
+            }
+            Err(e) => Err(StoreError::from_sdk(e)),
+        }
+    }
+
+    /// A removal from a table shared with the Django backend: the item becomes a
+    /// tombstone, which the backend loads as an empty session and cannot bring back.
+    /// One UpdateItem; a tag (which names the data) is checked by a read first.
+    async fn leave_tombstone(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (empty, until) = self.rules.tombstone(now)?;
+        let read = match expected {
+            Some(x @ Expected::Tag(_)) => Some(self.read_known(key, x, now).await?),
+            _ => None,
+        };
+        let removal = match (expected, &read) {
+            (None, _) => Removal::Any,
+            (_, Some(k)) => Removal::Live {
+                version: Some(k.meta.version),
+                data: k.data.as_deref(),
+            },
+            (Some(_), None) => Removal::Live {
+                version: None,
+                data: None,
+            },
+        };
+        let t = Tombstone {
+            now,
+            until,
+            empty: &empty,
+        };
+        let request = self
+            .update_request(key.as_str(), self.rules.layout.tombstone(&t, removal))
+            .return_values(ReturnValue::AllOld);
+        match self.call(request.send()).await? {
             // An item of the Django backend whose data says it expired was no live
-            // session: removing it is harmless, but the caller's demand was not met.
+            // session: turning it into a tombstone is harmless, but the caller's demand
+            // was not met.
             Ok(out)
                 if expected.is_some()
                     && out
@@ -221,7 +289,7 @@ impl DynamoStore {
                 Err(StoreError::VersionConflict)
             }
             Ok(_) => Ok(()),
-            // Without `If-Match`: an expired session, answered as a missing one.
+            // Missing, or a tombstone already: nothing to remove.
             Err(SdkError::ServiceError(e))
                 if expected.is_none() && e.err().is_conditional_check_failed_exception() =>
             {
@@ -332,7 +400,7 @@ impl SessionStore for DynamoStore {
         self.read_modify_write(key, expected, change).await
     }
 
-    /// One DeleteItem.
+    /// One DeleteItem, or one UpdateItem that leaves a tombstone (codec `django`).
     async fn delete(&self, key: &SessionKey, expected: Option<Expected>) -> Result<(), StoreError> {
         self.delete_item(key, expected, self.rules.now())
             .await

@@ -13,7 +13,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::config::StoreConfig;
 use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
-use crate::item::{Item, View};
+use crate::item::{Item, Tombstone, View};
 use crate::key::SessionKey;
 use crate::session::{Expected, Session, SessionData};
 
@@ -111,7 +111,7 @@ impl MemoryStore {
         if !meta.is_alive(now) {
             return Err(gone());
         }
-        if !change.allows(meta.version) {
+        if !change.allows(&meta) {
             return Err(StoreError::VersionConflict);
         }
         let plan = self.rules.plan(change, Some(&meta), now);
@@ -128,7 +128,8 @@ impl MemoryStore {
     ) -> Result<(), StoreError> {
         let meets = items.get(key.as_str()).is_some_and(|item| {
             let view = View(item);
-            view.expires_at().is_none_or(|t| t > now) && expected.is_met_by(view.version())
+            view.expires_at().is_none_or(|t| t > now)
+                && expected.version().is_none_or(|v| v == view.version())
         });
         if !meets {
             return Err(StoreError::VersionConflict);
@@ -139,6 +140,45 @@ impl MemoryStore {
             Some(old) if self.rules.meta_of(&old, None).is_alive(now) => Ok(()),
             _ => Err(StoreError::VersionConflict),
         }
+    }
+
+    /// As DynamoStore does with the Django codec: the item becomes a tombstone.
+    fn leave_tombstone(
+        &self,
+        items: &mut Items,
+        key: &SessionKey,
+        expected: Option<Expected>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let unmet = || match expected {
+            Some(_) => Err(StoreError::VersionConflict),
+            None => Ok(()),
+        };
+        let Some(item) = items.get_mut(key.as_str()) else {
+            return unmet();
+        };
+        let meta = self.rules.meta_of(item, None);
+        // What DynamoDB's condition sees: the item's own expiry, not one in its data.
+        let alive_as_stored = !meta.tombstone && View(&*item).expires_at().is_none_or(|t| t > now);
+        let proceed = match expected {
+            None => !meta.tombstone,
+            Some(Expected::Exists) => alive_as_stored,
+            Some(x) => meta.is_alive(now) && x.is_met_by(&meta),
+        };
+        if !proceed {
+            return unmet();
+        }
+        let (empty, until) = self.rules.tombstone(now)?;
+        let t = Tombstone {
+            now,
+            until,
+            empty: &empty,
+        };
+        self.rules.layout.apply_tombstone(item, &t);
+        if expected.is_some() && !meta.is_alive(now) {
+            return Err(StoreError::VersionConflict);
+        }
+        Ok(())
     }
 }
 
@@ -233,7 +273,7 @@ impl SessionStore for MemoryStore {
             None => None,
         }
         .ok_or_else(|| missing_is_unmet(StoreError::NotFound, expected))?;
-        if expected.is_some_and(|x| !x.is_met_by(current.meta.version)) {
+        if expected.is_some_and(|x| !x.is_met_by(&current.meta)) {
             return Err(StoreError::VersionConflict);
         }
         let mut data = current.data;
@@ -247,14 +287,19 @@ impl SessionStore for MemoryStore {
     async fn delete(&self, key: &SessionKey, expected: Option<Expected>) -> Result<(), StoreError> {
         let now = self.rules.now();
         let mut items = self.map();
+        if !self.rules.can_meet(expected) {
+            return Err(StoreError::VersionConflict);
+        }
+        if self.rules.layout.has_tombstones() {
+            return self.leave_tombstone(&mut items, key, expected, now);
+        }
         match expected {
-            // As DynamoStore: an expired session stays for TTL, unless the Django backend
-            // shares the table (it would go on loading it).
+            // As DynamoStore: an expired session stays for TTL.
             None => {
                 let expired = items
                     .get(key.as_str())
                     .is_some_and(|item| View(item).expires_at().is_some_and(|t| t <= now));
-                if !expired || self.rules.codec.has_expiry_in_data() {
+                if !expired {
                     items.remove(key.as_str());
                 }
                 Ok(())
@@ -277,7 +322,7 @@ impl SessionStore for MemoryStore {
         if !old_meta.is_alive(now) {
             return Err(gone());
         }
-        if expected.is_some_and(|x| !x.is_met_by(old_meta.version)) {
+        if expected.is_some_and(|x| !x.is_met_by(&old_meta)) {
             return Err(StoreError::VersionConflict);
         }
         let data = data?;
@@ -289,8 +334,20 @@ impl SessionStore for MemoryStore {
             }
         };
         let moved = self.rules.layout.moved(old, new.as_str(), &meta);
+        if self.rules.layout.has_tombstones() {
+            let (empty, until) = self.rules.tombstone(now)?;
+            let t = Tombstone {
+                now,
+                until,
+                empty: &empty,
+            };
+            if let Some(old) = items.get_mut(key.as_str()) {
+                self.rules.layout.apply_tombstone(old, &t);
+            }
+        } else {
+            items.remove(key.as_str());
+        }
         items.insert(new.as_str().to_owned(), moved);
-        items.remove(key.as_str());
         Ok(Session {
             key: new,
             data,

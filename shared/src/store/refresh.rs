@@ -8,12 +8,12 @@ use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::dynamo::DynamoStore;
 use super::missing_is_unmet;
-use super::rules::Change;
+use super::rules::{Change, Known};
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::item::{Guard, Item};
 use crate::key::SessionKey;
-use crate::session::{Expected, Session, SessionData, SessionMeta};
+use crate::session::{Expected, Session, SessionData};
 
 /// Writes retried after learning the stored expiry rule or deadline.
 const RELEARN_ATTEMPTS: u32 = 4;
@@ -26,7 +26,7 @@ enum Outcome {
     /// The caller's expectation is not met.
     Conflict,
     /// Alive, but not as assumed or known: here is what it is now.
-    Stale(SessionMeta),
+    Stale(Known),
 }
 
 impl DynamoStore {
@@ -38,7 +38,18 @@ impl DynamoStore {
         change: &Change,
         now: Timestamp,
     ) -> Result<Item, StoreError> {
-        let mut known = None;
+        if !self.rules.can_meet(change.expected) {
+            return Err(StoreError::VersionConflict);
+        }
+        // A tag of a table shared with the Django backend names the data, which no
+        // condition can check by its hash: the data is read first and the write compares
+        // it whole (one request more than with the json codec).
+        let mut known = match change.expected {
+            Some(x @ Expected::Tag(_)) if self.rules.layout.has_tombstones() => {
+                Some(self.read_known(key, x, now).await?)
+            }
+            _ => None,
+        };
         for _ in 0..RELEARN_ATTEMPTS {
             match self.refresh(key, change, known.as_ref(), now).await? {
                 Outcome::Written(item) => return Ok(item),
@@ -46,7 +57,7 @@ impl DynamoStore {
                     return Err(missing_is_unmet(StoreError::NotFound, change.expected));
                 }
                 Outcome::Conflict => return Err(StoreError::VersionConflict),
-                Outcome::Stale(meta) => known = Some(meta),
+                Outcome::Stale(read) => known = Some(read),
             }
         }
         Err(StoreError::Contention)
@@ -66,7 +77,12 @@ impl DynamoStore {
             return Ok(session);
         }
         let change = Change::touch(None);
-        match self.refresh(key, &change, Some(&session.meta), now).await? {
+        // A touch leaves the data alone, so it need not compare it.
+        let known = Known {
+            meta: session.meta,
+            data: None,
+        };
+        match self.refresh(key, &change, Some(&known), now).await? {
             Outcome::Written(item) => Ok(Session {
                 meta: self.rules.meta_of(&item, Some(&session.data)),
                 ..session
@@ -90,18 +106,20 @@ impl DynamoStore {
     {
         for attempt in 0..self.rules.config.update_attempts {
             self.pause(attempt).await?;
-            let current = self
-                .load_with(key, true)
-                .await
-                .map_err(|e| missing_is_unmet(e, expected))?;
-            if expected.is_some_and(|x| !x.is_met_by(current.meta.version)) {
+            let gone = || missing_is_unmet(StoreError::NotFound, expected);
+            let item = self.get_item(key, true).await?.ok_or_else(gone)?;
+            let current = self.rules.live_session(key, &item)?.ok_or_else(gone)?;
+            if expected.is_some_and(|x| !x.is_met_by(&current.meta)) {
                 return Err(StoreError::VersionConflict);
             }
+            // With the Django codec the write also compares the data read, so a backend
+            // write in between (which bumps no version) fails it and it starts over.
+            let known = self.rules.known(&item, current.meta);
             let mut data = current.data;
             change(&mut data)?;
             let now = self.rules.now();
             let write = self.rules.rewrite(&data, expected, now)?;
-            match self.refresh(key, &write, Some(&current.meta), now).await? {
+            match self.refresh(key, &write, Some(&known), now).await? {
                 Outcome::Written(item) => {
                     return Ok(self.rules.written(key, &item, data));
                 }
@@ -113,12 +131,12 @@ impl DynamoStore {
         Err(StoreError::Contention)
     }
 
-    /// One conditional UpdateItem; `known` is the stored session's metadata if read.
+    /// One conditional UpdateItem; `known` is what a read found of the stored item.
     async fn refresh(
         &self,
         key: &SessionKey,
         change: &Change,
-        known: Option<&SessionMeta>,
+        known: Option<&Known>,
         now: Timestamp,
     ) -> Result<Outcome, StoreError> {
         let guard = match known {
@@ -127,10 +145,10 @@ impl DynamoStore {
                 keeps_rule: change.rule.is_none(),
                 rule_in_data: self.rules.codec.has_expiry_in_data(),
             },
-            Some(m) if !change.allows(m.version) => return Ok(Outcome::Conflict),
-            Some(m) => Guard::Known(m.version),
+            Some(k) if !change.allows(&k.meta) => return Ok(Outcome::Conflict),
+            Some(k) => k.guard(),
         };
-        let plan = self.rules.plan(change, known, now);
+        let plan = self.rules.plan(change, known.map(|k| &k.meta), now);
         let write = self.rules.layout.refresh(&plan, guard);
         let request = self
             .update_request(key.as_str(), write)
@@ -152,10 +170,10 @@ impl DynamoStore {
         let meta = self.rules.meta_of(&old, None);
         Ok(if !meta.is_alive(now) {
             Outcome::Gone
-        } else if !change.allows(meta.version) {
+        } else if !change.allows(&meta) {
             Outcome::Conflict
         } else {
-            Outcome::Stale(meta)
+            Outcome::Stale(self.rules.known(&old, meta))
         })
     }
 }

@@ -10,9 +10,9 @@ use crate::codec::{Codec, DecodeError, EncodeError};
 use crate::config::StoreConfig;
 use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
-use crate::item::{Item, Layout, Refresh, View};
+use crate::item::{Guard, Item, Layout, Refresh, View};
 use crate::key::SessionKey;
-use crate::session::{Expected, Session, SessionData, SessionMeta, Version};
+use crate::session::{DataTag, Expected, Session, SessionData, SessionMeta, Version};
 
 /// A write that refreshes a session's expiry and bumps its version.
 pub(crate) struct Change {
@@ -32,9 +32,28 @@ impl Change {
         }
     }
 
-    /// Whether the session at `version` meets the caller's demand.
-    pub fn allows(&self, version: Version) -> bool {
-        self.expected.is_none_or(|x| x.is_met_by(version))
+    /// Whether the session in state `current` meets the caller's demand.
+    pub fn allows(&self, current: &SessionMeta) -> bool {
+        self.expected.is_none_or(|x| x.is_met_by(current))
+    }
+}
+
+/// What a write based on a read knows of the stored item: its metadata, and its raw
+/// data when the table is shared with the Django backend, whose writes only the data
+/// tells apart.
+#[derive(Debug, Clone)]
+pub(crate) struct Known {
+    pub meta: SessionMeta,
+    pub data: Option<String>,
+}
+
+impl Known {
+    /// The condition of a write that must find the item as read.
+    pub fn guard(&self) -> Guard<'_> {
+        Guard::Known {
+            version: self.meta.version,
+            data: self.data.as_deref(),
+        }
     }
 }
 
@@ -51,7 +70,8 @@ impl Rules {
     pub fn new(config: StoreConfig) -> Result<Self, ConfigError> {
         let codec = config.codec.build(config.max_decompressed_bytes)?;
         Ok(Self {
-            layout: Layout::new(&config.key_attribute),
+            layout: Layout::new(&config.key_attribute)
+                .with_tombstones(codec.shares_table_with_django()),
             config: Arc::new(config),
             codec: Arc::from(codec),
             clock: Arc::new(SystemClock),
@@ -103,6 +123,9 @@ impl Rules {
     pub fn meta_of(&self, item: &Item, data: Option<&SessionData>) -> SessionMeta {
         let view = View(item);
         let mut meta = view.meta();
+        if self.codec.shares_table_with_django() {
+            meta.data_tag = view.data().map(DataTag::of);
+        }
         if meta.version.0 != 0 || !self.codec.has_expiry_in_data() {
             return meta;
         }
@@ -118,6 +141,35 @@ impl Rules {
             meta.expires_at = Some(t);
         }
         meta
+    }
+
+    /// Whether any session could meet `expected`: a tag with a data hash comes only from
+    /// a table shared with the Django backend, and one without only from any other.
+    /// Writes that meet a demand by a condition, without a read, check this first.
+    pub fn can_meet(&self, expected: Option<Expected>) -> bool {
+        match expected {
+            Some(Expected::Tag(t)) => t.data.is_some() == self.codec.shares_table_with_django(),
+            _ => true,
+        }
+    }
+
+    /// What a write based on reading `item` knows of it; `meta` is its metadata.
+    pub fn known(&self, item: &Item, meta: SessionMeta) -> Known {
+        let shared = self.codec.shares_table_with_django();
+        Known {
+            meta,
+            data: shared
+                .then(|| View(item).data().map(str::to_owned))
+                .flatten(),
+        }
+    }
+
+    /// What a removal writes when the table is shared with the Django backend: an empty
+    /// session signed as Django signs it (so its `load()` reads it quietly as empty),
+    /// kept for the configured grace period.
+    pub fn tombstone(&self, now: Timestamp) -> Result<(String, Timestamp), StoreError> {
+        let empty = self.encode(&SessionData::new(), now)?;
+        Ok((empty, now.saturating_add(self.config.tombstone_grace)))
     }
 
     pub fn session(&self, key: &SessionKey, item: &Item) -> Result<Session, StoreError> {
@@ -238,6 +290,11 @@ impl Rules {
             deadline,
             touched_at: Some(now),
             version: Version(1),
+            data_tag: self
+                .codec
+                .shares_table_with_django()
+                .then(|| DataTag::of(&raw)),
+            tombstone: false,
         };
         Ok((raw, meta))
     }
