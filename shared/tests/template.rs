@@ -530,7 +530,7 @@ fn a_stuck_auditor_raises_an_alarm_and_the_failure_queue_says_what_to_do_within_
 }
 
 #[test]
-fn the_upkeep_is_fed_only_the_writes_that_leave_a_session_without_an_expiry() {
+fn the_upkeep_is_fed_only_writes_without_an_expiry_and_writes_onto_tombstones() {
     let template = template();
     let mapping = &template["Resources"]["SessionUpkeepStream"]["Properties"];
     let (f, function) = intrinsic(&mapping["FunctionName"]).unwrap();
@@ -539,10 +539,20 @@ fn the_upkeep_is_fed_only_the_writes_that_leave_a_session_without_an_expiry() {
         ("Ref", Some("SessionCleanupFunction"))
     );
     let filters = mapping["FilterCriteria"]["Filters"].as_sequence().unwrap();
-    assert_eq!(filters.len(), 1);
-    let pattern: serde_json::Value =
-        serde_json::from_str(filters[0]["Pattern"].as_str().unwrap()).expect("a JSON pattern");
-    let image = &pattern["dynamodb"]["NewImage"];
+    assert_eq!(filters.len(), 2);
+    let pattern = |i: usize| -> serde_json::Value {
+        serde_json::from_str(filters[i]["Pattern"].as_str().unwrap()).expect("a JSON pattern")
+    };
+    // A write onto a tombstone: the marker in both images (the API's own removal has it
+    // only in the new one, TTL's removal of a tombstone only in the old one).
+    let marked = serde_json::json!({"N": [{"exists": true}]});
+    let onto_tombstone = pattern(1);
+    for side in ["OldImage", "NewImage"] {
+        let image = &onto_tombstone["dynamodb"][side];
+        assert_eq!(image[session_store::item::REMOVED_AT], marked, "{side}");
+    }
+    let first = pattern(0);
+    let image = &first["dynamodb"]["NewImage"];
     assert_eq!(
         image["expires_at"]["N"],
         serde_json::json!([{"exists": false}])

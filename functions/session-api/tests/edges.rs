@@ -344,7 +344,8 @@ async fn session_holding(api: &Api, raw: String) -> String {
 #[tokio::test]
 async fn a_session_whose_data_inflates_past_the_cap_is_a_409_and_only_put_or_delete_change_it() {
     let api = django_api().await;
-    let key = session_holding(&api, bomb()).await;
+    let raw = bomb();
+    let key = session_holding(&api, raw.clone()).await;
     let path = format!("/sessions/{key}");
     let before = api.raw_item(&key).await;
 
@@ -364,7 +365,9 @@ async fn a_session_whose_data_inflates_past_the_cap_is_a_409_and_only_put_or_del
         200
     );
 
-    let replaced = put(&api, &key, &json!({"data": {"fresh": true}}), Some("\"1\"")).await;
+    // The tag of a table shared with the Django backend: the version and the data's hash.
+    let tag = format!("\"1.{}\"", session_store::DataTag::of(&raw));
+    let replaced = put(&api, &key, &json!({"data": {"fresh": true}}), Some(&tag)).await;
     assert_eq!(replaced.status, 200, "{}", replaced.text);
     assert_eq!(api.get(&path).await.json()["data"], json!({"fresh": true}));
 
@@ -373,7 +376,11 @@ async fn a_session_whose_data_inflates_past_the_cap_is_a_409_and_only_put_or_del
         .call("DELETE", &format!("/sessions/{other}"), &[], Payload::None)
         .await;
     assert_eq!(deleted.status, 204);
-    assert!(api.raw_item(&other).await.is_none());
+    let left = api.raw_item(&other).await.unwrap();
+    assert!(left.contains_key("removed_at"), "a tombstone: {left:?}");
+    api.get(&format!("/sessions/{other}"))
+        .await
+        .assert_problem(404);
 }
 
 #[tokio::test]
@@ -397,4 +404,92 @@ async fn the_api_never_writes_data_that_would_inflate_past_the_cap() {
         api.get(&format!("/sessions/{key}")).await.json()["data"],
         json!({"a": 1})
     );
+}
+
+/// The Django backend's `save()` of `data` under `key`: only `data` changes.
+async fn backend_save<S: session_store::SessionStore>(api: &Api<S>, key: &str, data: Value) {
+    use session_store::Codec;
+    let Value::Object(map) = data else {
+        panic!("data is an object")
+    };
+    let raw = DjangoCodec::new(&keys())
+        .encode(&map, Timestamp::from_epoch_seconds(START))
+        .unwrap();
+    let mut item = api.raw_item(key).await.unwrap();
+    item.insert("data".into(), AttributeValue::S(raw));
+    api.put_raw(item).await;
+}
+
+/// GET, then a backend save, then writes with the ETag the GET gave: each is a 412,
+/// whatever the store; the ETag of the backend's data works.
+async fn a_backend_save_fails_the_etag_read_before_it<S: session_store::SessionStore>(api: Api<S>) {
+    let key = api.create(json!({"cart": ["book"]})).await;
+    let path = format!("/sessions/{key}");
+    let read = api.get(&path).await;
+    let etag = read.header("etag").unwrap().to_owned();
+    let (version, hash) = etag.trim_matches('"').split_once('.').unwrap();
+    assert_eq!(version, "1");
+    assert!(
+        hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{etag}"
+    );
+
+    backend_save(&api, &key, json!({"cart": ["book", "pen"]})).await;
+    let before = api.raw_item(&key).await;
+    put(&api, &key, &json!({"data": {"cart": []}}), Some(&etag))
+        .await
+        .assert_problem(412);
+    patch(&api, &key, &json!({"theme": "dark"}), Some(&etag))
+        .await
+        .assert_problem(412);
+    for (method, route) in [("POST", "/touch"), ("POST", "/cycle"), ("DELETE", "")] {
+        let reply = api
+            .call(
+                method,
+                &format!("{path}{route}"),
+                &[("if-match", &etag)],
+                Payload::None,
+            )
+            .await;
+        reply.assert_problem(412);
+    }
+    // A version alone is a tag this API never issues for a shared table.
+    put(&api, &key, &json!({"data": {"cart": []}}), Some("\"1\""))
+        .await
+        .assert_problem(412);
+    assert_eq!(api.raw_item(&key).await, before, "nothing written");
+
+    let now = api.get(&path).await;
+    assert_eq!(now.json()["data"], json!({"cart": ["book", "pen"]}));
+    let fresh = now.header("etag").unwrap().to_owned();
+    assert_ne!(fresh, etag);
+    let listed = format!("{etag}, {fresh}");
+    let replaced = put(&api, &key, &json!({"data": {"cart": []}}), Some(&listed)).await;
+    assert_eq!(replaced.status, 200, "{}", replaced.text);
+    assert!(replaced.header("etag").unwrap().starts_with("\"2."));
+}
+
+#[tokio::test]
+async fn a_backend_save_after_a_get_fails_a_write_with_that_etag_in_memory() {
+    a_backend_save_fails_the_etag_read_before_it(django_api().await).await;
+}
+
+#[tokio::test]
+async fn a_backend_save_after_a_get_fails_a_write_with_that_etag_in_dynamodb() {
+    let api = support::dynamo_api_with(|c| {
+        c.codec = CodecConfig::Django(DjangoSecrets::Keys(keys()));
+    })
+    .await;
+    a_backend_save_fails_the_etag_read_before_it(api).await;
+}
+
+#[tokio::test]
+async fn with_the_json_codec_the_etag_is_the_version_alone() {
+    let api = api().await;
+    let key = api.create(json!({"a": 1})).await;
+    let read = api.get(&format!("/sessions/{key}")).await;
+    assert_eq!(read.header("etag"), Some("\"1\""));
+    put(&api, &key, &json!({"data": {}}), Some("\"1.0123456789ab\""))
+        .await
+        .assert_problem(412);
 }

@@ -26,7 +26,7 @@ const MAX_NAMES: usize = 20;
 const MAX_NAME_CHARS: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     Created,
     Updated,
@@ -35,6 +35,15 @@ pub enum Action {
     /// Removed after its expiry: by DynamoDB's TTL, or by a writer the record does not
     /// name (the cleanup and the Django backend's `delete()` look the same in the stream).
     Expired,
+    /// Removed by the API from a table shared with the Django backend: the item stays as
+    /// a tombstone, which every read treats as absent.
+    Tombstoned,
+    /// A write onto a tombstone: a Django request that still held the removed session
+    /// saved it. Never served; the upkeep deletes the item.
+    ResurrectionAttempt,
+    /// A tombstone gone: by DynamoDB's TTL after its grace period, or deleted by the
+    /// upkeep after a resurrection attempt.
+    TombstoneRemoved,
 }
 
 /// Who removed an expired session, where the record proves it.
@@ -77,7 +86,8 @@ pub struct AuditEvent {
     /// The sides whose data inflates past `SESSION_MAX_DECOMPRESSED_BYTES`: not inflated
     /// further, so their key names are not known.
     pub data_over_cap: Vec<&'static str>,
-    /// Only on `expired`, and only where the record proves it: who removed the session.
+    /// Only on `expired` and `tombstone_removed`, and only where the record proves it:
+    /// who removed the item.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removed_by: Option<Remover>,
 }
@@ -108,6 +118,9 @@ pub struct BatchCounts {
     pub updated: u64,
     pub deleted: u64,
     pub expired: u64,
+    pub tombstoned: u64,
+    pub resurrection_attempts: u64,
+    pub tombstones_removed: u64,
     pub skipped: u64,
     pub failures: u64,
     /// Records not reached before the invocation's deadline: reported for a retry.
@@ -180,6 +193,9 @@ impl Auditor {
                         Action::Updated => &mut report.counts.updated,
                         Action::Deleted => &mut report.counts.deleted,
                         Action::Expired => &mut report.counts.expired,
+                        Action::Tombstoned => &mut report.counts.tombstoned,
+                        Action::ResurrectionAttempt => &mut report.counts.resurrection_attempts,
+                        Action::TombstoneRemoved => &mut report.counts.tombstones_removed,
                     };
                     *counter += 1;
                     report.lines.push(serde_json::to_string(&event)?);
@@ -220,8 +236,11 @@ impl Auditor {
         // and converting whole images (data included) would cost most of its time.
         let (old, new) = (&record.change.old_image, &record.change.new_image);
 
-        let needs_old = matches!(action, Action::Updated | Action::Deleted | Action::Expired);
-        let needs_new = matches!(action, Action::Created | Action::Updated);
+        let needs_old = !matches!(action, Action::Created);
+        let needs_new = matches!(
+            action,
+            Action::Created | Action::Updated | Action::Tombstoned | Action::ResurrectionAttempt
+        );
         if needs_old && old.is_empty() {
             return Err(RecordError::NoImage("old"));
         }
@@ -291,24 +310,31 @@ fn failure(sequence: &str) -> DynamoDbBatchItemFailure {
 
 /// What the record did to the session, and who removed it when it was removed expired.
 fn action(record: &EventRecord, time: i64) -> Result<(Action, Option<Remover>), RecordError> {
+    let tombstone = |image| View(&Stream(image)).is_tombstone();
+    let (old, new) = (&record.change.old_image, &record.change.new_image);
     Ok(match record.event_name.as_str() {
         "INSERT" => (Action::Created, None),
-        "MODIFY" => (Action::Updated, None),
+        "MODIFY" => match (tombstone(old), tombstone(new)) {
+            (false, true) => (Action::Tombstoned, None),
+            (true, true) => (Action::ResurrectionAttempt, None),
+            _ => (Action::Updated, None),
+        },
         "REMOVE" => {
             let by_ttl = record.user_identity.as_ref().is_some_and(|u| {
                 u.type_ == "Service" && u.principal_id == "dynamodb.amazonaws.com"
             });
+            let remover = by_ttl.then_some(Remover::Ttl);
             // Past its expiry when removed: the cleanup's delete, or the Django backend's
             // unconditional one, which the stream cannot tell apart; the API never
             // removes an expired session.
             let was_expired = time > 0
-                && View(&Stream(&record.change.old_image))
+                && View(&Stream(old))
                     .expires_at()
                     .is_some_and(|t| t.epoch_seconds() <= time);
-            if by_ttl {
-                (Action::Expired, Some(Remover::Ttl))
-            } else if was_expired {
-                (Action::Expired, None)
+            if tombstone(old) {
+                (Action::TombstoneRemoved, remover)
+            } else if by_ttl || was_expired {
+                (Action::Expired, remover)
             } else {
                 (Action::Deleted, None)
             }
@@ -403,6 +429,9 @@ pub fn metrics_line(counts: &BatchCounts, timestamp_ms: i64) -> String {
             ("updated", counts.updated),
             ("deleted", counts.deleted),
             ("expired", counts.expired),
+            ("tombstoned", counts.tombstoned),
+            ("resurrection_attempts", counts.resurrection_attempts),
+            ("tombstones_removed", counts.tombstones_removed),
             ("skipped", counts.skipped),
             ("failures", counts.failures),
             ("deferred", counts.deferred),

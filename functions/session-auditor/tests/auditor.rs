@@ -631,3 +631,75 @@ async fn a_removal_past_expiry_is_expired_without_naming_a_remover_and_only_a_li
     );
     assert_eq!((report.counts.deleted, report.counts.expired), (1, 1));
 }
+
+#[tokio::test]
+async fn the_trail_tells_a_tombstone_and_a_resurrection_attempt_from_a_live_session() {
+    let (client, table) = testkit::fresh_table("audit", &RequestCounter::default()).await;
+    let config = |secrets| StoreConfig {
+        table_name: table.clone(),
+        codec: CodecConfig::Django(secrets),
+        ..StoreConfig::default()
+    };
+    let keys = DjangoKeys {
+        secret_key: Secret::new("audit-tombstone-secret"),
+        fallbacks: vec![],
+    };
+    let api = DynamoStore::new(client.clone(), config(DjangoSecrets::Keys(keys))).unwrap();
+    let s = api
+        .create(data(json!({"user": 7})), Expiry::Default)
+        .await
+        .unwrap();
+    api.delete(&s.key, None).await.unwrap();
+    // The Django backend's save onto the tombstone (its data is of no matter here).
+    client
+        .update_item()
+        .table_name(&table)
+        .key(
+            "session_key",
+            aws_sdk_dynamodb::types::AttributeValue::S(s.key.as_str().into()),
+        )
+        .update_expression("SET #data = :data")
+        .expression_attribute_names("#data", "data")
+        .expression_attribute_values(
+            ":data",
+            aws_sdk_dynamodb::types::AttributeValue::S("stale".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let reading = config(DjangoSecrets::Unverified);
+    let cleanup = session_cleanup::Cleanup::new(
+        client.clone(),
+        reading.clone(),
+        session_store::CleanupConfig::default(),
+    )
+    .unwrap();
+    let written = testkit::stream_event(&client, &table).await.unwrap();
+    cleanup.upkeep(&written, None).await.unwrap();
+
+    let event = testkit::stream_event(&client, &table).await.unwrap();
+    let report = Auditor::new(&reading).unwrap().audit_batch(&event).unwrap();
+    let got = lines(&report);
+    let actions: Vec<&str> = got.iter().map(|l| l["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "created",
+            "tombstoned",
+            "resurrection_attempt",
+            "tombstone_removed"
+        ]
+    );
+    assert_eq!(got[1]["data_keys"]["removed"], json!(["user"]));
+    assert_eq!(got[2]["data_unreadable"], json!(["after"]));
+    let c = &report.counts;
+    assert_eq!(
+        (
+            c.tombstoned,
+            c.resurrection_attempts,
+            c.tombstones_removed,
+            c.deleted
+        ),
+        (1, 1, 1, 0)
+    );
+}

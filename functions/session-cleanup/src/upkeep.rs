@@ -1,8 +1,12 @@
-//! Upkeep from the table's stream: an item written without `expires_at` (by the Django
-//! backend, which writes only `data`) gets the expiry the Scan would stamp on it, from
-//! the same rule and with the same conditional write, as soon as it is written. The event
-//! source mapping's filter (template.yaml) passes only such writes, so a table written
-//! only through the API never invokes this; anything else that arrives is skipped.
+//! Upkeep from the table's stream, for what the Django backend writes:
+//! - an item written without `expires_at` (the backend writes only `data`) gets the
+//!   expiry the Scan would stamp on it, from the same rule and with the same conditional
+//!   write, as soon as it is written;
+//! - a tombstone the backend wrote onto (a request that still held a session the API
+//!   removed saved it) is deleted, so that the backend's next load starts afresh.
+//!
+//! The event source mapping's filter (template.yaml) passes only such writes, so a table
+//! written only through the API never invokes this; anything else that arrives is skipped.
 
 use std::time::Instant;
 
@@ -10,9 +14,9 @@ use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use session_store::item::Item;
+use session_store::item::{Item, View};
 use session_store::metrics::Emf;
-use session_store::{SessionStore, StoreError};
+use session_store::{SessionKey, SessionStore, StoreError};
 use tracing::warn;
 
 use crate::{Cleanup, Error};
@@ -21,6 +25,8 @@ use crate::{Cleanup, Error};
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct UpkeepCounts {
     pub stamped: u64,
+    /// Tombstones the Django backend wrote onto, deleted.
+    pub tombstones_removed: u64,
     /// Records with nothing to do: removals, items that have an expiry by now or are
     /// gone, items that are no session.
     pub skipped: u64,
@@ -35,6 +41,7 @@ pub struct UpkeepCounts {
 /// How one record ended.
 enum Settled {
     Stamped,
+    TombstoneRemoved,
     Skipped,
     OverCap,
 }
@@ -66,6 +73,7 @@ impl Cleanup {
             };
             match settled {
                 Ok(Settled::Stamped) => counts.stamped += 1,
+                Ok(Settled::TombstoneRemoved) => counts.tombstones_removed += 1,
                 Ok(Settled::Skipped) => counts.skipped += 1,
                 Ok(Settled::OverCap) => counts.skipped_over_cap += 1,
                 Err(e) => {
@@ -94,6 +102,10 @@ impl Cleanup {
             return Ok(Settled::Skipped);
         }
         let image: Item = record.change.new_image.into();
+        let old: Item = record.change.old_image.into();
+        if View(&old).is_tombstone() && View(&image).is_tombstone() {
+            return self.remove_tombstone(&image).await;
+        }
         let Some(candidate) = self.store.sweep_candidate(&image) else {
             return Ok(Settled::Skipped);
         };
@@ -120,11 +132,29 @@ impl Cleanup {
     }
 }
 
+impl Cleanup {
+    /// Deletes a tombstone written onto: the API already reads it as absent, and the
+    /// Django backend's next load then finds no item and starts a fresh session.
+    async fn remove_tombstone(&self, image: &Item) -> Result<Settled, Error> {
+        let key = self.store.layout().key_of(image).map(SessionKey::parse);
+        let Some(Ok(key)) = key else {
+            return Ok(Settled::Skipped);
+        };
+        match self.store.remove_tombstone(&key).await {
+            Ok(()) => Ok(Settled::TombstoneRemoved),
+            // Gone already, or no tombstone by now.
+            Err(StoreError::VersionConflict) => Ok(Settled::Skipped),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 /// A batch's counts as one EMF line.
 pub fn upkeep_line(counts: &UpkeepCounts, timestamp_ms: i64) -> String {
     Emf::new("session-cleanup")
         .counts(&[
             ("upkeep_stamped", counts.stamped),
+            ("upkeep_tombstones_removed", counts.tombstones_removed),
             ("upkeep_skipped", counts.skipped),
             ("upkeep_skipped_over_cap", counts.skipped_over_cap),
             ("upkeep_failures", counts.failures),

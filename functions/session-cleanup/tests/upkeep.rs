@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use session_cleanup::{Cleanup, Overrides, handler};
 use session_store::item::{Item, LEASE_KEY};
 use session_store::{
-    CleanupConfig, Clock, DynamoStore, Expiry, ManualClock, SessionKey, SessionStore, StoreConfig,
-    Timestamp,
+    CleanupConfig, Clock, CodecConfig, DjangoCodec, DjangoKeys, DjangoSecrets, DynamoStore, Expiry,
+    ManualClock, Secret, SessionKey, SessionStore, StoreConfig, Timestamp,
 };
 use testkit::{RequestCounter, data};
 
@@ -195,4 +195,102 @@ async fn the_sample_backend_write_runs_through_the_handler_and_is_stamped() {
     assert_eq!(answer, json!({"batchItemFailures": []}));
     let item = e.item(&key).await.unwrap();
     assert_eq!(number(&item, "expires_at"), Some(NOW + LEGACY_AGE));
+}
+
+/// The API's settings and the cleanup's for a table shared with the Django backend.
+fn django_configs(e: &Env) -> (StoreConfig, StoreConfig) {
+    let signing = StoreConfig {
+        codec: CodecConfig::Django(DjangoSecrets::Keys(DjangoKeys {
+            secret_key: Secret::new(BACKEND_SECRET),
+            fallbacks: vec![],
+        })),
+        ..e.config()
+    };
+    let reading = StoreConfig {
+        codec: CodecConfig::Django(DjangoSecrets::Unverified),
+        ..e.config()
+    };
+    (signing, reading)
+}
+
+const BACKEND_SECRET: &str = "upkeep-test-secret";
+
+/// The Django backend's `load()`: `Item['data']` decoded, or a fresh empty session
+/// when there is no item (it then creates one under a new key).
+async fn backend_load(e: &Env, key: &str) -> Option<session_store::SessionData> {
+    use session_store::Codec;
+    let item = e.item(key).await?;
+    let Some(AttributeValue::S(raw)) = item.get("data") else {
+        panic!("the backend reads Item['data']: {item:?}")
+    };
+    let codec = DjangoCodec::new(&DjangoKeys {
+        secret_key: Secret::new(BACKEND_SECRET),
+        fallbacks: vec![],
+    });
+    Some(
+        codec
+            .decode(raw)
+            .expect("the backend verifies what it loads"),
+    )
+}
+
+#[tokio::test]
+async fn a_backend_save_onto_a_deleted_session_is_never_served_and_upkeep_removes_it() {
+    use session_store::Codec;
+    let e = env().await;
+    let (signing, reading) = django_configs(&e);
+    let api = DynamoStore::new(e.client.clone(), signing)
+        .unwrap()
+        .with_clock(Arc::new(e.clock.clone()));
+    let cleanup = Cleanup::new(e.client.clone(), reading, CleanupConfig::default())
+        .unwrap()
+        .with_clock(Arc::new(e.clock.clone()));
+    let s = api
+        .create(data(json!({"user": 7})), Expiry::Default)
+        .await
+        .unwrap();
+    let kept = api
+        .create(data(json!({"user": 8})), Expiry::Default)
+        .await
+        .unwrap();
+
+    api.delete(&s.key, None).await.unwrap();
+    assert_eq!(
+        backend_load(&e, s.key.as_str()).await,
+        Some(session_store::SessionData::new()),
+        "the tombstone loads as an empty session"
+    );
+    // A Django request that loaded the session before the delete saves it now.
+    let stale = DjangoCodec::new(&DjangoKeys {
+        secret_key: Secret::new(BACKEND_SECRET),
+        fallbacks: vec![],
+    })
+    .encode(&data(json!({"user": 7})), e.clock.now())
+    .unwrap();
+    e.backend_save(s.key.as_str(), &stale).await;
+    assert!(matches!(
+        api.load(&s.key).await,
+        Err(session_store::StoreError::NotFound)
+    ));
+    assert!(!api.exists(&s.key).await.unwrap());
+
+    let event = testkit::stream_event(&e.client, &e.table).await.unwrap();
+    let (answer, counts) = cleanup.upkeep(&event, None).await.unwrap();
+    assert!(answer.batch_item_failures.is_empty());
+    // Of the batch, only the write onto the tombstone is acted on: not the creates, nor
+    // the delete's own write.
+    assert_eq!(
+        (counts.tombstones_removed, counts.stamped, counts.skipped),
+        (1, 0, counts.batch_size - 1)
+    );
+    assert_eq!(e.item(s.key.as_str()).await, None, "the upkeep removed it");
+    assert_eq!(
+        backend_load(&e, s.key.as_str()).await,
+        None,
+        "a fresh session next"
+    );
+    assert_eq!(
+        api.load(&kept.key).await.unwrap().data,
+        data(json!({"user": 8}))
+    );
 }

@@ -55,6 +55,11 @@ impl DynamoStore {
         self
     }
 
+    /// The item layout of the store's table.
+    pub fn layout(&self) -> &crate::item::Layout {
+        &self.rules.layout
+    }
+
     /// The store's clock.
     pub fn now(&self) -> Timestamp {
         self.rules.now()

@@ -123,6 +123,13 @@ impl DynamoStore {
         conditional(self.call(request.send()).await?)
     }
 
+    /// Deletes a tombstone that the Django backend wrote onto, so that its next load
+    /// starts a fresh session; a version conflict when it is no tombstone by now, or gone.
+    pub async fn remove_tombstone(&self, key: &SessionKey) -> Result<(), StoreError> {
+        let request = self.delete_request(key.as_str(), self.rules.layout.still_tombstone());
+        conditional(self.call(request.send()).await?)
+    }
+
     /// Takes the Scan's lease for `holder` until `until`, unless another run holds it
     /// still: `false` then.
     pub async fn take_lease(&self, holder: &str, until: Timestamp) -> Result<bool, StoreError> {

@@ -93,13 +93,22 @@ pub async fn api_with(configure: impl FnOnce(&mut StoreConfig)) -> Api {
     }
 }
 
+/// The API on a fresh moto table with these settings.
+pub async fn dynamo_api_with(configure: impl FnOnce(&mut StoreConfig)) -> Api<DynamoStore> {
+    dynamo_api(None, configure).await
+}
+
 /// The API on a fresh moto table, with `client` as the store's client.
-async fn dynamo_api(client: Option<Client>) -> Api<DynamoStore> {
+async fn dynamo_api(
+    client: Option<Client>,
+    configure: impl FnOnce(&mut StoreConfig),
+) -> Api<DynamoStore> {
     let (direct, name) = testkit::fresh_table("api", &RequestCounter::default()).await;
-    let config = StoreConfig {
+    let mut config = StoreConfig {
         table_name: name.clone(),
         ..StoreConfig::default()
     };
+    configure(&mut config);
     let clock = clock();
     let store = DynamoStore::new(client.unwrap_or_else(|| direct.clone()), config)
         .unwrap()
@@ -136,7 +145,7 @@ pub async fn api_behind_proxy() -> (Api<DynamoStore>, testkit::proxy::Proxy) {
         .expect("a proxy on 127.0.0.1");
     let aws = session_store::AwsEnv::from_lookup(testkit::lambda_env(&proxy.url))
         .expect("settings for the proxy");
-    (dynamo_api(Some(aws.dynamodb())).await, proxy)
+    (dynamo_api(Some(aws.dynamodb()), |_| {}).await, proxy)
 }
 
 /// The body of a request: text, or raw bytes sent base64-encoded as API Gateway does.
