@@ -47,7 +47,7 @@ def call(method, url, body=None, headers=None, timeout=30):
 
 
 def check(name, ok, detail=""):
-    results.append(ok)
+    results.append(bool(ok))
     print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok else ': ' + detail}", flush=True)
 
 
@@ -88,9 +88,10 @@ def properties(base):
     check(f"schemathesis generated at least {wanted} cases", cases >= wanted, str(cases))
 
 
-def start_dev(name, db_port, api_port):
+def start_dev(name, db_port, api_port, **settings):
     """`make dev` on the given ports in a process group of its own, its output in target/."""
-    env = dict(os.environ, DYNAMODB_PORT=str(db_port), API_PORT=str(api_port), SESSION_TABLE="e2e")
+    env = dict(os.environ, DYNAMODB_PORT=str(db_port), API_PORT=str(api_port), SESSION_TABLE="e2e",
+               **settings)
     log = open(os.path.join(ROOT, "target", f"e2e-{name}.log"), "w")
     dev = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=ROOT, env=env, stdout=log,
                            stderr=subprocess.STDOUT, start_new_session=True)
@@ -152,11 +153,12 @@ def other_functions(api_port):
     summary = invoke("session-cleanup", "schedule-cleanup.json")
     check("the cleanup runs under make dev with its scheduled event",
           summary.get("complete") is True and summary.get("errors") == 0, str(summary))
-    answer = invoke("session-cleanup", "stream-backend-write.json")
-    check("the upkeep takes events/stream-backend-write.json under make dev",
-          answer == {"batchItemFailures": []}, str(answer))
+    for event in ("stream-backend-write.json", "stream-tombstone-write.json"):
+        answer = invoke("session-cleanup", event)
+        check(f"the upkeep takes events/{event} under make dev",
+              answer == {"batchItemFailures": []}, str(answer))
     for event in ("stream-insert.json", "stream-modify.json", "stream-remove.json",
-                  "stream-expire.json", "stream-backend-write.json"):
+                  "stream-expire.json", "stream-backend-write.json", "stream-tombstone-write.json"):
         answer = invoke("session-auditor", event)
         check(f"the auditor audits events/{event} under make dev",
               answer == {"batchItemFailures": []}, str(answer))
@@ -205,6 +207,82 @@ def upkeep_stamps_backend_writes(log_path, db_port):
         time.sleep(0.5)
     check("the upkeep stamps an expiry on the Django backend's write, from the stream",
           "expires_at" in item, str(item))
+
+
+def stop_dev(dev):
+    """SIGTERM to make dev's process group; SIGKILL for what is left after a minute."""
+    started = group_members(dev.pid)
+    os.killpg(dev.pid, signal.SIGTERM)
+    deadline = time.time() + 60
+    while time.time() < deadline and any(alive(p) for p in started):
+        time.sleep(0.2)
+    left = [p for p in started if alive(p)]
+    if left:
+        os.killpg(dev.pid, signal.SIGKILL)
+    return left
+
+
+def shared_with_django():
+    """make dev with SESSION_CODEC=django, as beside a Django site on the same table: a
+    deleted session stays a tombstone that a backend save cannot bring back (the upkeep,
+    fed by the stream runner, removes what the save wrote), and a backend save between a
+    GET and a PUT fails the PUT's If-Match."""
+    import boto3
+
+    db_port, api_port = free_port(), free_port()
+    dev, log = start_dev("dev-django", db_port, api_port, SESSION_CODEC="django",
+                         DJANGO_SECRET_KEY="e2e-shared-table-secret")
+    base = f"http://127.0.0.1:{api_port}/lambda-url/session-api"
+    try:
+        if not wait_listening(dev, log, api_port):
+            return
+        client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{db_port}",
+                              region_name="us-east-1", aws_access_key_id="local",
+                              aws_secret_access_key="local")
+
+        def backend_save(key):
+            client.update_item(TableName="e2e", Key={"session_key": {"S": key}},
+                               UpdateExpression="SET #data = :data",
+                               ExpressionAttributeNames={"#data": "data"},
+                               ExpressionAttributeValues={":data": {"S": "saved-by-django"}})
+
+        def item(key):
+            return client.get_item(TableName="e2e", Key={"session_key": {"S": key}},
+                                   ConsistentRead=True).get("Item")
+
+        body, json_type = '{"data": {"user": 7}}', {"content-type": "application/json"}
+        status, headers, text = call("POST", f"{base}/sessions", body, json_type, timeout=900)
+        key = json.loads(text).get("session_key") if status == 201 else None
+        check("with the django codec the ETag carries the data's hash",
+              status == 201 and bool(re.fullmatch(r'"1\.[0-9a-f]{12}"', headers.get("etag", ""))),
+              f"{status} {headers}")
+        status, _, _ = call("DELETE", f"{base}/sessions/{key}")
+        left = item(key) or {}
+        check("a delete leaves a tombstone", status == 204 and "removed_at" in left, str(left))
+        backend_save(key)
+        status, _, _ = call("GET", f"{base}/sessions/{key}")
+        check("a backend save onto the tombstone is never served", status == 404, str(status))
+        deadline = time.time() + 120
+        while time.time() < deadline and item(key) is not None:
+            time.sleep(0.5)
+        check("the upkeep removes what the backend saved onto the tombstone",
+              item(key) is None, str(item(key)))
+        for action in ("tombstoned", "resurrection_attempt", "tombstone_removed"):
+            check(f"the audit trail shows {action}", audited(log.name, key, action),
+                  f"see {log.name}")
+
+        status, headers, text = call("POST", f"{base}/sessions", body, json_type)
+        key = json.loads(text).get("session_key") if status == 201 else None
+        status, headers, _ = call("GET", f"{base}/sessions/{key}")
+        etag = headers.get("etag", "")
+        backend_save(key)
+        status, _, text = call("PUT", f"{base}/sessions/{key}", '{"data": {"user": 8}}',
+                               dict(json_type, **{"if-match": etag}))
+        check("a backend save between GET and PUT fails the PUT's If-Match with 412",
+              status == 412 and item(key)["data"]["S"] == "saved-by-django", f"{status} {text}")
+    finally:
+        left = stop_dev(dev)
+        check("SIGTERM stops the django-codec make dev", not left, f"still running: {left}")
 
 
 def second_copy_refused(db_port, api_port):
@@ -298,18 +376,12 @@ def main():
         properties(base)
         second_copy_refused(db_port, api_port)
     finally:
-        started = group_members(dev.pid)
-        os.killpg(dev.pid, signal.SIGTERM)
         # make ends at once; its script stops what it started, within seconds.
-        deadline = time.time() + 60
-        while time.time() < deadline and any(alive(p) for p in started):
-            time.sleep(0.2)
-        left = [p for p in started if alive(p)]
-        if left:
-            os.killpg(dev.pid, signal.SIGKILL)
+        left = stop_dev(dev)
         check("SIGTERM stops make dev and all it started", not left, f"still running: {left}")
         check("nothing is left listening", not listening(api_port) and not listening(db_port),
               f"ports {db_port}, {api_port}")
+        shared_with_django()
         killed_leaves_nothing()
         passed = sum(results)
         print(f"e2e: {passed} passed, {len(results) - passed} failed")

@@ -127,6 +127,12 @@ async fn the_sample_events_give_their_actions_and_the_ttl_one_gives_expired() {
         ("stream-modify.json", "updated", Value::Null),
         ("stream-remove.json", "deleted", Value::Null),
         ("stream-expire.json", "expired", json!("ttl")),
+        ("stream-backend-write.json", "created", Value::Null),
+        (
+            "stream-tombstone-write.json",
+            "resurrection_attempt",
+            Value::Null,
+        ),
     ] {
         let event = event_file(file);
         let report = auditor().audit_batch(&event).unwrap();

@@ -294,3 +294,37 @@ async fn a_backend_save_onto_a_deleted_session_is_never_served_and_upkeep_remove
         data(json!({"user": 8}))
     );
 }
+
+#[tokio::test]
+async fn the_sample_write_onto_a_tombstone_runs_through_the_handler_and_is_removed() {
+    let e = env().await;
+    let path = testkit::workspace_root().join("events/stream-tombstone-write.json");
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let image = &event["Records"][0]["dynamodb"]["NewImage"];
+    let key = image["session_key"]["S"].as_str().unwrap().to_owned();
+    // The item as the record shows it after the save.
+    e.client
+        .put_item()
+        .table_name(&e.table)
+        .item("session_key", AttributeValue::S(key.clone()))
+        .item(
+            "data",
+            AttributeValue::S(image["data"]["S"].as_str().unwrap().into()),
+        )
+        .item(
+            "removed_at",
+            AttributeValue::N(image["removed_at"]["N"].as_str().unwrap().into()),
+        )
+        .item(
+            "expires_at",
+            AttributeValue::N(image["expires_at"]["N"].as_str().unwrap().into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let answer = handler(&e.cleanup(), LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert_eq!(e.item(&key).await, None);
+}
