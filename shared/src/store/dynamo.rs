@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use tracing::warn;
 
 use super::rules::{Change, Known, Rules};
+use super::sweep::conditional;
 use super::{SessionStore, missing_is_unmet, new_key};
 use crate::clock::{Clock, Timestamp};
 use crate::config::StoreConfig;
@@ -232,19 +233,9 @@ impl DynamoStore {
                 self.rules.layout.delete_expecting(now, x.version()),
             ),
         };
-        match self.call(request.send()).await? {
-            Ok(_) => Ok(()),
-            // Without `If-Match`: an expired session, answered as a missing one.
-            Err(SdkError::ServiceError(e))
-                if expected.is_none() && e.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(())
-            }
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Err(StoreError::VersionConflict)
-            }
-            Err(e) => Err(StoreError::from_sdk(e)),
-        }
+        // Without `If-Match`, a failed condition is an expired session, answered as a
+        // missing one.
+        removed(conditional(self.call(request.send()).await?), expected).map(|_| ())
     }
 
     /// A removal from a table shared with the Django backend: the item becomes a
@@ -280,11 +271,13 @@ impl DynamoStore {
         let request = self
             .update_request(key.as_str(), self.rules.layout.tombstone(&t, removal))
             .return_values(ReturnValue::AllOld);
-        match self.call(request.send()).await? {
+        // Without `If-Match`, a failed condition is a missing item or a tombstone
+        // already: nothing to remove.
+        match removed(conditional(self.call(request.send()).await?), expected)? {
             // An item of the Django backend whose data says it expired was no live
             // session: turning it into a tombstone is harmless, but the caller's demand
             // was not met.
-            Ok(out)
+            Some(out)
                 if expected.is_some()
                     && out
                         .attributes
@@ -293,17 +286,7 @@ impl DynamoStore {
             {
                 Err(StoreError::VersionConflict)
             }
-            Ok(_) => Ok(()),
-            // Missing, or a tombstone already: nothing to remove.
-            Err(SdkError::ServiceError(e))
-                if expected.is_none() && e.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(())
-            }
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Err(StoreError::VersionConflict)
-            }
-            Err(e) => Err(StoreError::from_sdk(e)),
+            _ => Ok(()),
         }
     }
 }
@@ -418,6 +401,19 @@ impl SessionStore for DynamoStore {
         expected: Option<Expected>,
     ) -> Result<Session, StoreError> {
         self.move_to_new_key(key, expected).await
+    }
+}
+
+/// A removal's answer: `None` when its condition failed on a delete without `If-Match`,
+/// which succeeds all the same; with `If-Match` a failed condition is an unmet demand.
+fn removed<T>(
+    written: Result<T, StoreError>,
+    expected: Option<Expected>,
+) -> Result<Option<T>, StoreError> {
+    match written {
+        Ok(out) => Ok(Some(out)),
+        Err(StoreError::VersionConflict) if expected.is_none() => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

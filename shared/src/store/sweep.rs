@@ -108,7 +108,7 @@ impl DynamoStore {
     pub async fn delete_expired(&self, key: &SessionKey) -> Result<(), StoreError> {
         let guard = self.rules.layout.still_expired(self.rules.now());
         let request = self.delete_request(key.as_str(), guard);
-        conditional(self.call(request.send()).await?)
+        conditional(self.call(request.send()).await?).map(|_| ())
     }
 
     /// Stamps an expiry, and the rule it follows, on an item that still has none; a
@@ -120,14 +120,14 @@ impl DynamoStore {
         rule: Expiry,
     ) -> Result<(), StoreError> {
         let request = self.update_request(key.as_str(), self.rules.layout.stamp(at, rule));
-        conditional(self.call(request.send()).await?)
+        conditional(self.call(request.send()).await?).map(|_| ())
     }
 
     /// Deletes a tombstone that the Django backend wrote onto, so that its next load
     /// starts a fresh session; a version conflict when it is no tombstone by now, or gone.
     pub async fn remove_tombstone(&self, key: &SessionKey) -> Result<(), StoreError> {
         let request = self.delete_request(key.as_str(), self.rules.layout.still_tombstone());
-        conditional(self.call(request.send()).await?)
+        conditional(self.call(request.send()).await?).map(|_| ())
     }
 
     /// Takes the Scan's lease for `holder` until `until`, unless another run holds it
@@ -163,7 +163,7 @@ impl DynamoStore {
             .set_expression_attribute_names(parts.names)
             .set_expression_attribute_values(parts.values);
         match conditional(self.call(request.send()).await?) {
-            Ok(()) => Ok(true),
+            Ok(_) => Ok(true),
             Err(StoreError::VersionConflict) => Ok(false),
             Err(e) => Err(e),
         }
@@ -199,12 +199,12 @@ impl DynamoStore {
 }
 
 /// A conditional write's result: a failed condition is a version conflict.
-fn conditional<T, E>(sent: Result<T, SdkError<E, HttpResponse>>) -> Result<(), StoreError>
+pub(super) fn conditional<T, E>(sent: Result<T, SdkError<E, HttpResponse>>) -> Result<T, StoreError>
 where
     E: ProvideErrorMetadata + std::fmt::Debug,
 {
     match sent {
-        Ok(_) => Ok(()),
+        Ok(out) => Ok(out),
         Err(SdkError::ServiceError(e))
             if e.err().code() == Some("ConditionalCheckFailedException") =>
         {
