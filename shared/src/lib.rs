@@ -10,6 +10,7 @@ pub mod expiry;
 pub mod item;
 pub mod key;
 pub mod metrics;
+pub mod principal;
 pub mod retry;
 pub mod session;
 pub mod store;
@@ -23,6 +24,9 @@ pub use django::{DjangoCodec, DjangoKeys, Secret};
 pub use error::{ConfigError, StoreError};
 pub use expiry::{Expiry, ExpiryPolicy};
 pub use key::{InvalidKey, SessionKey};
+pub use principal::{
+    InvalidPrincipal, Listed, ListingPosition, Ownership, Principal, PrincipalPage, SessionHandle,
+};
 pub use session::{DataTag, EntityTag, Expected, Session, SessionData, SessionMeta, Version};
 pub use store::{Candidate, DynamoStore, MemoryStore, Page, SessionStore};
 

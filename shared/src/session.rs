@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
 use crate::key::SessionKey;
+use crate::principal::Principal;
 
 /// The session dictionary: always a JSON object.
 pub type SessionData = serde_json::Map<String, serde_json::Value>;
@@ -156,6 +157,8 @@ pub struct Session {
     pub key: SessionKey,
     pub data: SessionData,
     pub meta: SessionMeta,
+    /// The user the session belongs to, if any.
+    pub principal: Option<Principal>,
 }
 
 /// Everything about a stored session except its key and data.

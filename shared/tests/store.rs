@@ -860,6 +860,169 @@ async fn django_env() -> Env<Store> {
     env_with(with_django_codec).await
 }
 
+fn principal(p: &str) -> session_store::Principal {
+    session_store::Principal::parse(p).unwrap()
+}
+
+/// The handles a listing shows, page by page, `limit` at a time.
+async fn listed_handles<S: SessionStore>(
+    store: &S,
+    p: &session_store::Principal,
+    limit: usize,
+) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list(p, limit, after).await.unwrap();
+        pages.push(page.sessions.iter().map(|l| l.id.as_str().to_owned()).collect());
+        match page.next {
+            Some(cursor) => after = Some(session_store::ListingPosition::from_cursor(&cursor).unwrap()),
+            None => return pages,
+        }
+    }
+}
+
+fn handle(key: &SessionKey) -> String {
+    session_store::SessionHandle::of(key).as_str().to_owned()
+}
+
+#[tokio::test]
+async fn a_principals_live_sessions_are_listed_newest_first_by_handle_never_by_key() {
+    let e = env().await;
+    let alice = principal("user-1");
+    let mut made = Vec::new();
+    for i in 0..3 {
+        let s = e
+            .store
+            .create_owned(data(json!({"n": i})), Expiry::Default, Some(alice.clone()))
+            .await
+            .unwrap();
+        assert_eq!(s.principal.as_ref(), Some(&alice));
+        assert_eq!(e.store.load(&s.key).await.unwrap().principal, Some(alice.clone()));
+        made.push(s);
+        e.clock.advance(Duration::from_secs(10));
+    }
+    let other = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, Some(principal("user-2")))
+        .await
+        .unwrap();
+    let anonymous = e.store.create(SessionData::new(), Expiry::Default).await.unwrap();
+    assert_eq!(anonymous.principal, None);
+    let newest_first: Vec<String> = made.iter().rev().map(|s| handle(&s.key)).collect();
+    let pages = listed_handles(&e.store, &alice, 2).await;
+    assert_eq!(pages.concat(), newest_first);
+    assert_eq!(pages[0].len(), 2);
+    let page = e.store.list(&alice, 2, None).await.unwrap();
+    let cursor = page.next.unwrap();
+    for s in &made {
+        assert!(!cursor.contains(s.key.as_str()) && !handle(&s.key).contains(s.key.as_str()));
+    }
+    assert_eq!(page.sessions[0].created, made[2].meta.created);
+    assert_eq!(page.sessions[0].expires_at, made[2].meta.expires_at);
+    assert_eq!(listed_handles(&e.store, &principal("user-2"), 50).await, [[handle(&other.key)]]);
+    assert_eq!(listed_handles(&e.store, &principal("nobody"), 50).await, [Vec::<String>::new()]);
+}
+
+#[tokio::test]
+async fn a_session_leaves_its_principals_listing_when_it_dies_moves_or_changes_hands() {
+    let e = env().await;
+    let alice = principal("alice");
+    let bob = principal("bob");
+    let own = |p: &session_store::Principal| Some(p.clone());
+    let deleted = e.store.create_owned(SessionData::new(), Expiry::Default, own(&alice)).await.unwrap();
+    let _expiring = e
+        .store
+        .create_owned(SessionData::new(), Expiry::idle_seconds(60).unwrap(), own(&alice))
+        .await
+        .unwrap();
+    let cycled = e.store.create_owned(SessionData::new(), Expiry::Default, own(&alice)).await.unwrap();
+    let handed = e.store.create_owned(SessionData::new(), Expiry::Default, own(&alice)).await.unwrap();
+    let cleared = e.store.create_owned(SessionData::new(), Expiry::Default, own(&alice)).await.unwrap();
+    let login = e.store.create(data(json!({"cart": 1})), Expiry::Default).await.unwrap();
+
+    e.store.delete(&deleted.key, None).await.unwrap();
+    let moved = e.store.cycle(&cycled.key, None).await.unwrap();
+    assert_eq!(moved.principal, own(&alice));
+    use session_store::Ownership;
+    let to_bob = e
+        .store
+        .replace_owned(&handed.key, SessionData::new(), Expiry::Default, Ownership::Set(bob.clone()), None)
+        .await
+        .unwrap();
+    assert_eq!(to_bob.principal, own(&bob));
+    let none = e
+        .store
+        .replace_owned(&cleared.key, SessionData::new(), Expiry::Default, Ownership::Clear, None)
+        .await
+        .unwrap();
+    assert_eq!(none.principal, None);
+    let logged_in = e
+        .store
+        .replace_owned(&login.key, data(json!({"cart": 1})), Expiry::Default, Ownership::Set(alice.clone()), None)
+        .await
+        .unwrap();
+    assert_eq!(e.store.load(&login.key).await.unwrap().principal, own(&alice));
+    assert_eq!(logged_in.meta.created, login.meta.created);
+    e.clock.advance(Duration::from_secs(61));
+
+    let mut listed = listed_handles(&e.store, &alice, 50).await.concat();
+    listed.sort();
+    let mut wanted = vec![handle(&moved.key), handle(&login.key)];
+    wanted.sort();
+    assert_eq!(listed, wanted, "not the deleted, expired, cycled-away, handed-over or cleared ones");
+    assert_eq!(listed_handles(&e.store, &bob, 50).await.concat(), [handle(&handed.key)]);
+}
+
+#[tokio::test]
+async fn revoking_a_session_by_handle_removes_it_and_only_for_its_principal() {
+    let e = env().await;
+    let alice = principal("alice");
+    let s = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, Some(alice.clone()))
+        .await
+        .unwrap();
+    let kept = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, Some(alice.clone()))
+        .await
+        .unwrap();
+    let id = session_store::SessionHandle::of(&s.key);
+    assert!(not_found(e.store.revoke(&principal("mallory"), &id).await));
+    assert!(e.store.exists(&s.key).await.unwrap());
+    e.store.revoke(&alice, &id).await.unwrap();
+    assert!(not_found(e.store.load(&s.key).await));
+    assert!(not_found(e.store.revoke(&alice, &id).await), "only once");
+    let unknown = session_store::SessionHandle::of(&SessionKey::generate().unwrap());
+    assert!(not_found(e.store.revoke(&alice, &unknown).await));
+    assert_eq!(listed_handles(&e.store, &alice, 50).await.concat(), [handle(&kept.key)]);
+}
+
+#[tokio::test]
+async fn with_the_django_codec_a_revoked_session_is_a_tombstone_outside_every_listing() {
+    let e = django_env().await;
+    let alice = principal("alice");
+    let s = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, Some(alice.clone()))
+        .await
+        .unwrap();
+    let gone = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, Some(alice.clone()))
+        .await
+        .unwrap();
+    e.store.revoke(&alice, &session_store::SessionHandle::of(&s.key)).await.unwrap();
+    e.store.delete(&gone.key, None).await.unwrap();
+    for key in [&s.key, &gone.key] {
+        let item = e.raw_item(key).await.unwrap();
+        assert!(is_tombstone_of_empty_session(&item, t(0)));
+        assert!(!item.contains_key("principal") && !item.contains_key("principal_position"));
+    }
+    assert_eq!(listed_handles(&e.store, &alice, 50).await, [Vec::<String>::new()]);
+}
+
 /// A session that expired a second ago.
 async fn expired_session(e: &Env<Store>) -> session_store::Session {
     let s = e

@@ -360,9 +360,11 @@ const ROLES: &[(&str, &str, &[&str])] = &[
         "SessionApiFunction",
         "SessionApiLogs",
         &[
+            "dynamodb:BatchGetItem",
             "dynamodb:DeleteItem",
             "dynamodb:GetItem",
             "dynamodb:PutItem",
+            "dynamodb:Query",
             "dynamodb:UpdateItem",
             "logs:CreateLogStream",
             "logs:PutLogEvents",
@@ -912,4 +914,36 @@ fn collect_names(v: &Value, into: &mut BTreeSet<String>) {
         Value::Tagged(t) => collect_names(&t.value, into),
         _ => {}
     }
+}
+
+#[test]
+fn the_principal_index_is_sparse_keys_only_and_named_as_the_store_queries_it() {
+    use session_store::item::{PRINCIPAL, PRINCIPAL_INDEX, PRINCIPAL_POSITION};
+    let template = template();
+    let table = &template["Resources"]["SessionsTable"]["Properties"];
+    let indexes = table["GlobalSecondaryIndexes"].as_sequence().unwrap();
+    assert_eq!(indexes.len(), 1);
+    let index = &indexes[0];
+    assert_eq!(index["IndexName"].as_str(), Some(PRINCIPAL_INDEX));
+    let keys: Vec<(&str, &str)> = index["KeySchema"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["AttributeName"].as_str().unwrap(),
+                k["KeyType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(keys, [(PRINCIPAL, "HASH"), (PRINCIPAL_POSITION, "RANGE")]);
+    assert_eq!(
+        index["Projection"]["ProjectionType"].as_str(),
+        Some("KEYS_ONLY")
+    );
+    let role = serde_yaml_ng::to_string(&template["Resources"]["SessionApiRole"]).unwrap();
+    assert!(
+        role.contains(&format!("/index/{PRINCIPAL_INDEX}")),
+        "{role}"
+    );
 }

@@ -20,8 +20,9 @@ use aws_sdk_dynamodb::config::{
 };
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use serde::Deserialize;
 
@@ -248,6 +249,22 @@ struct TableProperties {
     billing_mode: Option<String>,
     stream_specification: Option<StreamProperty>,
     time_to_live_specification: Option<TtlProperty>,
+    #[serde(default)]
+    global_secondary_indexes: Vec<IndexProperty>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct IndexProperty {
+    index_name: String,
+    key_schema: Vec<KeyProperty>,
+    projection: ProjectionProperty,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProjectionProperty {
+    projection_type: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,17 +338,39 @@ impl TableSpec {
                 .attribute_type(ScalarAttributeType::from(a.attribute_type.as_str()))
                 .build()
         });
-        let keys = p.key_schema.iter().map(|k| {
-            KeySchemaElement::builder()
-                .attribute_name(&k.attribute_name)
-                .key_type(KeyType::from(k.key_type.as_str()))
-                .build()
-        });
+        let key_schema = |schema: &[KeyProperty]| {
+            schema
+                .iter()
+                .map(|k| {
+                    KeySchemaElement::builder()
+                        .attribute_name(&k.attribute_name)
+                        .key_type(KeyType::from(k.key_type.as_str()))
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let mut indexes = Vec::new();
+        for index in &p.global_secondary_indexes {
+            indexes.push(
+                GlobalSecondaryIndex::builder()
+                    .index_name(&index.index_name)
+                    .set_key_schema(Some(key_schema(&index.key_schema)?))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::from(
+                                index.projection.projection_type.as_str(),
+                            ))
+                            .build(),
+                    )
+                    .build()?,
+            );
+        }
         let mut request = client
             .create_table()
             .table_name(name)
             .set_attribute_definitions(Some(attributes.collect::<Result<_, _>>()?))
-            .set_key_schema(Some(keys.collect::<Result<_, _>>()?));
+            .set_key_schema(Some(key_schema(&p.key_schema)?))
+            .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes));
         if let Some(mode) = &p.billing_mode {
             request = request.billing_mode(BillingMode::from(mode.as_str()));
         }

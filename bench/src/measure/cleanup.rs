@@ -110,10 +110,7 @@ async fn expired_items(client: &Client, table: &str, count: usize) -> Result<Vec
     let mut keys = Vec::with_capacity(count);
     let mut batch = Vec::new();
     for i in 0..count {
-        let key = SessionKey::generate()
-            .map_err(|e| format!("no randomness: {e}"))?
-            .as_str()
-            .to_owned();
+        let key = SessionKey::generate().map_err(|e| format!("no randomness: {e}"))?;
         batch.push(
             WriteRequest::builder()
                 .put_request(
@@ -123,7 +120,7 @@ async fn expired_items(client: &Client, table: &str, count: usize) -> Result<Vec
                 )
                 .build(),
         );
-        keys.push(key);
+        keys.push(key.as_str().to_owned());
         if batch.len() == 25 || i + 1 == count {
             let mut pending = std::mem::take(&mut batch);
             while !pending.is_empty() {

@@ -21,7 +21,7 @@ use tracing::{error, info};
 pub use problem::ApiError;
 pub use request::{Operation, merge_patch};
 use request::{Precondition, Route};
-use response::{empty, session_response};
+use response::{empty, listing_response, session_response};
 
 const JSON: &str = "application/json";
 /// Time kept back from the invocation's deadline to send the answer: DynamoDB calls end
@@ -148,8 +148,12 @@ async fn dispatch<S: SessionStore>(
     let bounded = answer_by(request).map(|deadline| app.store.until(deadline));
     let store = bounded.as_ref().unwrap_or(&app.store);
     let answer = match operation {
-        Operation::Create { data, expiry } => {
-            let created = store.create(data, expiry).await?;
+        Operation::Create {
+            data,
+            expiry,
+            principal,
+        } => {
+            let created = store.create_owned(data, expiry, principal).await?;
             *session = Some(created.key.fingerprint(12));
             let location = format!("{}/{}", request.uri().path(), created.key.as_str());
             let mut response = session_response(StatusCode::CREATED, &created);
@@ -183,12 +187,25 @@ async fn dispatch<S: SessionStore>(
             key,
             data,
             expiry,
+            owner,
             expected,
         } => {
             on_condition(store, &key, expected, |x| {
-                Box::pin(store.replace(&key, data.clone(), expiry, x))
+                Box::pin(store.replace_owned(&key, data.clone(), expiry, owner.clone(), x))
             })
             .await?
+        }
+        Operation::List {
+            principal,
+            limit,
+            after,
+        } => {
+            let page = store.list(&principal, limit, after).await?;
+            return Ok(listing_response(&principal, &page));
+        }
+        Operation::Revoke { principal, id } => {
+            store.revoke(&principal, &id).await?;
+            return Ok(empty(StatusCode::NO_CONTENT));
         }
         Operation::Patch {
             key,

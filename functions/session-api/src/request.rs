@@ -8,7 +8,10 @@ use lambda_http::{Body, Request, RequestExt};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-use session_store::{EntityTag, Expiry, SessionData, SessionKey};
+use session_store::{
+    EntityTag, Expiry, ListingPosition, Ownership, Principal, SessionData, SessionHandle,
+    SessionKey,
+};
 
 use crate::{ApiError, JSON, gateway_context};
 
@@ -20,6 +23,10 @@ pub(crate) enum Route {
     Session(String),
     Cycle(String),
     Touch(String),
+    /// `/principals/{principal}/sessions`, the principal still percent-encoded.
+    PrincipalSessions(String),
+    /// `/principals/{principal}/sessions/{id}`.
+    PrincipalSession(String, String),
     Unknown,
 }
 
@@ -42,6 +49,10 @@ impl Route {
             ["sessions", key] => Self::Session((*key).to_owned()),
             ["sessions", key, "cycle"] => Self::Cycle((*key).to_owned()),
             ["sessions", key, "touch"] => Self::Touch((*key).to_owned()),
+            ["principals", p, "sessions"] => Self::PrincipalSessions((*p).to_owned()),
+            ["principals", p, "sessions", id] => {
+                Self::PrincipalSession((*p).to_owned(), (*id).to_owned())
+            }
             _ => Self::Unknown,
         }
     }
@@ -52,6 +63,8 @@ impl Route {
             Self::Session(_) => "/sessions/{key}",
             Self::Cycle(_) => "/sessions/{key}/cycle",
             Self::Touch(_) => "/sessions/{key}/touch",
+            Self::PrincipalSessions(_) => "/principals/{principal}/sessions",
+            Self::PrincipalSession(..) => "/principals/{principal}/sessions/{id}",
             Self::Unknown => "unknown",
         }
     }
@@ -64,6 +77,7 @@ pub enum Operation {
     Create {
         data: SessionData,
         expiry: Expiry,
+        principal: Option<Principal>,
     },
     Read {
         key: SessionKey,
@@ -74,6 +88,7 @@ pub enum Operation {
         key: SessionKey,
         data: SessionData,
         expiry: Expiry,
+        owner: Ownership,
         expected: Option<Precondition>,
     },
     /// `patch` is always a JSON object.
@@ -94,6 +109,17 @@ pub enum Operation {
         key: SessionKey,
         expected: Option<Precondition>,
     },
+    /// A page of a principal's live sessions.
+    List {
+        principal: Principal,
+        limit: usize,
+        after: Option<ListingPosition>,
+    },
+    /// One session of a principal, by its handle.
+    Revoke {
+        principal: Principal,
+        id: SessionHandle,
+    },
 }
 
 impl Operation {
@@ -113,12 +139,31 @@ impl Operation {
             Route::Collection => ("", "POST"),
             Route::Session(raw) => (raw.as_str(), "GET, HEAD, PUT, PATCH, DELETE"),
             Route::Cycle(raw) | Route::Touch(raw) => (raw.as_str(), "POST"),
+            Route::PrincipalSessions(p) => (p.as_str(), "GET"),
+            Route::PrincipalSession(p, _) => (p.as_str(), "DELETE"),
         };
         if !allowed.split(", ").any(|m| m == method.as_str()) {
             return Err(ApiError::MethodNotAllowed(allowed));
         }
-        if let Route::Collection = route {
-            return Self::create(request, max_body_bytes);
+        match route {
+            Route::Collection => return Self::create(request, max_body_bytes),
+            Route::PrincipalSessions(_) => {
+                return Self::list(
+                    principal_in_path(raw)?,
+                    request.query_string_parameters_ref(),
+                );
+            }
+            Route::PrincipalSession(_, id) => {
+                return Ok(Self::Revoke {
+                    principal: principal_in_path(raw)?,
+                    id: SessionHandle::parse(id).ok_or_else(|| {
+                        ApiError::BadRequest(
+                            "a session id is the 16 hex digits a listing shows".into(),
+                        )
+                    })?,
+                });
+            }
+            _ => {}
         }
         let key = SessionKey::parse(raw)?;
         let expected = || if_match(request.headers());
@@ -150,9 +195,42 @@ impl Operation {
             Some(v) => SessionBody::parse(v)?,
             None => SessionBody::default(),
         };
+        let principal = match body.principal {
+            Ownership::Set(p) => Some(p),
+            Ownership::Keep | Ownership::Clear => None,
+        };
         Ok(Self::Create {
             data: body.data.unwrap_or_default(),
             expiry: body.expiry,
+            principal,
+        })
+    }
+
+    fn list(principal: Principal, query: Option<&QueryMap>) -> Result<Self, ApiError> {
+        let limit = match query.and_then(|q| q.first("limit")) {
+            None => DEFAULT_LIMIT,
+            Some(n) => n
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "limit must be a whole number from 1 to {MAX_LIMIT}"
+                    ))
+                })?,
+        };
+        let after = query
+            .and_then(|q| q.first("cursor"))
+            .map(|c| {
+                ListingPosition::from_cursor(c).ok_or_else(|| {
+                    ApiError::BadRequest("cursor must be one that a listing gave".into())
+                })
+            })
+            .transpose()?;
+        Ok(Self::List {
+            principal,
+            limit,
+            after,
         })
     }
 
@@ -172,6 +250,7 @@ impl Operation {
             key,
             data,
             expiry: body.expiry,
+            owner: body.principal,
             expected: if_match(request.headers())?,
         })
     }
@@ -194,7 +273,7 @@ impl Operation {
     /// The session the operation names, for the access log.
     pub(crate) fn key(&self) -> Option<&SessionKey> {
         match self {
-            Self::Create { .. } => None,
+            Self::Create { .. } | Self::List { .. } | Self::Revoke { .. } => None,
             Self::Read { key, .. }
             | Self::Exists(key)
             | Self::Replace { key, .. }
@@ -216,7 +295,20 @@ pub fn merge_patch(data: &mut SessionData, patch: &Value) {
     }
 }
 
-/// The body of POST and PUT: `{"data": {...}, "ttl_seconds": n}`, both optional.
+/// A listing's page size when none is asked for, and the largest one.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 100;
+
+/// The principal of a principal's route, percent-decoded.
+fn principal_in_path(raw: &str) -> Result<Principal, ApiError> {
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| ApiError::BadRequest("the principal is not valid UTF-8".into()))?;
+    Principal::parse(&decoded).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// The body of POST and PUT: `{"data": {...}, "ttl_seconds": n, "principal": "..."}`,
+/// each optional. A `principal` of `null` clears it (PUT); leaving it out keeps it.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SessionBody {
@@ -224,6 +316,18 @@ struct SessionBody {
     data: Option<SessionData>,
     #[serde(default, rename = "ttl_seconds", deserialize_with = "ttl_seconds")]
     expiry: Expiry,
+    #[serde(default, deserialize_with = "ownership")]
+    principal: Ownership,
+}
+
+fn ownership<'de, D: Deserializer<'de>>(d: D) -> Result<Ownership, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(Ownership::Clear),
+        Value::String(s) => Principal::parse(&s)
+            .map(Ownership::Set)
+            .map_err(|e| D::Error::custom(e.to_string())),
+        _ => Err(D::Error::custom("principal must be a string or null")),
+    }
 }
 
 impl SessionBody {

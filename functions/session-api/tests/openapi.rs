@@ -48,13 +48,25 @@ impl<S: SessionStore> Recorder<'_, S> {
         body: Payload<'_>,
         status: u16,
     ) {
-        let path = template.replace("{key}", key);
+        let path = template.replace("{key}", key).replace("{id}", key);
+        let path = path.replace("{principal}", "user%2F7");
         let reply = self.api.call(method, &path, headers, body).await;
         assert_eq!(reply.status, status, "{method} {path}: {}", reply.text);
         if reply.header("content-type") == Some("application/json") {
             let body = reply.json();
             let fields: BTreeSet<_> = body.as_object().unwrap().keys().cloned().collect();
-            let want = ["created_at", "data", "expires_at", "session_key", "version"];
+            let want: &[&str] = if template.starts_with("/principals") {
+                &["next", "principal", "sessions"]
+            } else {
+                &[
+                    "created_at",
+                    "data",
+                    "expires_at",
+                    "principal",
+                    "session_key",
+                    "version",
+                ]
+            };
             assert_eq!(fields, want.iter().map(|f| f.to_string()).collect());
         } else if method != "HEAD" && status >= 400 {
             reply.assert_problem(status);
@@ -188,6 +200,39 @@ async fn every_documented_response_is_produced_and_no_other() {
     r.expect(one, "DELETE", bad, &[], Payload::None, 400).await;
     r.expect(one, "DELETE", key, &[], Payload::None, 204).await;
 
+    // A principal's sessions: the principal is `user/7`, percent-encoded in the path.
+    let (listing, revoke) = (
+        "/principals/{principal}/sessions",
+        "/principals/{principal}/sessions/{id}",
+    );
+    let created = live
+        .post_json(coll, &json!({"data": {}, "principal": "user/7"}))
+        .await;
+    assert_eq!(created.json()["principal"], "user/7");
+    let id = session_store::SessionHandle::of(
+        &session_store::SessionKey::parse(&created.key()).unwrap(),
+    );
+    r.expect(listing, "GET", none, &[], Payload::None, 200)
+        .await;
+    let bad_limit = format!("{listing}?limit=0");
+    r.expect(&bad_limit, "GET", none, &[], Payload::None, 400)
+        .await;
+    r.seen.remove(&(bad_limit, "GET".to_owned(), 400));
+    r.seen.insert((listing.to_owned(), "GET".to_owned(), 400));
+    r.expect(
+        revoke,
+        "DELETE",
+        "0123456789abcdeg",
+        &[],
+        Payload::None,
+        400,
+    )
+    .await;
+    r.expect(revoke, "DELETE", id.as_str(), &[], Payload::None, 204)
+        .await;
+    r.expect(revoke, "DELETE", id.as_str(), &[], Payload::None, 404)
+        .await;
+
     // The same operations with DynamoDB unreachable.
     let down = support::unreachable_api().await;
     let mut d = Recorder {
@@ -207,6 +252,17 @@ async fn every_documented_response_is_produced_and_no_other() {
         .await;
     d.expect(tch, "POST", &missing, &[], Payload::None, 503)
         .await;
+    d.expect(listing, "GET", none, &[], Payload::None, 503)
+        .await;
+    d.expect(
+        revoke,
+        "DELETE",
+        "0123456789abcdef",
+        &[],
+        Payload::None,
+        503,
+    )
+    .await;
 
     // A session of the django codec whose stored data inflates past the cap.
     let django = support::api_with(|c| {

@@ -5,11 +5,12 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
-    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, REMOVED_AT, TOUCHED_AT,
-    VERSION,
+    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, PRINCIPAL,
+    PRINCIPAL_POSITION, REMOVED_AT, TOUCHED_AT, VERSION,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
+use crate::principal::{ListingPosition, Principal};
 use crate::session::{SessionMeta, Version};
 
 /// Read-only access to one image of an item, whatever types hold it: the SDK's items,
@@ -71,6 +72,16 @@ impl<I: Image + ?Sized> View<'_, I> {
 
     pub fn expires_at(&self) -> Option<Timestamp> {
         self.time(EXPIRES_AT)
+    }
+
+    /// The principal the session belongs to; one that is malformed reads as none.
+    pub fn principal(&self) -> Option<Principal> {
+        Principal::parse(self.0.text(PRINCIPAL)?).ok()
+    }
+
+    /// The session's place in its principal's listing.
+    pub fn principal_position(&self) -> Option<ListingPosition> {
+        ListingPosition::parse(self.0.text(PRINCIPAL_POSITION)?)
     }
 
     /// When the API removed the session, if the item is a tombstone.

@@ -5,27 +5,49 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
-    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, REMOVED_AT,
-    Refresh, TOUCHED_AT, Tombstone, VERSION, View, number, text,
+    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, Owner, PRINCIPAL,
+    PRINCIPAL_POSITION, REMOVED_AT, Refresh, TOUCHED_AT, Tombstone, VERSION, View, number, text,
 };
+use crate::clock::Timestamp;
 use crate::expiry::Expiry;
+use crate::key::SessionKey;
+use crate::principal::{ListingPosition, Principal, SessionHandle};
 use crate::session::SessionMeta;
 
 impl Layout {
     /// A whole item, as create writes it.
-    pub fn new_item(&self, key: &str, data: &str, meta: &SessionMeta) -> Item {
+    pub fn new_item(&self, key: &SessionKey, data: &str, meta: &SessionMeta) -> Item {
         let mut item = Item::new();
-        item.insert(self.key.clone(), text(key));
+        item.insert(self.key.clone(), text(key.as_str()));
         item.insert(DATA.into(), text(data));
         write_meta(&mut item, meta);
         item
     }
 
-    /// The item a cycle puts: the old one under a new key, with its new expiry and version.
-    pub fn moved(&self, old: &Item, key: &str, meta: &SessionMeta) -> Item {
+    /// A new session's item that belongs to `principal`.
+    pub fn new_owned_item(
+        &self,
+        key: &SessionKey,
+        data: &str,
+        meta: &SessionMeta,
+        principal: Option<&Principal>,
+    ) -> Item {
+        let mut item = self.new_item(key, data, meta);
+        if let Some(p) = principal {
+            write_owner(&mut item, key, p, meta.created);
+        }
+        item
+    }
+
+    /// The item a cycle puts: the old one under a new key, with its new expiry and
+    /// version, and its place in its principal's listing under the new key's handle.
+    pub fn moved(&self, old: &Item, key: &SessionKey, meta: &SessionMeta) -> Item {
         let mut item = old.clone();
         write_meta(&mut item, meta);
-        item.insert(self.key.clone(), text(key));
+        item.insert(self.key.clone(), text(key.as_str()));
+        if let Some(p) = View(old).principal() {
+            write_owner(&mut item, key, &p, meta.created);
+        }
         item
     }
 
@@ -48,6 +70,20 @@ impl Layout {
             item.entry(DEADLINE.into())
                 .or_insert_with(|| number(d.epoch_seconds()));
         }
+        match r.owner {
+            None => {}
+            Some(Owner::Set {
+                principal,
+                position,
+            }) => {
+                item.insert(PRINCIPAL.into(), text(principal.as_str()));
+                item.insert(PRINCIPAL_POSITION.into(), text(position.as_str()));
+            }
+            Some(Owner::Clear) => {
+                item.remove(PRINCIPAL);
+                item.remove(PRINCIPAL_POSITION);
+            }
+        }
     }
 }
 
@@ -59,10 +95,25 @@ impl Layout {
         item.insert(DATA.into(), text(t.empty));
         item.insert(EXPIRES_AT.into(), number(t.until.epoch_seconds()));
         item.insert(VERSION.into(), number(version.0));
-        for name in [IDLE_TTL, EXPIRES_FIXED, DEADLINE, TOUCHED_AT] {
+        for name in [
+            IDLE_TTL,
+            EXPIRES_FIXED,
+            DEADLINE,
+            TOUCHED_AT,
+            PRINCIPAL,
+            PRINCIPAL_POSITION,
+        ] {
             item.remove(name);
         }
     }
+}
+
+/// The principal and the session's place in its listing, in a whole item.
+fn write_owner(item: &mut Item, key: &SessionKey, p: &Principal, created: Option<Timestamp>) {
+    let created = created.unwrap_or(Timestamp::from_epoch_seconds(0));
+    let position = ListingPosition::of(created, &SessionHandle::of(key));
+    item.insert(PRINCIPAL.into(), text(p.as_str()));
+    item.insert(PRINCIPAL_POSITION.into(), text(position.as_str()));
 }
 
 /// The rule's own attributes in a whole item.

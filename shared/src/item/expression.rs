@@ -4,11 +4,12 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
-    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, Names, REMOVED_AT,
-    TOUCHED_AT, VERSION, number, text,
+    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, Names, PRINCIPAL,
+    PRINCIPAL_POSITION, REMOVED_AT, TOUCHED_AT, VERSION, number, text,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
+use crate::principal::{ListingPosition, Principal, SessionHandle};
 use crate::session::Version;
 
 /// Placeholders and conditions of one request's expressions.
@@ -44,6 +45,13 @@ impl Expr {
             self.value(":expected", number(v.0));
             self.condition("#ver = :expected")
         }
+    }
+
+    /// The test "the session belongs to `p`".
+    fn owned_by(&mut self, p: &Principal) -> &mut Self {
+        self.name("#principal", PRINCIPAL)
+            .value(":owner", text(p.as_str()))
+            .condition("#principal = :owner")
     }
 
     /// The test "the item holds exactly the data `raw`", which catches a write of the
@@ -116,7 +124,8 @@ impl Write {
 }
 
 /// What a refresh writes: a new expiry and touch time, the version bumped, and,
-/// optionally, new data, a rule to store, and a lifetime deadline if none is stored.
+/// optionally, new data, a rule to store, a lifetime deadline if none is stored, and a
+/// new owner.
 #[derive(Debug, Clone, Copy)]
 pub struct Refresh<'a> {
     pub now: Timestamp,
@@ -124,6 +133,17 @@ pub struct Refresh<'a> {
     pub data: Option<&'a str>,
     pub rule: Option<Expiry>,
     pub deadline: Option<Timestamp>,
+    pub owner: Option<Owner<'a>>,
+}
+
+/// A principal a refresh gives the session, with its place in the listing; or none.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    Set {
+        principal: &'a Principal,
+        position: &'a ListingPosition,
+    },
+    Clear,
 }
 
 /// What a refresh's condition knows of the stored item.
@@ -165,6 +185,16 @@ pub enum Removal<'a> {
         version: Option<Version>,
         data: Option<&'a str>,
     },
+    /// A live session that belongs to this principal (a revocation).
+    Owned(&'a Principal),
+}
+
+/// A Query of the index of sessions by principal: its key condition and placeholders.
+#[derive(Debug)]
+pub struct PrincipalQuery {
+    pub key_condition: String,
+    pub filter: Option<String>,
+    pub expr: Expr,
 }
 
 /// A Scan's parts: projection, filter, and their placeholders.
@@ -258,6 +288,10 @@ impl Layout {
                     e.data_is(raw);
                 }
             }
+            Removal::Owned(p) => {
+                self.alive(&mut e, t.now);
+                e.owned_by(p);
+            }
         }
         e.name("#tomb", REMOVED_AT)
             .name("#data", DATA)
@@ -267,6 +301,8 @@ impl Layout {
             .name("#fixed", EXPIRES_FIXED)
             .name("#deadline", DEADLINE)
             .name("#touched", TOUCHED_AT)
+            .name("#principal", PRINCIPAL)
+            .name("#position", PRINCIPAL_POSITION)
             .value(":now", number(t.now.epoch_seconds()))
             .value(":empty", text(t.empty))
             .value(":until", number(t.until.epoch_seconds()))
@@ -276,9 +312,50 @@ impl Layout {
             update: Some(
                 "SET #tomb = :now, #data = :empty, #exp = :until, \
                  #ver = if_not_exists(#ver, :zero) + :one \
-                 REMOVE #idle, #fixed, #deadline, #touched"
+                 REMOVE #idle, #fixed, #deadline, #touched, #principal, #position"
                     .into(),
             ),
+            expr: e,
+        }
+    }
+
+    /// A revocation's delete (codec json): a live session of `principal`.
+    pub fn revocation(&self, now: Timestamp, principal: &Principal) -> Write {
+        let mut e = self.expr();
+        self.alive(&mut e, now);
+        e.owned_by(principal);
+        Write {
+            update: None,
+            expr: e,
+        }
+    }
+
+    /// A page of `principal`'s entries in the index, newest first, after `after`; with
+    /// `handle`, only the entry of that session.
+    pub fn principal_query(
+        &self,
+        principal: &Principal,
+        after: Option<&ListingPosition>,
+        handle: Option<&SessionHandle>,
+    ) -> PrincipalQuery {
+        let mut e = Expr::default();
+        e.name("#principal", PRINCIPAL)
+            .value(":principal", text(principal.as_str()));
+        let mut key_condition = "#principal = :principal".to_owned();
+        if let Some(at) = after {
+            e.name("#position", PRINCIPAL_POSITION)
+                .value(":after", text(at.as_str()));
+            key_condition.push_str(" AND #position < :after");
+        }
+        // The handle ends the position; a key condition can only test its start.
+        let filter = handle.map(|h| {
+            e.name("#position", PRINCIPAL_POSITION)
+                .value(":handle", text(&format!("#{}", h.as_str())));
+            "contains(#position, :handle)".to_owned()
+        });
+        PrincipalQuery {
+            key_condition,
+            filter,
             expr: e,
         }
     }
@@ -321,6 +398,25 @@ impl Layout {
             e.name("#deadline", DEADLINE)
                 .value(":deadline", number(d.epoch_seconds()));
             set.push("#deadline = if_not_exists(#deadline, :deadline)".into());
+        }
+        match r.owner {
+            None => {}
+            Some(Owner::Set {
+                principal,
+                position,
+            }) => {
+                e.name("#principal", PRINCIPAL)
+                    .name("#position", PRINCIPAL_POSITION)
+                    .value(":principal", text(principal.as_str()))
+                    .value(":position", text(position.as_str()));
+                set.push("#principal = :principal".into());
+                set.push("#position = :position".into());
+            }
+            Some(Owner::Clear) => {
+                e.name("#principal", PRINCIPAL)
+                    .name("#position", PRINCIPAL_POSITION);
+                remove.extend(["#principal", "#position"]);
+            }
         }
         guard_refresh(&mut e, guard);
         let mut update = format!("SET {}", set.join(", "));

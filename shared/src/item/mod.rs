@@ -11,7 +11,9 @@ mod expression;
 
 pub use checkpoint::{CHECKPOINT_KEY, Cursor, LEASE_KEY, Position};
 pub use decode::{Image, View, meta};
-pub use expression::{Expr, Guard, Parts, Refresh, Removal, Scan, Tombstone, Write};
+pub use expression::{
+    Expr, Guard, Owner, Parts, PrincipalQuery, Refresh, Removal, Scan, Tombstone, Write,
+};
 
 use std::collections::HashMap;
 
@@ -40,6 +42,14 @@ const TOUCHED_AT: &str = "touched_at";
 /// The tombstone marker (N): when the API removed the session from a table it shares
 /// with the Django backend. An item that has it is no session to any read.
 pub const REMOVED_AT: &str = "removed_at";
+/// The user the session belongs to (S), when it has one: the hash key of the sparse
+/// index `by-principal`.
+pub const PRINCIPAL: &str = "principal";
+/// The session's place in its principal's listing (S): the index's sort key, written
+/// with the principal (see `principal::ListingPosition`).
+pub const PRINCIPAL_POSITION: &str = "principal_position";
+/// The index of sessions by principal.
+pub const PRINCIPAL_INDEX: &str = "by-principal";
 
 fn number(n: impl ToString) -> AttributeValue {
     AttributeValue::N(n.to_string())
@@ -135,7 +145,8 @@ mod tests {
                 data_tag: None,
                 tombstone: false,
             };
-            assert_eq!(meta(&layout.new_item("k", "{}", &m)), m);
+            let key = crate::key::SessionKey::generate().unwrap();
+            assert_eq!(meta(&layout.new_item(&key, "{}", &m)), m);
         }
     }
 
@@ -152,13 +163,15 @@ mod tests {
             data_tag: None,
             tombstone: false,
         };
-        let mut item = layout.new_item("k", "{}", &m);
+        let key = crate::key::SessionKey::generate().unwrap();
+        let mut item = layout.new_item(&key, "{}", &m);
         let r = Refresh {
             now: t(10),
             expires: t(50),
             data: Some("{\"a\":1}"),
             rule: Some(Expiry::At(t(50))),
             deadline: Some(t(70)),
+            owner: None,
         };
         layout.apply_refresh(&mut item, &r);
         let after = meta(&item);

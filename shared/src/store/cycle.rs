@@ -35,7 +35,7 @@ impl DynamoStore {
             let meta = self.rules.cycled(&old_meta, now);
             let new = new_key()?;
             let layout = &self.rules.layout;
-            let put = put(self, layout.moved(&old, new.as_str(), &meta))?;
+            let put = put(self, layout.moved(&old, &new, &meta))?;
             // The old key goes only if it is as read; with the Django codec it stays as a
             // tombstone, and "as read" includes its data, which the backend may change.
             let known = self.rules.known(&old, old_meta);
@@ -68,6 +68,7 @@ impl DynamoStore {
                         key: new,
                         data,
                         meta,
+                        principal: crate::item::View(&old).principal(),
                     });
                 }
                 // A new key collision, or the old session changed or died meanwhile:

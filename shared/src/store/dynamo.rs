@@ -22,6 +22,7 @@ use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
 use crate::item::{Item, Removal, Tombstone, Write};
 use crate::key::SessionKey;
+use crate::principal::{ListingPosition, Ownership, Principal, PrincipalPage, SessionHandle};
 use crate::retry::delay;
 use crate::session::{Expected, Session, SessionData};
 
@@ -200,15 +201,16 @@ impl DynamoStore {
     pub(super) async fn read_known(
         &self,
         key: &SessionKey,
-        expected: Expected,
+        expected: Option<Expected>,
         now: Timestamp,
     ) -> Result<Known, StoreError> {
-        let item = self
-            .get_item(key, true)
-            .await?
-            .ok_or(StoreError::VersionConflict)?;
+        let gone = || missing_is_unmet(StoreError::NotFound, expected);
+        let item = self.get_item(key, true).await?.ok_or_else(gone)?;
         let meta = self.rules.meta_of(&item, None);
-        if !meta.is_alive(now) || !expected.is_met_by(&meta) {
+        if !meta.is_alive(now) {
+            return Err(gone());
+        }
+        if expected.is_some_and(|x| !x.is_met_by(&meta)) {
             return Err(StoreError::VersionConflict);
         }
         Ok(self.rules.known(&item, meta))
@@ -249,7 +251,7 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         let (empty, until) = self.rules.tombstone(now)?;
         let read = match expected {
-            Some(x @ Expected::Tag(_)) => Some(self.read_known(key, x, now).await?),
+            Some(Expected::Tag(_)) => Some(self.read_known(key, expected, now).await?),
             _ => None,
         };
         let removal = match (expected, &read) {
@@ -304,13 +306,24 @@ impl SessionStore for DynamoStore {
     }
 
     /// One conditional PutItem.
-    async fn create(&self, mut data: SessionData, expiry: Expiry) -> Result<Session, StoreError> {
+    async fn create_owned(
+        &self,
+        mut data: SessionData,
+        expiry: Expiry,
+        principal: Option<Principal>,
+    ) -> Result<Session, StoreError> {
         let (raw, meta) = self.rules.new_session(&mut data, expiry)?;
         for _ in 0..CREATE_ATTEMPTS {
             let key = new_key()?;
-            let item = self.rules.layout.new_item(key.as_str(), &raw, &meta);
+            let layout = &self.rules.layout;
+            let item = layout.new_owned_item(&key, &raw, &meta, principal.as_ref());
             if self.put_new(item).await? {
-                return Ok(Session { key, data, meta });
+                return Ok(Session {
+                    key,
+                    data,
+                    meta,
+                    principal,
+                });
             }
             warn!(session = %key.fingerprint(12), "generated session key already taken; drawing another");
         }
@@ -351,15 +364,18 @@ impl SessionStore for DynamoStore {
         self.load_touching(key).await
     }
 
-    async fn replace(
+    async fn replace_owned(
         &self,
         key: &SessionKey,
         mut data: SessionData,
         expiry: Expiry,
+        owner: Ownership,
         expected: Option<Expected>,
     ) -> Result<Session, StoreError> {
         let now = self.rules.now();
-        let change = self.rules.replacement(&mut data, expiry, expected, now)?;
+        let change = self
+            .rules
+            .replacement(&mut data, expiry, expected, owner, now)?;
         let item = self.refresh_relearning(key, &change, now).await?;
         Ok(self.rules.written(key, &item, data))
     }
@@ -401,6 +417,22 @@ impl SessionStore for DynamoStore {
         expected: Option<Expected>,
     ) -> Result<Session, StoreError> {
         self.move_to_new_key(key, expected).await
+    }
+
+    /// One Query of the index (keys only) and one consistent BatchGetItem.
+    async fn list(
+        &self,
+        principal: &Principal,
+        limit: usize,
+        after: Option<ListingPosition>,
+    ) -> Result<PrincipalPage, StoreError> {
+        self.list_page(principal, limit, after).await
+    }
+
+    /// A Query of the index per 100 of the principal's sessions until the handle is
+    /// found, then one conditional write.
+    async fn revoke(&self, principal: &Principal, id: &SessionHandle) -> Result<(), StoreError> {
+        self.revoke_one(principal, id).await
     }
 }
 

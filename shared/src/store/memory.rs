@@ -15,6 +15,9 @@ use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
 use crate::item::{Item, Tombstone, View};
 use crate::key::SessionKey;
+use crate::principal::{
+    Listed, ListingPosition, Ownership, Principal, PrincipalPage, SessionHandle,
+};
 use crate::session::{Expected, Session, SessionData};
 
 type Items = HashMap<String, Item>;
@@ -114,7 +117,9 @@ impl MemoryStore {
         if !change.allows(&meta) {
             return Err(StoreError::VersionConflict);
         }
-        let plan = self.rules.plan(change, Some(&meta), now);
+        let position = change.position(key, meta.created, now);
+        let mut plan = self.rules.plan(change, Some(&meta), now);
+        plan.owner = change.owner(position.as_ref());
         self.rules.layout.apply_refresh(item, &plan);
         Ok(item.clone())
     }
@@ -192,15 +197,26 @@ impl SessionStore for MemoryStore {
         self.clone()
     }
 
-    async fn create(&self, mut data: SessionData, expiry: Expiry) -> Result<Session, StoreError> {
+    async fn create_owned(
+        &self,
+        mut data: SessionData,
+        expiry: Expiry,
+        principal: Option<Principal>,
+    ) -> Result<Session, StoreError> {
         let (raw, meta) = self.rules.new_session(&mut data, expiry)?;
         let mut items = self.map();
         loop {
             let key = new_key()?;
             if !items.contains_key(key.as_str()) {
-                let item = self.rules.layout.new_item(key.as_str(), &raw, &meta);
+                let layout = &self.rules.layout;
+                let item = layout.new_owned_item(&key, &raw, &meta, principal.as_ref());
                 items.insert(key.as_str().to_owned(), item);
-                return Ok(Session { key, data, meta });
+                return Ok(Session {
+                    key,
+                    data,
+                    meta,
+                    principal,
+                });
             }
         }
     }
@@ -235,15 +251,18 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    async fn replace(
+    async fn replace_owned(
         &self,
         key: &SessionKey,
         mut data: SessionData,
         expiry: Expiry,
+        owner: Ownership,
         expected: Option<Expected>,
     ) -> Result<Session, StoreError> {
         let now = self.rules.now();
-        let change = self.rules.replacement(&mut data, expiry, expected, now)?;
+        let change = self
+            .rules
+            .replacement(&mut data, expiry, expected, owner, now)?;
         let item = self.refresh(&mut self.map(), key, &change, now)?;
         Ok(self.rules.written(key, &item, data))
     }
@@ -308,6 +327,77 @@ impl SessionStore for MemoryStore {
         }
     }
 
+    /// As the index would list them: every entry of the principal counts against
+    /// `limit`, and a full page has a cursor even when nothing follows.
+    async fn list(
+        &self,
+        principal: &Principal,
+        limit: usize,
+        after: Option<ListingPosition>,
+    ) -> Result<PrincipalPage, StoreError> {
+        let now = self.rules.now();
+        let items = self.map();
+        let mut entries: Vec<(ListingPosition, &Item)> = items
+            .values()
+            .filter_map(|item| {
+                let view = View(item);
+                (view.principal().as_ref() == Some(principal))
+                    .then(|| Some((view.principal_position()?, item)))
+                    .flatten()
+            })
+            .filter(|(at, _)| after.as_ref().is_none_or(|a| at < a))
+            .collect();
+        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        entries.truncate(limit);
+        let next = (entries.len() == limit)
+            .then(|| entries.last().map(|(at, _)| at.to_cursor()))
+            .flatten();
+        let sessions = entries
+            .into_iter()
+            .filter_map(|(at, item)| {
+                let meta = self.rules.meta_of(item, None);
+                if !meta.is_alive(now) {
+                    return None;
+                }
+                Some(Listed {
+                    id: at.handle()?,
+                    created: meta.created,
+                    expires_at: meta.expires_at,
+                })
+            })
+            .collect();
+        Ok(PrincipalPage { sessions, next })
+    }
+
+    async fn revoke(&self, principal: &Principal, id: &SessionHandle) -> Result<(), StoreError> {
+        let now = self.rules.now();
+        let mut items = self.map();
+        let key = items
+            .iter()
+            .find(|(key, item)| {
+                let meta = self.rules.meta_of(item, None);
+                View(*item).principal().as_ref() == Some(principal)
+                    && SessionKey::parse(key).is_ok_and(|k| &SessionHandle::of(&k) == id)
+                    && meta.is_alive(now)
+            })
+            .map(|(key, _)| key.clone())
+            .ok_or(StoreError::NotFound)?;
+        if self.rules.layout.has_tombstones() {
+            let (empty, until) = self.rules.tombstone(now)?;
+            let t = Tombstone {
+                now,
+                until,
+                empty: &empty,
+            };
+            if let Some(item) = items.get_mut(&key) {
+                self.rules.layout.apply_tombstone(item, &t);
+            }
+        } else {
+            items.remove(&key);
+        }
+        Ok(())
+    }
+
     async fn cycle(
         &self,
         key: &SessionKey,
@@ -333,7 +423,8 @@ impl SessionStore for MemoryStore {
                 break candidate;
             }
         };
-        let moved = self.rules.layout.moved(old, new.as_str(), &meta);
+        let principal = View(old).principal();
+        let moved = self.rules.layout.moved(old, &new, &meta);
         if self.rules.layout.has_tombstones() {
             let (empty, until) = self.rules.tombstone(now)?;
             let t = Tombstone {
@@ -352,6 +443,7 @@ impl SessionStore for MemoryStore {
             key: new,
             data,
             meta,
+            principal,
         })
     }
 }

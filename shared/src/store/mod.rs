@@ -6,6 +6,7 @@
 mod cycle;
 mod dynamo;
 mod memory;
+mod principals;
 mod refresh;
 mod rules;
 mod sweep;
@@ -21,6 +22,7 @@ use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::expiry::Expiry;
 use crate::key::SessionKey;
+use crate::principal::{ListingPosition, Ownership, Principal, PrincipalPage, SessionHandle};
 use crate::session::{Expected, Session, SessionData};
 
 /// What the API needs of a session store. Every write is conditional: nothing is
@@ -39,6 +41,16 @@ pub trait SessionStore: Send + Sync + Sized {
         &self,
         data: SessionData,
         expiry: Expiry,
+    ) -> impl Future<Output = Result<Session, StoreError>> + Send {
+        self.create_owned(data, expiry, None)
+    }
+
+    /// A new session under a fresh key that belongs to `principal`, if one is given.
+    fn create_owned(
+        &self,
+        data: SessionData,
+        expiry: Expiry,
+        principal: Option<Principal>,
     ) -> impl Future<Output = Result<Session, StoreError>> + Send;
 
     /// The live session under `key`; never writes anything.
@@ -60,6 +72,19 @@ pub trait SessionStore: Send + Sync + Sized {
         key: &SessionKey,
         data: SessionData,
         expiry: Expiry,
+        expected: Option<Expected>,
+    ) -> impl Future<Output = Result<Session, StoreError>> + Send {
+        self.replace_owned(key, data, expiry, Ownership::Keep, expected)
+    }
+
+    /// Replaces the data and the expiry rule, and sets or clears the principal as
+    /// `owner` says; never creates a session.
+    fn replace_owned(
+        &self,
+        key: &SessionKey,
+        data: SessionData,
+        expiry: Expiry,
+        owner: Ownership,
         expected: Option<Expected>,
     ) -> impl Future<Output = Result<Session, StoreError>> + Send;
 
@@ -87,6 +112,24 @@ pub trait SessionStore: Send + Sync + Sized {
         &self,
         key: &SessionKey,
         expected: Option<Expected>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A page of `principal`'s live sessions, newest first, after `after` when given: at
+    /// most `limit`, maybe fewer (entries the index still holds for sessions gone or
+    /// given to another principal are skipped); `next` is `None` only at the end.
+    fn list(
+        &self,
+        principal: &Principal,
+        limit: usize,
+        after: Option<ListingPosition>,
+    ) -> impl Future<Output = Result<PrincipalPage, StoreError>> + Send;
+
+    /// Removes the live session `id` of `principal` (with the django codec, leaving a
+    /// tombstone); not found when the principal has no live session of that handle.
+    fn revoke(
+        &self,
+        principal: &Principal,
+        id: &SessionHandle,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Moves the session to a fresh key, atomically: the old key is gone, nothing else

@@ -13,6 +13,7 @@ use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::item::{Guard, Item};
 use crate::key::SessionKey;
+use crate::principal::Ownership;
 use crate::session::{Expected, Session, SessionData};
 
 /// Writes retried after learning the stored expiry rule or deadline.
@@ -44,10 +45,14 @@ impl DynamoStore {
         // A tag of a table shared with the Django backend names the data, which no
         // condition can check by its hash: the data is read first and the write compares
         // it whole (one request more than with the json codec).
+        // So does a write that gives the session a principal: its place in the listing
+        // follows the creation time the item holds.
+        let gives_owner = matches!(change.owner, Ownership::Set(_));
         let mut known = match change.expected {
-            Some(x @ Expected::Tag(_)) if self.rules.layout.has_tombstones() => {
-                Some(self.read_known(key, x, now).await?)
+            Some(Expected::Tag(_)) if self.rules.layout.has_tombstones() || gives_owner => {
+                Some(self.read_known(key, change.expected, now).await?)
             }
+            _ if gives_owner => Some(self.read_known(key, change.expected, now).await?),
             _ => None,
         };
         for _ in 0..RELEARN_ATTEMPTS {
@@ -148,7 +153,10 @@ impl DynamoStore {
             Some(k) if !change.allows(&k.meta) => return Ok(Outcome::Conflict),
             Some(k) => k.guard(),
         };
-        let plan = self.rules.plan(change, known.map(|k| &k.meta), now);
+        let created = known.and_then(|k| k.meta.created);
+        let position = change.position(key, created, now);
+        let mut plan = self.rules.plan(change, known.map(|k| &k.meta), now);
+        plan.owner = change.owner(position.as_ref());
         let write = self.rules.layout.refresh(&plan, guard);
         let request = self
             .update_request(key.as_str(), write)

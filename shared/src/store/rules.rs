@@ -10,8 +10,9 @@ use crate::codec::{Codec, DecodeError, EncodeError};
 use crate::config::StoreConfig;
 use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
-use crate::item::{Guard, Item, Layout, Refresh, View};
+use crate::item::{Guard, Item, Layout, Owner, Refresh, View};
 use crate::key::SessionKey;
+use crate::principal::{ListingPosition, Ownership, SessionHandle};
 use crate::session::{DataTag, Expected, Session, SessionData, SessionMeta, Version};
 
 /// A write that refreshes a session's expiry and bumps its version.
@@ -21,6 +22,7 @@ pub(crate) struct Change {
     /// New expiry rule; `None` keeps the stored one.
     pub rule: Option<Expiry>,
     pub expected: Option<Expected>,
+    pub owner: Ownership,
 }
 
 impl Change {
@@ -29,7 +31,33 @@ impl Change {
             data: None,
             rule: None,
             expected,
+            owner: Ownership::Keep,
         }
+    }
+
+    /// The owner this write gives the session, `position` being its place in the
+    /// listing when it gets a principal.
+    pub fn owner<'a>(&'a self, position: Option<&'a ListingPosition>) -> Option<Owner<'a>> {
+        match (&self.owner, position) {
+            (Ownership::Set(principal), Some(position)) => Some(Owner::Set {
+                principal,
+                position,
+            }),
+            (Ownership::Clear, _) => Some(Owner::Clear),
+            _ => None,
+        }
+    }
+
+    /// The place in the listing that a write giving `key` a principal writes, from the
+    /// creation time the item holds (now for one that holds none).
+    pub fn position(
+        &self,
+        key: &SessionKey,
+        created: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Option<ListingPosition> {
+        matches!(self.owner, Ownership::Set(_))
+            .then(|| ListingPosition::of(created.unwrap_or(now), &SessionHandle::of(key)))
     }
 
     /// Whether the session in state `current` meets the caller's demand.
@@ -178,6 +206,7 @@ impl Rules {
             key: key.clone(),
             meta: self.meta_of(item, Some(&data)),
             data,
+            principal: View(item).principal(),
         })
     }
 
@@ -197,6 +226,7 @@ impl Rules {
             key: key.clone(),
             meta,
             data: data?,
+            principal: View(item).principal(),
         }))
     }
 
@@ -238,6 +268,7 @@ impl Rules {
         data: &mut SessionData,
         asked: Expiry,
         expected: Option<Expected>,
+        owner: Ownership,
         now: Timestamp,
     ) -> Result<Change, StoreError> {
         let rule = self.settle_rule(data, asked, now)?;
@@ -245,6 +276,7 @@ impl Rules {
             data: Some(self.encode(data, now)?),
             rule: Some(rule),
             expected,
+            owner,
         })
     }
 
@@ -260,6 +292,7 @@ impl Rules {
             rule: self.rule_in_data(data, now)?,
             data: Some(self.encode(data, now)?),
             expected,
+            owner: Ownership::Keep,
         })
     }
 
@@ -269,6 +302,7 @@ impl Rules {
             key: key.clone(),
             meta: self.meta_of(item, Some(&data)),
             data,
+            principal: View(item).principal(),
         }
     }
 
@@ -324,6 +358,7 @@ impl Rules {
             data: change.data.as_deref(),
             rule,
             deadline: stored_deadline.is_none().then_some(new_deadline).flatten(),
+            owner: None,
         }
     }
 

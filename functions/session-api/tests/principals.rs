@@ -1,0 +1,192 @@
+//! Sessions by principal over HTTP: a session's principal on create, replace and read;
+//! a principal's listing (by handle, never by key, newest first, paged by an opaque
+//! cursor); revoking one session. On the in-memory store and on moto alike.
+
+mod support;
+
+use serde_json::{Value, json};
+use session_store::{SessionHandle, SessionKey, SessionStore};
+use support::{Api, JSON, Payload, api, put};
+
+fn handle(key: &str) -> String {
+    SessionHandle::of(&SessionKey::parse(key).unwrap())
+        .as_str()
+        .to_owned()
+}
+
+async fn create_for<S: SessionStore>(api: &Api<S>, principal: Value) -> Value {
+    let reply = api
+        .post_json(
+            "/sessions",
+            &json!({"data": {"n": 1}, "principal": principal}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    reply.json()
+}
+
+/// Every page of a principal's listing, `limit` at a time.
+async fn pages<S: SessionStore>(api: &Api<S>, path: &str, limit: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}?limit={limit}&cursor={c}"),
+            None => format!("{path}?limit={limit}"),
+        };
+        let reply = api.get(&url).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let page = reply.json();
+        out.push(page.clone());
+        match page["next"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+async fn a_principals_sessions_are_listed_by_handle_and_revoked_one_by_one<S: SessionStore>(
+    api: Api<S>,
+) {
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        made.push(create_for(&api, json!("user/7")).await);
+        api.clock.advance(std::time::Duration::from_secs(5));
+    }
+    create_for(&api, json!("someone-else")).await;
+    let key = |s: &Value| s["session_key"].as_str().unwrap().to_owned();
+    let read = api.get(&format!("/sessions/{}", key(&made[0]))).await;
+    assert_eq!(read.json()["principal"], "user/7");
+
+    let path = "/principals/user%2F7/sessions";
+    let all = pages(&api, path, 2).await;
+    assert_eq!(all.len(), 2);
+    let listed: Vec<Value> = all
+        .iter()
+        .flat_map(|p| p["sessions"].as_array().unwrap().clone())
+        .collect();
+    let newest_first: Vec<String> = made.iter().rev().map(|s| handle(&key(s))).collect();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|l| l["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        newest_first
+    );
+    assert_eq!(listed[0]["created_at"], made[2]["created_at"]);
+    assert_eq!(listed[0]["expires_at"], made[2]["expires_at"]);
+    assert_eq!(all[0]["principal"], "user/7");
+    let text = serde_json::to_string(&all).unwrap();
+    for s in &made {
+        assert!(!text.contains(&key(s)), "a key in a listing: {text}");
+    }
+
+    // Revoke the newest: it is gone, and only for its own principal.
+    let id = &newest_first[0];
+    let other = api
+        .call(
+            "DELETE",
+            &format!("/principals/someone-else/sessions/{id}"),
+            &[],
+            Payload::None,
+        )
+        .await;
+    other.assert_problem(404);
+    let revoked = api
+        .call("DELETE", &format!("{path}/{id}"), &[], Payload::None)
+        .await;
+    assert_eq!(revoked.status, 204, "{}", revoked.text);
+    api.get(&format!("/sessions/{}", key(&made[2])))
+        .await
+        .assert_problem(404);
+    api.call("DELETE", &format!("{path}/{id}"), &[], Payload::None)
+        .await
+        .assert_problem(404);
+    let left = pages(&api, path, 50).await;
+    assert_eq!(left[0]["sessions"].as_array().unwrap().len(), 2);
+
+    // A PUT without a principal keeps it; null clears it; another one moves it.
+    let first = key(&made[0]);
+    let kept = put(&api, &first, &json!({"data": {"n": 2}}), None).await;
+    assert_eq!(kept.json()["principal"], "user/7");
+    let moved = put(
+        &api,
+        &first,
+        &json!({"data": {}, "principal": "user-8"}),
+        None,
+    )
+    .await;
+    assert_eq!(moved.json()["principal"], "user-8");
+    let listed_under = |page: &Value| page["sessions"].as_array().unwrap().len();
+    assert_eq!(listed_under(&pages(&api, path, 50).await[0]), 1);
+    assert_eq!(
+        pages(&api, "/principals/user-8/sessions", 50).await[0]["sessions"][0]["id"],
+        json!(handle(&first))
+    );
+    let cleared = put(&api, &first, &json!({"data": {}, "principal": null}), None).await;
+    assert_eq!(cleared.json()["principal"], Value::Null);
+    assert_eq!(
+        listed_under(&pages(&api, "/principals/user-8/sessions", 50).await[0]),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_principals_sessions_are_listed_and_revoked_in_memory() {
+    a_principals_sessions_are_listed_by_handle_and_revoked_one_by_one(api().await).await;
+}
+
+#[tokio::test]
+async fn a_principals_sessions_are_listed_and_revoked_in_dynamodb() {
+    a_principals_sessions_are_listed_by_handle_and_revoked_one_by_one(
+        support::dynamo_api_with(|_| {}).await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_principals_limits_cursors_and_ids_are_400s() {
+    let api = api().await;
+    let long = "p".repeat(257);
+    for body in [
+        json!({"principal": ""}),
+        json!({"principal": long}),
+        json!({"principal": "a\u{7}b"}),
+        json!({"principal": 7}),
+    ] {
+        api.call(
+            "POST",
+            "/sessions",
+            &[JSON],
+            Payload::Text(&body.to_string()),
+        )
+        .await
+        .assert_problem(400);
+    }
+    for query in ["limit=0", "limit=101", "limit=x", "cursor=bm90LWEtY3Vyc29y"] {
+        api.get(&format!("/principals/u/sessions?{query}"))
+            .await
+            .assert_problem(400);
+    }
+    api.get(&format!("/principals/{long}/sessions"))
+        .await
+        .assert_problem(400);
+    api.get("/principals/%FF/sessions")
+        .await
+        .assert_problem(400);
+    for id in ["abc", "0123456789ABCDEF", "0123456789abcdeg"] {
+        api.call(
+            "DELETE",
+            &format!("/principals/u/sessions/{id}"),
+            &[],
+            Payload::None,
+        )
+        .await
+        .assert_problem(400);
+    }
+    let wrong = api
+        .call("POST", "/principals/u/sessions", &[], Payload::None)
+        .await;
+    assert_eq!((wrong.status, wrong.header("allow")), (405, Some("GET")));
+    assert_eq!(api.items().await.len(), 0, "nothing written");
+}

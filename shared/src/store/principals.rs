@@ -1,0 +1,198 @@
+//! A principal's sessions in DynamoDB: a Query of the sparse index `by-principal` (keys
+//! only, eventually consistent), then one consistent BatchGetItem of the sessions it
+//! names, so that what is listed or revoked is what the table holds now.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::KeysAndAttributes;
+
+use super::dynamo::DynamoStore;
+use super::sweep::conditional;
+use crate::error::StoreError;
+use crate::item::{Item, PRINCIPAL_INDEX, Removal, Tombstone, View};
+use crate::key::SessionKey;
+use crate::principal::{Listed, ListingPosition, Principal, PrincipalPage, SessionHandle};
+
+/// Rounds of a BatchGetItem's unprocessed keys before giving up as unavailable.
+const BATCH_ATTEMPTS: u32 = 8;
+
+impl DynamoStore {
+    /// One page of the index: the keys it names, in order, and where the next page starts.
+    async fn index_page(
+        &self,
+        principal: &Principal,
+        limit: usize,
+        after: Option<&ListingPosition>,
+        handle: Option<&SessionHandle>,
+    ) -> Result<(Vec<SessionKey>, Option<ListingPosition>), StoreError> {
+        let q = self.rules.layout.principal_query(principal, after, handle);
+        let (names, values) = q.expr.into_parts();
+        let request = self
+            .client
+            .query()
+            .table_name(&self.rules.config.table_name)
+            .index_name(PRINCIPAL_INDEX)
+            .key_condition_expression(q.key_condition)
+            .set_filter_expression(q.filter)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        let out = self
+            .call(request.send())
+            .await?
+            .map_err(StoreError::from_sdk)?;
+        let layout = &self.rules.layout;
+        let keys = out
+            .items()
+            .iter()
+            .filter_map(|entry| SessionKey::parse(layout.key_of(entry)?).ok())
+            .collect();
+        let next = out
+            .last_evaluated_key
+            .as_ref()
+            .and_then(|k| View(k).principal_position());
+        Ok((keys, next))
+    }
+
+    /// The items under `keys`, read consistently (at most 100 keys).
+    async fn items_of(&self, keys: &[SessionKey]) -> Result<HashMap<String, Item>, StoreError> {
+        let mut found = HashMap::new();
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        let table = &self.rules.config.table_name;
+        let mut wanted: Vec<Item> = keys
+            .iter()
+            .map(|k| Item::from([self.rules.layout.key(k.as_str())]))
+            .collect();
+        for attempt in 0..BATCH_ATTEMPTS {
+            self.pause(attempt).await?;
+            let batch = KeysAndAttributes::builder()
+                .set_keys(Some(wanted))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+            let request = self.client.batch_get_item().request_items(table, batch);
+            let mut out = self
+                .call(request.send())
+                .await?
+                .map_err(StoreError::from_sdk)?;
+            for item in out
+                .responses
+                .take()
+                .and_then(|mut r| r.remove(table))
+                .unwrap_or_default()
+            {
+                if let Some(key) = self.rules.layout.key_of(&item) {
+                    found.insert(key.to_owned(), item);
+                }
+            }
+            wanted = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if wanted.is_empty() {
+                return Ok(found);
+            }
+        }
+        Err(StoreError::Unavailable(
+            "keys left unread after retries".into(),
+        ))
+    }
+
+    /// The live sessions of `principal` among `keys`, in their order.
+    async fn live_of(
+        &self,
+        principal: &Principal,
+        keys: &[SessionKey],
+    ) -> Result<Vec<(SessionKey, Item)>, StoreError> {
+        let mut items = self.items_of(keys).await?;
+        let now = self.rules.now();
+        Ok(keys
+            .iter()
+            .filter_map(|key| {
+                let item = items.remove(key.as_str())?;
+                let owned = View(&item).principal().as_ref() == Some(principal);
+                (owned && self.rules.meta_of(&item, None).is_alive(now))
+                    .then(|| (key.clone(), item))
+            })
+            .collect())
+    }
+
+    pub(super) async fn list_page(
+        &self,
+        principal: &Principal,
+        limit: usize,
+        after: Option<ListingPosition>,
+    ) -> Result<PrincipalPage, StoreError> {
+        let (keys, next) = self
+            .index_page(principal, limit, after.as_ref(), None)
+            .await?;
+        let sessions = self
+            .live_of(principal, &keys)
+            .await?
+            .into_iter()
+            .map(|(key, item)| {
+                let meta = self.rules.meta_of(&item, None);
+                Listed {
+                    id: SessionHandle::of(&key),
+                    created: meta.created,
+                    expires_at: meta.expires_at,
+                }
+            })
+            .collect();
+        Ok(PrincipalPage {
+            sessions,
+            next: next.map(|at| at.to_cursor()),
+        })
+    }
+
+    /// Finds the session by its handle in the index, then removes it on the condition
+    /// that it is still alive and still the principal's.
+    pub(super) async fn revoke_one(
+        &self,
+        principal: &Principal,
+        id: &SessionHandle,
+    ) -> Result<(), StoreError> {
+        let mut after = None;
+        let key = loop {
+            let (keys, next) = self
+                .index_page(principal, 100, after.as_ref(), Some(id))
+                .await?;
+            if let Some(key) = keys.into_iter().find(|k| &SessionHandle::of(k) == id) {
+                break key;
+            }
+            after = Some(next.ok_or(StoreError::NotFound)?);
+        };
+        let now = self.rules.now();
+        let layout = &self.rules.layout;
+        let sent = if layout.has_tombstones() {
+            let (empty, until) = self.rules.tombstone(now)?;
+            let t = Tombstone {
+                now,
+                until,
+                empty: &empty,
+            };
+            let write = layout.tombstone(&t, Removal::Owned(principal));
+            conditional(
+                self.call(self.update_request(key.as_str(), write).send())
+                    .await?,
+            )
+            .map(|_| ())
+        } else {
+            let write = layout.revocation(now, principal);
+            conditional(
+                self.call(self.delete_request(key.as_str(), write).send())
+                    .await?,
+            )
+            .map(|_| ())
+        };
+        match sent {
+            // Gone, expired or given to another principal since the index was read.
+            Err(StoreError::VersionConflict) => Err(StoreError::NotFound),
+            other => other,
+        }
+    }
+}
