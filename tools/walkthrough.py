@@ -5,8 +5,9 @@ its first `sh` block must be `make dev` (the caller starts that); every later `s
 runs in bash, in order, with the variables earlier blocks set, and the `http` block that
 follows it is the answer the README promises. The real answer (`curl -si`) must have the
 same status line, each header shown with the value shown, and a body equal to the one
-shown once session keys and RFC 3339 times are set aside: a key the README shows stands
-for the key the real answer gave in the same place, in later commands too.
+shown once session keys, handles and RFC 3339 times are set aside: a key (or a handle)
+the README shows stands for the one the real answer gave in the same place, in later
+commands too.
 
 tools/e2e.py runs it against the `make dev` it starts; by hand, against a `make dev`
 already running: python tools/walkthrough.py --port 9000"""
@@ -21,6 +22,8 @@ from markdown_it import MarkdownIt
 SECTION = "Walk-through with `make dev`"
 README_PORT = "127.0.0.1:9000"
 SESSION_KEY = re.compile(r"^[a-z0-9]{32}$")
+# A session's handle in a principal's listing.
+HANDLE = re.compile(r"^[0-9a-f]{16}$")
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
@@ -68,7 +71,8 @@ def learn(shown, real, names):
     elif isinstance(shown, list) and isinstance(real, list):
         for a, b in zip(shown, real):
             learn(a, b, names)
-    elif isinstance(shown, str) and isinstance(real, str) and SESSION_KEY.match(shown):
+    elif isinstance(shown, str) and isinstance(real, str) and (SESSION_KEY.match(shown)
+                                                               or HANDLE.match(shown)):
         names[shown] = real
 
 
