@@ -45,6 +45,11 @@ impl fmt::Display for Timestamp {
 /// Where the store gets "now" from.
 pub trait Clock: Send + Sync + fmt::Debug {
     fn now(&self) -> Timestamp;
+
+    /// Milliseconds since the epoch: revocations compare times to the millisecond.
+    fn now_millis(&self) -> i64 {
+        self.now().epoch_seconds().saturating_mul(1000)
+    }
 }
 
 /// The system's wall clock.
@@ -58,6 +63,14 @@ impl Clock for SystemClock {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         Timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+
+    fn now_millis(&self) -> i64 {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        i64::try_from(ms).unwrap_or(i64::MAX)
     }
 }
 

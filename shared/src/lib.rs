@@ -25,7 +25,8 @@ pub use error::{ConfigError, StoreError};
 pub use expiry::{Expiry, ExpiryPolicy};
 pub use key::{InvalidKey, SessionKey};
 pub use principal::{
-    InvalidPrincipal, Listed, ListingPosition, Ownership, Principal, PrincipalPage, SessionHandle,
+    InvalidPrincipal, Listed, ListingPosition, Ownership, Principal, PrincipalPage, Revocation,
+    SessionHandle,
 };
 pub use session::{DataTag, EntityTag, Expected, Session, SessionData, SessionMeta, Version};
 pub use store::{Candidate, DynamoStore, MemoryStore, Page, SessionStore};

@@ -129,6 +129,16 @@ pub enum Ownership {
     Clear,
 }
 
+/// What revoking all of a principal's sessions came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Revocation {
+    /// Sessions this call removed.
+    pub revoked: u64,
+    /// Every session the index listed was settled; when `false`, the invocation's
+    /// deadline came first and the same call continues under the same watermark.
+    pub complete: bool,
+}
+
 /// One live session in its principal's listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {

@@ -277,6 +277,39 @@ fn django_codec_data(v: Value) -> String {
     django_codec().encode(&data(v), t(0)).unwrap()
 }
 
+fn principal(p: &str) -> session_store::Principal {
+    session_store::Principal::parse(p).unwrap()
+}
+
+/// The handles a listing shows, page by page, `limit` at a time.
+async fn listed_handles<S: SessionStore>(
+    store: &S,
+    p: &session_store::Principal,
+    limit: usize,
+) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list(p, limit, after).await.unwrap();
+        pages.push(
+            page.sessions
+                .iter()
+                .map(|l| l.id.as_str().to_owned())
+                .collect(),
+        );
+        match page.next {
+            Some(cursor) => {
+                after = Some(session_store::ListingPosition::from_cursor(&cursor).unwrap())
+            }
+            None => return pages,
+        }
+    }
+}
+
+fn handle(key: &SessionKey) -> String {
+    session_store::SessionHandle::of(key).as_str().to_owned()
+}
+
 conformance! {
 #[tokio::test]
 async fn a_new_session_is_empty_and_loads_back() {
@@ -860,32 +893,6 @@ async fn django_env() -> Env<Store> {
     env_with(with_django_codec).await
 }
 
-fn principal(p: &str) -> session_store::Principal {
-    session_store::Principal::parse(p).unwrap()
-}
-
-/// The handles a listing shows, page by page, `limit` at a time.
-async fn listed_handles<S: SessionStore>(
-    store: &S,
-    p: &session_store::Principal,
-    limit: usize,
-) -> Vec<Vec<String>> {
-    let mut pages = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store.list(p, limit, after).await.unwrap();
-        pages.push(page.sessions.iter().map(|l| l.id.as_str().to_owned()).collect());
-        match page.next {
-            Some(cursor) => after = Some(session_store::ListingPosition::from_cursor(&cursor).unwrap()),
-            None => return pages,
-        }
-    }
-}
-
-fn handle(key: &SessionKey) -> String {
-    session_store::SessionHandle::of(key).as_str().to_owned()
-}
-
 #[tokio::test]
 async fn a_principals_live_sessions_are_listed_newest_first_by_handle_never_by_key() {
     let e = env().await;
@@ -997,6 +1004,116 @@ async fn revoking_a_session_by_handle_removes_it_and_only_for_its_principal() {
     let unknown = session_store::SessionHandle::of(&SessionKey::generate().unwrap());
     assert!(not_found(e.store.revoke(&alice, &unknown).await));
     assert_eq!(listed_handles(&e.store, &alice, 50).await.concat(), [handle(&kept.key)]);
+}
+
+#[tokio::test]
+async fn after_a_revoke_of_all_answers_no_earlier_session_of_the_principal_is_served() {
+    let e = env().await;
+    let alice = principal("alice");
+    let own = || Some(alice.clone());
+    let listed = e.store.create_owned(SessionData::new(), Expiry::Default, own()).await.unwrap();
+    let mine = e.store.create_owned(SessionData::new(), Expiry::Default, own()).await.unwrap();
+    let bobs = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, Some(principal("bob")))
+        .await
+        .unwrap();
+    // A session the index does not list yet (its entry is written, the index lags).
+    let unlisted = SessionKey::generate().unwrap();
+    let mut item = e.raw_item(&listed.key).await.unwrap();
+    item.remove("principal_position");
+    item.remove("session_key");
+    let attributes: Vec<(&str, AttributeValue)> =
+        item.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    e.put_raw(&unlisted, &attributes).await;
+    assert!(e.store.exists(&unlisted).await.unwrap());
+
+    let done = e.store.revoke_all(&alice, Some(&mine.key)).await.unwrap();
+    assert_eq!(done, session_store::Revocation { revoked: 1, complete: true });
+    for key in [&listed.key, &unlisted] {
+        assert!(not_found(e.store.load(key).await));
+        assert!(!e.store.exists(key).await.unwrap());
+        assert!(not_found(e.store.touch(key, None).await));
+        assert!(not_found(e.store.update(key, None, |_| Ok(())).await));
+        assert!(not_found(e.store.cycle(key, None).await));
+    }
+    assert!(e.store.load(&mine.key).await.is_ok(), "the caller's own session survives");
+    assert!(e.store.load(&bobs.key).await.is_ok());
+    assert_eq!(listed_handles(&e.store, &alice, 50).await.concat(), [handle(&mine.key)]);
+
+    // A session that gets the principal after the revoke survives it: a new login, and
+    // an older anonymous session logged in.
+    e.clock.advance(Duration::from_secs(1));
+    let anonymous = e.store.create(SessionData::new(), Expiry::Default).await.unwrap();
+    let later = e.store.create_owned(SessionData::new(), Expiry::Default, own()).await.unwrap();
+    e.store
+        .replace_owned(
+            &anonymous.key,
+            SessionData::new(),
+            Expiry::Default,
+            session_store::Ownership::Set(alice.clone()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(e.store.load(&later.key).await.is_ok());
+    assert!(e.store.load(&anonymous.key).await.is_ok());
+    let mut now_listed = listed_handles(&e.store, &alice, 50).await.concat();
+    now_listed.sort();
+    let mut wanted = vec![handle(&mine.key), handle(&later.key), handle(&anonymous.key)];
+    wanted.sort();
+    assert_eq!(now_listed, wanted);
+}
+
+#[tokio::test]
+async fn a_revoke_of_all_cut_short_by_its_deadline_continues_under_the_same_watermark() {
+    let e = env().await;
+    let alice = principal("alice");
+    let mut before = Vec::new();
+    for _ in 0..3 {
+        let s = e
+            .store
+            .create_owned(SessionData::new(), Expiry::Default, Some(alice.clone()))
+            .await
+            .unwrap();
+        before.push(s.key);
+    }
+    let hurried = e
+        .store
+        .until(std::time::Instant::now() + Duration::from_millis(250));
+    let first = hurried.revoke_all(&alice, None).await.unwrap();
+    assert!(!first.complete);
+    for key in &before {
+        assert!(
+            not_found(e.store.load(key).await),
+            "the watermark holds already"
+        );
+    }
+    e.clock.advance(Duration::from_secs(1));
+    let after = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, Some(alice.clone()))
+        .await
+        .unwrap();
+    let rest = e.store.revoke_all(&alice, None).await.unwrap();
+    assert!(rest.complete);
+    assert_eq!(first.revoked + rest.revoked, 3);
+    assert!(
+        e.store.load(&after.key).await.is_ok(),
+        "the same watermark, not a new one"
+    );
+    for key in &before {
+        assert!(e.raw_item(key).await.is_none(), "removed");
+    }
+    // A new call after that one completed sets a new watermark.
+    let again = e.store.revoke_all(&alice, None).await.unwrap();
+    assert_eq!(
+        again,
+        session_store::Revocation {
+            revoked: 1,
+            complete: true
+        }
+    );
 }
 
 #[tokio::test]
@@ -1424,4 +1541,28 @@ async fn requests_per_operation_with_the_django_codec() {
     e.store.delete(&other.key, None).await.unwrap();
     measured.push(("delete", e.requests(), 1));
     within_budget("django codec", &measured);
+}
+
+#[tokio::test]
+async fn a_session_with_a_principal_reads_in_two_requests_and_one_without_in_one() {
+    let e = dynamo_env(|_| {}).await;
+    let owned = e
+        .store
+        .create_owned(
+            SessionData::new(),
+            Expiry::Default,
+            Some(principal("alice")),
+        )
+        .await
+        .unwrap();
+    let anonymous = e
+        .store
+        .create(SessionData::new(), Expiry::Default)
+        .await
+        .unwrap();
+    e.requests();
+    e.store.load(&anonymous.key).await.unwrap();
+    e.expect_requests(1, "GetItem");
+    e.store.load(&owned.key).await.unwrap();
+    e.expect_requests(2, "GetItem, and GetItem of the principal's watermark");
 }

@@ -21,7 +21,7 @@ use tracing::{error, info};
 pub use problem::ApiError;
 pub use request::{Operation, merge_patch};
 use request::{Precondition, Route};
-use response::{empty, listing_response, session_response};
+use response::{empty, listing_response, revocation_response, session_response};
 
 const JSON: &str = "application/json";
 /// Time kept back from the invocation's deadline to send the answer: DynamoDB calls end
@@ -206,6 +206,12 @@ async fn dispatch<S: SessionStore>(
         Operation::Revoke { principal, id } => {
             store.revoke(&principal, &id).await?;
             return Ok(empty(StatusCode::NO_CONTENT));
+        }
+        // The one route where running out of time is no 503: the work done stands, and
+        // the same call continues it under the same watermark.
+        Operation::RevokeAll { principal, except } => {
+            let done = store.revoke_all(&principal, except.as_ref()).await?;
+            return Ok(revocation_response(&done));
         }
         Operation::Patch {
             key,

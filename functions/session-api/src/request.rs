@@ -120,6 +120,11 @@ pub enum Operation {
         principal: Principal,
         id: SessionHandle,
     },
+    /// Every session of a principal but the caller's own.
+    RevokeAll {
+        principal: Principal,
+        except: Option<SessionKey>,
+    },
 }
 
 impl Operation {
@@ -139,7 +144,7 @@ impl Operation {
             Route::Collection => ("", "POST"),
             Route::Session(raw) => (raw.as_str(), "GET, HEAD, PUT, PATCH, DELETE"),
             Route::Cycle(raw) | Route::Touch(raw) => (raw.as_str(), "POST"),
-            Route::PrincipalSessions(p) => (p.as_str(), "GET"),
+            Route::PrincipalSessions(p) => (p.as_str(), "GET, DELETE"),
             Route::PrincipalSession(p, _) => (p.as_str(), "DELETE"),
         };
         if !allowed.split(", ").any(|m| m == method.as_str()) {
@@ -147,6 +152,17 @@ impl Operation {
         }
         match route {
             Route::Collection => return Self::create(request, max_body_bytes),
+            Route::PrincipalSessions(_) if method == Method::DELETE => {
+                let except = request
+                    .query_string_parameters_ref()
+                    .and_then(|q| q.first("except"))
+                    .map(SessionKey::parse)
+                    .transpose()?;
+                return Ok(Self::RevokeAll {
+                    principal: principal_in_path(raw)?,
+                    except,
+                });
+            }
             Route::PrincipalSessions(_) => {
                 return Self::list(
                     principal_in_path(raw)?,
@@ -273,7 +289,10 @@ impl Operation {
     /// The session the operation names, for the access log.
     pub(crate) fn key(&self) -> Option<&SessionKey> {
         match self {
-            Self::Create { .. } | Self::List { .. } | Self::Revoke { .. } => None,
+            Self::Create { .. }
+            | Self::List { .. }
+            | Self::Revoke { .. }
+            | Self::RevokeAll { .. } => None,
             Self::Read { key, .. }
             | Self::Exists(key)
             | Self::Replace { key, .. }

@@ -3,7 +3,7 @@
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
-use session_store::{Principal, PrincipalPage, Session, SessionData, Timestamp};
+use session_store::{Principal, PrincipalPage, Revocation, Session, SessionData, Timestamp};
 
 use crate::JSON;
 
@@ -51,6 +51,17 @@ pub(crate) fn listing_response(principal: &Principal, page: &PrincipalPage) -> R
         StatusCode::OK,
         serde_json::to_string(&document).unwrap_or_default(),
     )
+}
+
+/// 200 when every session is settled, 202 when the deadline came first.
+pub(crate) fn revocation_response(done: &Revocation) -> Response<Body> {
+    let status = if done.complete {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let body = serde_json::json!({"revoked": done.revoked, "complete": done.complete});
+    json_response(status, body.to_string())
 }
 
 fn time(t: Option<Timestamp>) -> Option<String> {

@@ -168,20 +168,12 @@ fn near_deadline(
     path: &str,
     left: Duration,
 ) -> Request {
-    use lambda_http::RequestExt;
-    let mut context = lambda_http::Context::default();
-    let ends = std::time::SystemTime::now() + left;
-    context.deadline = ends
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
     let body = if method == "PATCH" {
         Payload::Text(r#"{"b": 2}"#)
     } else {
         Payload::None
     };
-    api.request(method, path, &[MERGE], body)
-        .with_lambda_context(context)
+    api.near_deadline(method, path, body, left)
 }
 
 #[tokio::test]

@@ -55,7 +55,9 @@ impl<S: SessionStore> Recorder<'_, S> {
         if reply.header("content-type") == Some("application/json") {
             let body = reply.json();
             let fields: BTreeSet<_> = body.as_object().unwrap().keys().cloned().collect();
-            let want: &[&str] = if template.starts_with("/principals") {
+            let want: &[&str] = if template.starts_with("/principals") && method == "DELETE" {
+                &["complete", "revoked"]
+            } else if template.starts_with("/principals") {
                 &["next", "principal", "sessions"]
             } else {
                 &[
@@ -232,6 +234,25 @@ async fn every_documented_response_is_produced_and_no_other() {
         .await;
     r.expect(revoke, "DELETE", id.as_str(), &[], Payload::None, 404)
         .await;
+    r.expect(listing, "DELETE", none, &[], Payload::None, 200)
+        .await;
+    let bad_except = format!("{listing}?except=BAD");
+    r.expect(&bad_except, "DELETE", none, &[], Payload::None, 400)
+        .await;
+    r.seen.remove(&(bad_except, "DELETE".to_owned(), 400));
+    r.seen
+        .insert((listing.to_owned(), "DELETE".to_owned(), 400));
+    let hurried = live.near_deadline(
+        "DELETE",
+        "/principals/user%2F7/sessions",
+        Payload::None,
+        std::time::Duration::from_millis(600),
+    );
+    let cut_short = live.send_request(hurried).await;
+    assert_eq!(cut_short.status, 202, "{}", cut_short.text);
+    assert_eq!(cut_short.json(), json!({"revoked": 0, "complete": false}));
+    r.seen
+        .insert((listing.to_owned(), "DELETE".to_owned(), 202));
 
     // The same operations with DynamoDB unreachable.
     let down = support::unreachable_api().await;
@@ -251,6 +272,8 @@ async fn every_documented_response_is_produced_and_no_other() {
     d.expect(cyc, "POST", &missing, &[], Payload::None, 503)
         .await;
     d.expect(tch, "POST", &missing, &[], Payload::None, 503)
+        .await;
+    d.expect(listing, "DELETE", none, &[], Payload::None, 503)
         .await;
     d.expect(listing, "GET", none, &[], Payload::None, 503)
         .await;

@@ -131,6 +131,47 @@ async fn a_principals_sessions_are_listed_by_handle_and_revoked_one_by_one<S: Se
     );
 }
 
+async fn logging_out_everywhere_but_here_revokes_every_other_session<S: SessionStore>(api: Api<S>) {
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        let s = create_for(&api, json!("user-9")).await;
+        keys.push(s["session_key"].as_str().unwrap().to_owned());
+    }
+    let mine = &keys[0];
+    let reply = api
+        .call(
+            "DELETE",
+            &format!("/principals/user-9/sessions?except={mine}"),
+            &[],
+            Payload::None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json(), json!({"revoked": 2, "complete": true}));
+    assert_eq!(api.get(&format!("/sessions/{mine}")).await.status, 200);
+    for other in &keys[1..] {
+        api.get(&format!("/sessions/{other}"))
+            .await
+            .assert_problem(404);
+    }
+    let left = pages(&api, "/principals/user-9/sessions", 50).await;
+    assert_eq!(left[0]["sessions"][0]["id"], json!(handle(mine)));
+    assert_eq!(left[0]["sessions"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn logging_out_everywhere_but_here_in_memory() {
+    logging_out_everywhere_but_here_revokes_every_other_session(api().await).await;
+}
+
+#[tokio::test]
+async fn logging_out_everywhere_but_here_in_dynamodb() {
+    logging_out_everywhere_but_here_revokes_every_other_session(
+        support::dynamo_api_with(|_| {}).await,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_principals_sessions_are_listed_and_revoked_in_memory() {
     a_principals_sessions_are_listed_by_handle_and_revoked_one_by_one(api().await).await;
@@ -180,6 +221,14 @@ async fn bad_principals_limits_cursors_and_ids_are_400s() {
     api.get("/principals/%FF/sessions")
         .await
         .assert_problem(400);
+    api.call(
+        "DELETE",
+        "/principals/u/sessions?except=BAD",
+        &[],
+        Payload::None,
+    )
+    .await
+    .assert_problem(400);
     for id in ["abc", "0123456789ABCDEF", "0123456789abcdeg"] {
         api.call(
             "DELETE",
@@ -193,6 +242,9 @@ async fn bad_principals_limits_cursors_and_ids_are_400s() {
     let wrong = api
         .call("POST", "/principals/u/sessions", &[], Payload::None)
         .await;
-    assert_eq!((wrong.status, wrong.header("allow")), (405, Some("GET")));
+    assert_eq!(
+        (wrong.status, wrong.header("allow")),
+        (405, Some("GET, DELETE"))
+    );
     assert_eq!(api.items().await.len(), 0, "nothing written");
 }

@@ -6,7 +6,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
     CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, PRINCIPAL,
-    PRINCIPAL_POSITION, REMOVED_AT, TOUCHED_AT, VERSION,
+    PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, REVOKE_EXCEPT, REVOKE_PENDING, REVOKED_BEFORE,
+    TOUCHED_AT, VERSION,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -77,6 +78,29 @@ impl<I: Image + ?Sized> View<'_, I> {
     /// The principal the session belongs to; one that is malformed reads as none.
     pub fn principal(&self) -> Option<Principal> {
         Principal::parse(self.0.text(PRINCIPAL)?).ok()
+    }
+
+    /// When the session got its principal, in epoch milliseconds.
+    pub fn principal_since(&self) -> Option<i64> {
+        self.int(PRINCIPAL_SINCE)
+    }
+
+    /// Of a watermark item: the revocation's time, whether it is under way, and the
+    /// session it spares.
+    pub fn watermark(&self) -> Option<(i64, bool, Option<String>)> {
+        Some((
+            self.int(REVOKED_BEFORE)?,
+            self.0.flag(REVOKE_PENDING) == Some(true),
+            self.0.text(REVOKE_EXCEPT).map(str::to_owned),
+        ))
+    }
+
+    /// Whether a session with this view was revoked by a watermark item `mark`.
+    pub fn revoked_by<M: Image + ?Sized>(&self, mark: &View<'_, M>) -> bool {
+        match mark.watermark() {
+            Some((before, _, _)) => self.principal_since().unwrap_or(0) <= before,
+            None => false,
+        }
     }
 
     /// The session's place in its principal's listing.

@@ -6,7 +6,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
     CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, Owner, PRINCIPAL,
-    PRINCIPAL_POSITION, REMOVED_AT, Refresh, TOUCHED_AT, Tombstone, VERSION, View, number, text,
+    PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, Refresh, TOUCHED_AT, Tombstone, VERSION, View,
+    number, text,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -24,17 +25,19 @@ impl Layout {
         item
     }
 
-    /// A new session's item that belongs to `principal`.
+    /// A new session's item that belongs to `principal` since `since_ms`.
     pub fn new_owned_item(
         &self,
         key: &SessionKey,
         data: &str,
         meta: &SessionMeta,
         principal: Option<&Principal>,
+        since_ms: i64,
     ) -> Item {
         let mut item = self.new_item(key, data, meta);
         if let Some(p) = principal {
             write_owner(&mut item, key, p, meta.created);
+            item.insert(PRINCIPAL_SINCE.into(), number(since_ms));
         }
         item
     }
@@ -75,19 +78,27 @@ impl Layout {
             Some(Owner::Set {
                 principal,
                 position,
+                since_ms,
             }) => {
                 item.insert(PRINCIPAL.into(), text(principal.as_str()));
                 item.insert(PRINCIPAL_POSITION.into(), text(position.as_str()));
+                item.insert(PRINCIPAL_SINCE.into(), number(since_ms));
             }
             Some(Owner::Clear) => {
                 item.remove(PRINCIPAL);
                 item.remove(PRINCIPAL_POSITION);
+                item.remove(PRINCIPAL_SINCE);
             }
         }
     }
 }
 
 impl Layout {
+    /// What `spare` does to an item, done in memory.
+    pub fn apply_spare(&self, item: &mut Item, since_ms: i64) {
+        item.insert(PRINCIPAL_SINCE.into(), number(since_ms));
+    }
+
     /// What `tombstone` does to an item, done in memory, as `apply_refresh` is.
     pub fn apply_tombstone(&self, item: &mut Item, t: &Tombstone<'_>) {
         let version = View(&*item).version().next();
@@ -102,6 +113,7 @@ impl Layout {
             TOUCHED_AT,
             PRINCIPAL,
             PRINCIPAL_POSITION,
+            PRINCIPAL_SINCE,
         ] {
             item.remove(name);
         }

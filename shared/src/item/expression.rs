@@ -5,7 +5,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
     CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, Names, PRINCIPAL,
-    PRINCIPAL_POSITION, REMOVED_AT, TOUCHED_AT, VERSION, number, text,
+    PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, REVOKE_EXCEPT, REVOKE_PENDING, REVOKED_BEFORE,
+    TOUCHED_AT, VERSION, number, text,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -52,6 +53,13 @@ impl Expr {
         self.name("#principal", PRINCIPAL)
             .value(":owner", text(p.as_str()))
             .condition("#principal = :owner")
+    }
+
+    /// The test "the session had its principal by `ms`".
+    fn owned_since_at_most(&mut self, ms: i64) -> &mut Self {
+        self.name("#since", PRINCIPAL_SINCE)
+            .value(":since", number(ms))
+            .condition("attribute_not_exists(#since) OR #since <= :since")
     }
 
     /// The test "the item holds exactly the data `raw`", which catches a write of the
@@ -142,6 +150,7 @@ pub enum Owner<'a> {
     Set {
         principal: &'a Principal,
         position: &'a ListingPosition,
+        since_ms: i64,
     },
     Clear,
 }
@@ -185,8 +194,9 @@ pub enum Removal<'a> {
         version: Option<Version>,
         data: Option<&'a str>,
     },
-    /// A live session that belongs to this principal (a revocation).
-    Owned(&'a Principal),
+    /// A live session that belongs to this principal (a revocation), and had it by
+    /// `since_at_most` (epoch milliseconds) when that is given.
+    Owned(&'a Principal, Option<i64>),
 }
 
 /// A Query of the index of sessions by principal: its key condition and placeholders.
@@ -236,8 +246,10 @@ impl Layout {
     /// The projection of an existence check: the key and the expiry.
     pub fn exists_projection(&self) -> (String, Expr) {
         let mut e = self.expr();
-        e.name("#exp", EXPIRES_AT);
-        ("#k, #exp".into(), e)
+        e.name("#exp", EXPIRES_AT)
+            .name("#principal", PRINCIPAL)
+            .name("#since", PRINCIPAL_SINCE);
+        ("#k, #exp, #principal, #since".into(), e)
     }
 
     /// A delete that demands a live session, at version `version` when one is given.
@@ -288,9 +300,12 @@ impl Layout {
                     e.data_is(raw);
                 }
             }
-            Removal::Owned(p) => {
+            Removal::Owned(p, since) => {
                 self.alive(&mut e, t.now);
                 e.owned_by(p);
+                if let Some(ms) = since {
+                    e.owned_since_at_most(ms);
+                }
             }
         }
         e.name("#tomb", REMOVED_AT)
@@ -303,6 +318,7 @@ impl Layout {
             .name("#touched", TOUCHED_AT)
             .name("#principal", PRINCIPAL)
             .name("#position", PRINCIPAL_POSITION)
+            .name("#since", PRINCIPAL_SINCE)
             .value(":now", number(t.now.epoch_seconds()))
             .value(":empty", text(t.empty))
             .value(":until", number(t.until.epoch_seconds()))
@@ -312,22 +328,74 @@ impl Layout {
             update: Some(
                 "SET #tomb = :now, #data = :empty, #exp = :until, \
                  #ver = if_not_exists(#ver, :zero) + :one \
-                 REMOVE #idle, #fixed, #deadline, #touched, #principal, #position"
+                 REMOVE #idle, #fixed, #deadline, #touched, #principal, #position, #since"
                     .into(),
             ),
             expr: e,
         }
     }
 
-    /// A revocation's delete (codec json): a live session of `principal`.
-    pub fn revocation(&self, now: Timestamp, principal: &Principal) -> Write {
+    /// A revocation's delete (codec json): a live session of `principal`, which had it
+    /// by `since_at_most` when that is given.
+    pub fn revocation(
+        &self,
+        now: Timestamp,
+        principal: &Principal,
+        since_at_most: Option<i64>,
+    ) -> Write {
         let mut e = self.expr();
         self.alive(&mut e, now);
         e.owned_by(principal);
+        if let Some(ms) = since_at_most {
+            e.owned_since_at_most(ms);
+        }
         Write {
             update: None,
             expr: e,
         }
+    }
+
+    /// The spared session of a revocation: it gets its principal anew at `since_ms`,
+    /// after the watermark, if it is still a live session of `principal`.
+    pub fn spare(&self, now: Timestamp, principal: &Principal, since_ms: i64) -> Write {
+        let mut e = self.expr();
+        self.alive(&mut e, now);
+        e.owned_by(principal);
+        e.name("#since", PRINCIPAL_SINCE)
+            .value(":since", number(since_ms));
+        Write {
+            update: Some("SET #since = :since".into()),
+            expr: e,
+        }
+    }
+
+    /// A principal's watermark item, as a revocation writes it: only ever later.
+    pub fn watermark(
+        &self,
+        principal: &Principal,
+        before_ms: i64,
+        pending: bool,
+        except: Option<&str>,
+    ) -> (Item, Write) {
+        let mut item = Item::from([
+            self.key(&super::watermark_key(principal)),
+            (REVOKED_BEFORE.to_owned(), number(before_ms)),
+            (REVOKE_PENDING.to_owned(), AttributeValue::Bool(pending)),
+        ]);
+        if let Some(k) = except {
+            item.insert(REVOKE_EXCEPT.to_owned(), text(k));
+        }
+        let mut e = Expr::default();
+        e.name("#before", REVOKED_BEFORE)
+            .value(":before", number(before_ms))
+            .condition("attribute_not_exists(#before) OR #before <= :before");
+        (
+            item,
+            Write {
+                update: None,
+                expr: e,
+            },
+        )
     }
 
     /// A page of `principal`'s entries in the index, newest first, after `after`; with
@@ -404,18 +472,23 @@ impl Layout {
             Some(Owner::Set {
                 principal,
                 position,
+                since_ms,
             }) => {
                 e.name("#principal", PRINCIPAL)
                     .name("#position", PRINCIPAL_POSITION)
+                    .name("#since", PRINCIPAL_SINCE)
                     .value(":principal", text(principal.as_str()))
-                    .value(":position", text(position.as_str()));
+                    .value(":position", text(position.as_str()))
+                    .value(":since", number(since_ms));
                 set.push("#principal = :principal".into());
                 set.push("#position = :position".into());
+                set.push("#since = :since".into());
             }
             Some(Owner::Clear) => {
                 e.name("#principal", PRINCIPAL)
-                    .name("#position", PRINCIPAL_POSITION);
-                remove.extend(["#principal", "#position"]);
+                    .name("#position", PRINCIPAL_POSITION)
+                    .name("#since", PRINCIPAL_SINCE);
+                remove.extend(["#principal", "#position", "#since"]);
             }
         }
         guard_refresh(&mut e, guard);

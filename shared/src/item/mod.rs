@@ -48,6 +48,21 @@ pub const PRINCIPAL: &str = "principal";
 /// The session's place in its principal's listing (S): the index's sort key, written
 /// with the principal (see `principal::ListingPosition`).
 pub const PRINCIPAL_POSITION: &str = "principal_position";
+/// When the session got its principal (N, epoch milliseconds): a revocation of all the
+/// principal's sessions revokes those that had it by then.
+pub const PRINCIPAL_SINCE: &str = "principal_since";
+/// A principal's revocation watermark item: under `#revoked#<principal>`, the epoch
+/// milliseconds before which (inclusive) its sessions are revoked (N), whether that
+/// revocation is still under way (BOOL), and the session it spares (S).
+pub const REVOKED_BEFORE: &str = "revoked_before";
+pub const REVOKE_PENDING: &str = "revoke_pending";
+pub const REVOKE_EXCEPT: &str = "revoke_except";
+
+/// The key of `principal`'s watermark item: no session key has that shape.
+pub fn watermark_key(principal: &crate::principal::Principal) -> String {
+    format!("#revoked#{}", principal.as_str())
+}
+
 /// The index of sessions by principal.
 pub const PRINCIPAL_INDEX: &str = "by-principal";
 

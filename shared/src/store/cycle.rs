@@ -25,7 +25,7 @@ impl DynamoStore {
             let data = self.rules.decode(key, &old);
             let old_meta = self.rules.meta_of(&old, data.as_ref().ok());
             let now = self.rules.now();
-            if !old_meta.is_alive(now) {
+            if !old_meta.is_alive(now) || self.revoked(&old).await? {
                 return Err(gone());
             }
             if expected.is_some_and(|x| !x.is_met_by(&old_meta)) {

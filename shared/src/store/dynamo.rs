@@ -20,9 +20,11 @@ use crate::clock::{Clock, Timestamp};
 use crate::config::StoreConfig;
 use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
-use crate::item::{Item, Removal, Tombstone, Write};
+use crate::item::{Item, Removal, Tombstone, View, Write, watermark_key};
 use crate::key::SessionKey;
-use crate::principal::{ListingPosition, Ownership, Principal, PrincipalPage, SessionHandle};
+use crate::principal::{
+    ListingPosition, Ownership, Principal, PrincipalPage, Revocation, SessionHandle,
+};
 use crate::retry::delay;
 use crate::session::{Expected, Session, SessionData};
 
@@ -31,6 +33,9 @@ const CREATE_ATTEMPTS: u32 = 5;
 /// A DynamoDB call is not started with less time than this left before the deadline:
 /// it could not finish, and the caller would get no answer at all.
 const MIN_CALL_TIME: Duration = Duration::from_millis(100);
+/// Long work (revoking all of a principal's sessions) stops with this much time left,
+/// room for a last write and the answer.
+pub(super) const SHORT_TIME: Duration = Duration::from_millis(300);
 
 /// The DynamoDB implementation of [`SessionStore`]. Cheap to clone: clones share the
 /// client, settings and codec, and each may carry its own deadline.
@@ -83,6 +88,13 @@ impl DynamoStore {
         tokio::time::timeout(left, call)
             .await
             .map_err(|_| out_of_time())
+    }
+
+    /// Whether so little time is left before the deadline that long work should stop
+    /// and say so, rather than start a call that would be cut off.
+    pub(super) fn time_is_short(&self) -> bool {
+        self.deadline
+            .is_some_and(|d| d.saturating_duration_since(Instant::now()) < SHORT_TIME)
     }
 
     /// Backoff before try `attempt` of a contended write; fails instead of sleeping when
@@ -141,9 +153,28 @@ impl DynamoStore {
             .get_item(key, consistent)
             .await?
             .ok_or(StoreError::NotFound)?;
-        self.rules
+        let session = self
+            .rules
             .live_session(key, &item)?
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound)?;
+        if self.revoked(&item).await? {
+            return Err(StoreError::NotFound);
+        }
+        Ok(session)
+    }
+
+    /// Whether the session in `item` was revoked with all of its principal's sessions
+    /// after it got that principal: one consistent GetItem of the principal's watermark,
+    /// made only for a session that has a principal.
+    pub(super) async fn revoked(&self, item: &Item) -> Result<bool, StoreError> {
+        let view = View(item);
+        let Some(p) = view.principal() else {
+            return Ok(false);
+        };
+        let Some(mark) = self.get_raw(&watermark_key(&p), true).await? else {
+            return Ok(false);
+        };
+        Ok(view.revoked_by(&View(&mark)))
     }
 
     /// A DeleteItem of `key`'s item under `write`'s condition.
@@ -316,7 +347,13 @@ impl SessionStore for DynamoStore {
         for _ in 0..CREATE_ATTEMPTS {
             let key = new_key()?;
             let layout = &self.rules.layout;
-            let item = layout.new_owned_item(&key, &raw, &meta, principal.as_ref());
+            let item = layout.new_owned_item(
+                &key,
+                &raw,
+                &meta,
+                principal.as_ref(),
+                self.rules.clock.now_millis(),
+            );
             if self.put_new(item).await? {
                 return Ok(Session {
                     key,
@@ -355,9 +392,12 @@ impl SessionStore for DynamoStore {
             .await?
             .map_err(StoreError::from_sdk)?;
         let now = self.rules.now();
-        Ok(out
-            .item
-            .is_some_and(|item| self.rules.meta_of(&item, None).is_alive(now)))
+        match out.item {
+            Some(item) if self.rules.meta_of(&item, None).is_alive(now) => {
+                Ok(!self.revoked(&item).await?)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn load_and_touch(&self, key: &SessionKey) -> Result<Session, StoreError> {
@@ -417,6 +457,16 @@ impl SessionStore for DynamoStore {
         expected: Option<Expected>,
     ) -> Result<Session, StoreError> {
         self.move_to_new_key(key, expected).await
+    }
+
+    /// A GetItem of the watermark, a PutItem of it before and after, one Query of the
+    /// index per 100 sessions and one conditional write per session.
+    async fn revoke_all(
+        &self,
+        principal: &Principal,
+        except: Option<&SessionKey>,
+    ) -> Result<Revocation, StoreError> {
+        self.revoke_every(principal, except).await
     }
 
     /// One Query of the index (keys only) and one consistent BatchGetItem.

@@ -13,10 +13,10 @@ use crate::clock::{Clock, Timestamp};
 use crate::config::StoreConfig;
 use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
-use crate::item::{Item, Tombstone, View};
+use crate::item::{Item, Tombstone, View, watermark_key};
 use crate::key::SessionKey;
 use crate::principal::{
-    Listed, ListingPosition, Ownership, Principal, PrincipalPage, SessionHandle,
+    Listed, ListingPosition, Ownership, Principal, PrincipalPage, Revocation, SessionHandle,
 };
 use crate::session::{Expected, Session, SessionData};
 
@@ -48,6 +48,9 @@ type Items = HashMap<String, Item>;
 pub struct MemoryStore {
     rules: Rules,
     items: Arc<Mutex<Items>>,
+    /// Only the revocation of all of a principal's sessions heeds it, as the DynamoDB
+    /// store's does: nothing else here waits.
+    deadline: Option<Instant>,
 }
 
 impl MemoryStore {
@@ -56,6 +59,7 @@ impl MemoryStore {
         Ok(Self {
             rules: Rules::new(config)?,
             items: Arc::default(),
+            deadline: None,
         })
     }
 
@@ -95,6 +99,13 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    /// As `DynamoStore::time_is_short`.
+    fn time_is_short(&self) -> bool {
+        self.deadline.is_some_and(|d| {
+            d.saturating_duration_since(Instant::now()) < super::dynamo::SHORT_TIME
+        })
+    }
+
     fn map(&self) -> MutexGuard<'_, Items> {
         // A panic under the lock leaves the map as whole as any write left it.
         self.items.lock().unwrap_or_else(PoisonError::into_inner)
@@ -109,6 +120,10 @@ impl MemoryStore {
         now: Timestamp,
     ) -> Result<Item, StoreError> {
         let gone = || missing_is_unmet(StoreError::NotFound, change.expected);
+        let current = items.get(key.as_str()).ok_or_else(gone)?;
+        if revoked(items, current) {
+            return Err(gone());
+        }
         let item = items.get_mut(key.as_str()).ok_or_else(gone)?;
         let meta = self.rules.meta_of(item, None);
         if !meta.is_alive(now) {
@@ -119,7 +134,7 @@ impl MemoryStore {
         }
         let position = change.position(key, meta.created, now);
         let mut plan = self.rules.plan(change, Some(&meta), now);
-        plan.owner = change.owner(position.as_ref());
+        plan.owner = change.owner(position.as_ref(), self.rules.clock.now_millis());
         self.rules.layout.apply_refresh(item, &plan);
         Ok(item.clone())
     }
@@ -187,14 +202,28 @@ impl MemoryStore {
     }
 }
 
+/// Whether the session in `item` was revoked with all of its principal's sessions after
+/// it got that principal, by the watermark item the map holds.
+fn revoked(items: &Items, item: &Item) -> bool {
+    let view = View(item);
+    view.principal().is_some_and(|p| {
+        items
+            .get(&watermark_key(&p))
+            .is_some_and(|mark| view.revoked_by(&View(mark)))
+    })
+}
+
 impl SessionStore for MemoryStore {
     fn config(&self) -> &StoreConfig {
         &self.rules.config
     }
 
-    /// Nothing here waits, so there is nothing to end early.
-    fn until(&self, _deadline: Instant) -> Self {
-        self.clone()
+    /// Only a revocation of all of a principal's sessions ends early, as in DynamoDB.
+    fn until(&self, deadline: Instant) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
     }
 
     async fn create_owned(
@@ -209,7 +238,13 @@ impl SessionStore for MemoryStore {
             let key = new_key()?;
             if !items.contains_key(key.as_str()) {
                 let layout = &self.rules.layout;
-                let item = layout.new_owned_item(&key, &raw, &meta, principal.as_ref());
+                let item = layout.new_owned_item(
+                    &key,
+                    &raw,
+                    &meta,
+                    principal.as_ref(),
+                    self.rules.clock.now_millis(),
+                );
                 items.insert(key.as_str().to_owned(), item);
                 return Ok(Session {
                     key,
@@ -222,17 +257,22 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load(&self, key: &SessionKey) -> Result<Session, StoreError> {
-        let item = self.item(key.as_str()).ok_or(StoreError::NotFound)?;
+        let items = self.map();
+        let item = items.get(key.as_str()).ok_or(StoreError::NotFound)?;
+        if revoked(&items, item) {
+            return Err(StoreError::NotFound);
+        }
         self.rules
-            .live_session(key, &item)?
+            .live_session(key, item)?
             .ok_or(StoreError::NotFound)
     }
 
     async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
         let now = self.rules.now();
-        Ok(self
-            .item(key.as_str())
-            .is_some_and(|item| self.rules.meta_of(&item, None).is_alive(now)))
+        let items = self.map();
+        Ok(items.get(key.as_str()).is_some_and(|item| {
+            self.rules.meta_of(item, None).is_alive(now) && !revoked(&items, item)
+        }))
     }
 
     async fn load_and_touch(&self, key: &SessionKey) -> Result<Session, StoreError> {
@@ -288,6 +328,7 @@ impl SessionStore for MemoryStore {
     {
         let mut items = self.map();
         let current = match items.get(key.as_str()) {
+            Some(item) if revoked(&items, item) => None,
             Some(item) => self.rules.live_session(key, item)?,
             None => None,
         }
@@ -356,7 +397,7 @@ impl SessionStore for MemoryStore {
             .into_iter()
             .filter_map(|(at, item)| {
                 let meta = self.rules.meta_of(item, None);
-                if !meta.is_alive(now) {
+                if !meta.is_alive(now) || revoked(&items, item) {
                     return None;
                 }
                 Some(Listed {
@@ -367,6 +408,84 @@ impl SessionStore for MemoryStore {
             })
             .collect();
         Ok(PrincipalPage { sessions, next })
+    }
+
+    /// As DynamoStore does it, under the lock: the watermark, then every live session
+    /// of the principal that had it by then but the spared one; never incomplete.
+    async fn revoke_all(
+        &self,
+        principal: &Principal,
+        except: Option<&SessionKey>,
+    ) -> Result<Revocation, StoreError> {
+        let now = self.rules.now();
+        let layout = &self.rules.layout;
+        let mut items = self.map();
+        let mark_key = watermark_key(principal);
+        let mark = items.get(&mark_key).and_then(|m| View(m).watermark());
+        let (before, spared) = match mark {
+            Some((before, true, spared)) => (before, spared),
+            earlier => {
+                let before = self
+                    .rules
+                    .clock
+                    .now_millis()
+                    .max(earlier.map_or(0, |w| w.0));
+                let spared = except.map(|k| k.as_str().to_owned());
+                if let Some(item) = spared.as_ref().and_then(|k| items.get_mut(k)) {
+                    let alive = self.rules.meta_of(item, None).is_alive(now);
+                    if alive && View(&*item).principal().as_ref() == Some(principal) {
+                        layout.apply_spare(item, before + 1);
+                    }
+                }
+                (before, spared)
+            }
+        };
+        let mark = |pending| {
+            layout
+                .watermark(principal, before, pending, spared.as_deref())
+                .0
+        };
+        // As DynamoStore: out of time, the watermark holds and the work waits for the
+        // same call again.
+        if self.time_is_short() {
+            items.insert(mark_key, mark(true));
+            return Ok(Revocation {
+                revoked: 0,
+                complete: false,
+            });
+        }
+        let (empty, until) = self.rules.tombstone(now)?;
+        let t = Tombstone {
+            now,
+            until,
+            empty: &empty,
+        };
+        let owned: Vec<String> = items
+            .iter()
+            .filter(|(key, item)| {
+                let view = View(*item);
+                // What the index lists: a session has a place in it with its principal.
+                Some(key.as_str()) != spared.as_deref()
+                    && view.principal().as_ref() == Some(principal)
+                    && view.principal_position().is_some()
+                    && view.principal_since().unwrap_or(0) <= before
+                    && self.rules.meta_of(item, None).is_alive(now)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        let revoked = owned.len() as u64;
+        for key in owned {
+            if !layout.has_tombstones() {
+                items.remove(&key);
+            } else if let Some(item) = items.get_mut(&key) {
+                layout.apply_tombstone(item, &t);
+            }
+        }
+        items.insert(mark_key, mark(false));
+        Ok(Revocation {
+            revoked,
+            complete: true,
+        })
     }
 
     async fn revoke(&self, principal: &Principal, id: &SessionHandle) -> Result<(), StoreError> {
@@ -409,7 +528,7 @@ impl SessionStore for MemoryStore {
         let old = items.get(key.as_str()).ok_or_else(gone)?;
         let data = self.rules.decode(key, old);
         let old_meta = self.rules.meta_of(old, data.as_ref().ok());
-        if !old_meta.is_alive(now) {
+        if !old_meta.is_alive(now) || revoked(&items, old) {
             return Err(gone());
         }
         if expected.is_some_and(|x| !x.is_met_by(&old_meta)) {

@@ -22,7 +22,9 @@ use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::expiry::Expiry;
 use crate::key::SessionKey;
-use crate::principal::{ListingPosition, Ownership, Principal, PrincipalPage, SessionHandle};
+use crate::principal::{
+    ListingPosition, Ownership, Principal, PrincipalPage, Revocation, SessionHandle,
+};
 use crate::session::{Expected, Session, SessionData};
 
 /// What the API needs of a session store. Every write is conditional: nothing is
@@ -131,6 +133,17 @@ pub trait SessionStore: Send + Sync + Sized {
         principal: &Principal,
         id: &SessionHandle,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Revokes every session `principal` had by now, but `except` (the caller's own):
+    /// once this answers, none of them is served again, even one the index does not
+    /// list yet. Sessions that get the principal later are not revoked. When the
+    /// deadline comes first the answer is incomplete, and the same call continues under
+    /// the same watermark.
+    fn revoke_all(
+        &self,
+        principal: &Principal,
+        except: Option<&SessionKey>,
+    ) -> impl Future<Output = Result<Revocation, StoreError>> + Send;
 
     /// Moves the session to a fresh key, atomically: the old key is gone, nothing else
     /// changes but the expiry and the version.

@@ -9,9 +9,11 @@ use aws_sdk_dynamodb::types::KeysAndAttributes;
 use super::dynamo::DynamoStore;
 use super::sweep::conditional;
 use crate::error::StoreError;
-use crate::item::{Item, PRINCIPAL_INDEX, Removal, Tombstone, View};
+use crate::item::{Item, PRINCIPAL_INDEX, Removal, Tombstone, View, watermark_key};
 use crate::key::SessionKey;
-use crate::principal::{Listed, ListingPosition, Principal, PrincipalPage, SessionHandle};
+use crate::principal::{
+    Listed, ListingPosition, Principal, PrincipalPage, Revocation, SessionHandle,
+};
 
 /// Rounds of a BatchGetItem's unprocessed keys before giving up as unavailable.
 const BATCH_ATTEMPTS: u32 = 8;
@@ -102,23 +104,160 @@ impl DynamoStore {
         ))
     }
 
-    /// The live sessions of `principal` among `keys`, in their order.
+    /// The live sessions of `principal` among `keys`, in their order: not revoked by its
+    /// watermark, read here too.
     async fn live_of(
         &self,
         principal: &Principal,
         keys: &[SessionKey],
     ) -> Result<Vec<(SessionKey, Item)>, StoreError> {
         let mut items = self.items_of(keys).await?;
+        let mark = self.get_raw(&watermark_key(principal), true).await?;
         let now = self.rules.now();
         Ok(keys
             .iter()
             .filter_map(|key| {
                 let item = items.remove(key.as_str())?;
-                let owned = View(&item).principal().as_ref() == Some(principal);
-                (owned && self.rules.meta_of(&item, None).is_alive(now))
+                let view = View(&item);
+                let owned = view.principal().as_ref() == Some(principal);
+                let revoked = mark.as_ref().is_some_and(|m| view.revoked_by(&View(m)));
+                (owned && !revoked && self.rules.meta_of(&item, None).is_alive(now))
                     .then(|| (key.clone(), item))
             })
             .collect())
+    }
+
+    /// Revokes all of the principal's sessions (see `SessionStore::revoke_all`): the
+    /// watermark first, then each session the index lists, removed on the condition that
+    /// it had the principal by the watermark; the watermark's "under way" flag last.
+    pub(super) async fn revoke_every(
+        &self,
+        principal: &Principal,
+        except: Option<&SessionKey>,
+    ) -> Result<Revocation, StoreError> {
+        let layout = &self.rules.layout;
+        let mark = self.get_raw(&watermark_key(principal), true).await?;
+        let under_way = mark.as_ref().and_then(|m| {
+            let (before, pending, spared) = View(m).watermark()?;
+            pending.then(|| (before, spared.and_then(|k| SessionKey::parse(&k).ok())))
+        });
+        let (before, spared) = match under_way {
+            Some(continued) => continued,
+            None => {
+                let now = self.rules.now();
+                let earlier = mark.as_ref().and_then(|m| View(m).watermark()).map(|w| w.0);
+                let before = self.rules.clock.now_millis().max(earlier.unwrap_or(0));
+                // The spared session gets its principal anew just after the watermark,
+                // before the watermark exists, so that no read in between refuses it.
+                if let Some(k) = except {
+                    let write = layout.spare(now, principal, before + 1);
+                    let sent = self
+                        .call(self.update_request(k.as_str(), write).send())
+                        .await?;
+                    match conditional(sent) {
+                        Ok(_) | Err(StoreError::VersionConflict) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let spared = except.map(SessionKey::as_str);
+                self.put_watermark(principal, before, true, spared).await?;
+                (before, except.cloned())
+            }
+        };
+        let mut revoked = 0;
+        let mut after = None;
+        loop {
+            let (keys, next) = self
+                .index_page(principal, 100, after.as_ref(), None)
+                .await?;
+            for key in keys.iter().filter(|k| Some(*k) != spared.as_ref()) {
+                if self.time_is_short() {
+                    return Ok(Revocation {
+                        revoked,
+                        complete: false,
+                    });
+                }
+                if self.remove_owned(key, principal, Some(before)).await? {
+                    revoked += 1;
+                }
+            }
+            match next {
+                Some(at) => after = Some(at),
+                None => break,
+            }
+        }
+        let spared = spared.as_ref().map(SessionKey::as_str);
+        self.put_watermark(principal, before, false, spared).await?;
+        Ok(Revocation {
+            revoked,
+            complete: true,
+        })
+    }
+
+    /// Writes the principal's watermark, unless a later one is there already.
+    async fn put_watermark(
+        &self,
+        principal: &Principal,
+        before: i64,
+        pending: bool,
+        spared: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (item, write) = self
+            .rules
+            .layout
+            .watermark(principal, before, pending, spared);
+        let w = write.parts();
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.rules.config.table_name)
+            .set_item(Some(item))
+            .set_condition_expression(w.condition)
+            .set_expression_attribute_names(w.names)
+            .set_expression_attribute_values(w.values);
+        match conditional(self.call(request.send()).await?) {
+            // A later revocation has written its own, which covers this one.
+            Ok(_) | Err(StoreError::VersionConflict) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes `key`'s session if it is alive and had `principal` (by `before`, when
+    /// given), leaving a tombstone with the django codec: `true` when it did.
+    async fn remove_owned(
+        &self,
+        key: &SessionKey,
+        principal: &Principal,
+        before: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let now = self.rules.now();
+        let layout = &self.rules.layout;
+        let sent = if layout.has_tombstones() {
+            let (empty, until) = self.rules.tombstone(now)?;
+            let t = Tombstone {
+                now,
+                until,
+                empty: &empty,
+            };
+            let write = layout.tombstone(&t, Removal::Owned(principal, before));
+            conditional(
+                self.call(self.update_request(key.as_str(), write).send())
+                    .await?,
+            )
+            .map(|_| ())
+        } else {
+            let write = layout.revocation(now, principal, before);
+            conditional(
+                self.call(self.delete_request(key.as_str(), write).send())
+                    .await?,
+            )
+            .map(|_| ())
+        };
+        match sent {
+            Ok(()) => Ok(true),
+            Err(StoreError::VersionConflict) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     pub(super) async fn list_page(
@@ -166,33 +305,11 @@ impl DynamoStore {
             }
             after = Some(next.ok_or(StoreError::NotFound)?);
         };
-        let now = self.rules.now();
-        let layout = &self.rules.layout;
-        let sent = if layout.has_tombstones() {
-            let (empty, until) = self.rules.tombstone(now)?;
-            let t = Tombstone {
-                now,
-                until,
-                empty: &empty,
-            };
-            let write = layout.tombstone(&t, Removal::Owned(principal));
-            conditional(
-                self.call(self.update_request(key.as_str(), write).send())
-                    .await?,
-            )
-            .map(|_| ())
+        // Gone, expired or given to another principal since the index was read.
+        if self.remove_owned(&key, principal, None).await? {
+            Ok(())
         } else {
-            let write = layout.revocation(now, principal);
-            conditional(
-                self.call(self.delete_request(key.as_str(), write).send())
-                    .await?,
-            )
-            .map(|_| ())
-        };
-        match sent {
-            // Gone, expired or given to another principal since the index was read.
-            Err(StoreError::VersionConflict) => Err(StoreError::NotFound),
-            other => other,
+            Err(StoreError::NotFound)
         }
     }
 }

@@ -57,6 +57,10 @@ impl DynamoStore {
         };
         for _ in 0..RELEARN_ATTEMPTS {
             match self.refresh(key, change, known.as_ref(), now).await? {
+                // Written, but revoked meanwhile: never served.
+                Outcome::Written(item) if self.revoked(&item).await? => {
+                    return Err(missing_is_unmet(StoreError::NotFound, change.expected));
+                }
                 Outcome::Written(item) => return Ok(item),
                 Outcome::Gone => {
                     return Err(missing_is_unmet(StoreError::NotFound, change.expected));
@@ -114,6 +118,9 @@ impl DynamoStore {
             let gone = || missing_is_unmet(StoreError::NotFound, expected);
             let item = self.get_item(key, true).await?.ok_or_else(gone)?;
             let current = self.rules.live_session(key, &item)?.ok_or_else(gone)?;
+            if self.revoked(&item).await? {
+                return Err(gone());
+            }
             if expected.is_some_and(|x| !x.is_met_by(&current.meta)) {
                 return Err(StoreError::VersionConflict);
             }
@@ -156,7 +163,7 @@ impl DynamoStore {
         let created = known.and_then(|k| k.meta.created);
         let position = change.position(key, created, now);
         let mut plan = self.rules.plan(change, known.map(|k| &k.meta), now);
-        plan.owner = change.owner(position.as_ref());
+        plan.owner = change.owner(position.as_ref(), self.rules.clock.now_millis());
         let write = self.rules.layout.refresh(&plan, guard);
         let request = self
             .update_request(key.as_str(), write)

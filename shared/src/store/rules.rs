@@ -37,11 +37,16 @@ impl Change {
 
     /// The owner this write gives the session, `position` being its place in the
     /// listing when it gets a principal.
-    pub fn owner<'a>(&'a self, position: Option<&'a ListingPosition>) -> Option<Owner<'a>> {
+    pub fn owner<'a>(
+        &'a self,
+        position: Option<&'a ListingPosition>,
+        since_ms: i64,
+    ) -> Option<Owner<'a>> {
         match (&self.owner, position) {
             (Ownership::Set(principal), Some(position)) => Some(Owner::Set {
                 principal,
                 position,
+                since_ms,
             }),
             (Ownership::Clear, _) => Some(Owner::Clear),
             _ => None,

@@ -215,6 +215,25 @@ impl<S: SessionStore> Api<S> {
         lambda_http::request::from_str(&event.to_string()).expect("a valid event")
     }
 
+    /// An event whose invocation ends `left` from now, as Lambda's context tells it.
+    pub fn near_deadline(
+        &self,
+        method: &str,
+        path: &str,
+        body: Payload<'_>,
+        left: std::time::Duration,
+    ) -> lambda_http::Request {
+        use lambda_http::RequestExt;
+        let mut context = lambda_http::Context::default();
+        let ends = std::time::SystemTime::now() + left;
+        context.deadline = ends
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        self.request(method, path, &[MERGE], body)
+            .with_lambda_context(context)
+    }
+
     pub async fn send_request(&self, request: lambda_http::Request) -> Reply {
         let response = session_api::handle(&self.app, request).await;
         let (parts, body) = response.into_parts();
