@@ -59,6 +59,12 @@ pub trait Codec: Send + Sync + Debug {
         None
     }
 
+    /// The user the data says the session belongs to, for formats that keep one (Django
+    /// keeps the logged-in user's id under `_auth_user_id`).
+    fn principal_in(&self, _data: &SessionData) -> Option<String> {
+        None
+    }
+
     /// Writes `rule` into the data, for formats that keep the rule there, so that the
     /// other programs reading the table see the same expiry.
     fn set_expiry(&self, _data: &mut SessionData, _rule: Expiry) {}

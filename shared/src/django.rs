@@ -23,6 +23,8 @@ use crate::session::SessionData;
 pub const SESSION_SALT: &str = "django.contrib.sessions.SessionStore";
 /// Where Django keeps a session's own expiry inside its data.
 pub const EXPIRY_KEY: &str = "_session_expiry";
+/// Where Django keeps the logged-in user's id (`django.contrib.auth.SESSION_KEY`).
+pub const AUTH_USER_KEY: &str = "_auth_user_id";
 /// The rule of a negative `_session_expiry`: a fixed time long past.
 const ALREADY_EXPIRED: Timestamp = Timestamp::from_epoch_seconds(0);
 /// The default limit on a payload's size once inflated (`SESSION_MAX_DECOMPRESSED_BYTES`).
@@ -275,6 +277,15 @@ impl Codec for DjangoCodec {
 
     fn shares_table_with_django(&self) -> bool {
         true
+    }
+
+    /// Django stores the id as a string; a number is read as its digits.
+    fn principal_in(&self, data: &SessionData) -> Option<String> {
+        match data.get(AUTH_USER_KEY)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
     }
 
     fn expiry_of(&self, data: &SessionData) -> Option<Expiry> {

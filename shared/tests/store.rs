@@ -1117,6 +1117,63 @@ async fn a_revoke_of_all_cut_short_by_its_deadline_continues_under_the_same_wate
 }
 
 #[tokio::test]
+async fn with_the_django_codec_the_user_in_the_data_is_the_principal() {
+    let e = django_env().await;
+    let user = principal("42");
+    let invalid = |r: Result<_, StoreError>| matches!(r, Err(StoreError::InvalidData(_)));
+    let s = e
+        .store
+        .create(data(json!({"_auth_user_id": "42"})), Expiry::Default)
+        .await
+        .unwrap();
+    assert_eq!(s.principal, Some(user.clone()));
+    let disagreeing = e
+        .store
+        .create_owned(
+            data(json!({"_auth_user_id": "42"})),
+            Expiry::Default,
+            Some(principal("7")),
+        )
+        .await;
+    assert!(invalid(disagreeing));
+    // Django's login into an anonymous session: a merge that adds the user.
+    let anonymous = e.store.create(data(json!({"cart": 1})), Expiry::Default).await.unwrap();
+    let logged_in = e
+        .store
+        .update(&anonymous.key, None, |d| {
+            d.insert("_auth_user_id".into(), json!("42"));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(logged_in.principal, Some(user.clone()));
+    let mut listed = listed_handles(&e.store, &user, 50).await.concat();
+    listed.sort();
+    let mut wanted = vec![handle(&s.key), handle(&anonymous.key)];
+    wanted.sort();
+    assert_eq!(listed, wanted);
+    // A replace with another user moves the session; clearing it under a user is refused.
+    let moved = e
+        .store
+        .replace(&s.key, data(json!({"_auth_user_id": 43})), Expiry::Default, None)
+        .await
+        .unwrap();
+    assert_eq!(moved.principal, Some(principal("43")));
+    let cleared = e
+        .store
+        .replace_owned(
+            &s.key,
+            data(json!({"_auth_user_id": "43"})),
+            Expiry::Default,
+            session_store::Ownership::Clear,
+            None,
+        )
+        .await;
+    assert!(invalid(cleared));
+    assert_eq!(listed_handles(&e.store, &user, 50).await.concat(), [handle(&anonymous.key)]);
+}
+
+#[tokio::test]
 async fn with_the_django_codec_a_revoked_session_is_a_tombstone_outside_every_listing() {
     let e = django_env().await;
     let alice = principal("alice");

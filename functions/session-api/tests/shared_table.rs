@@ -93,3 +93,30 @@ async fn a_backend_save_after_a_get_fails_a_write_with_that_etag_in_dynamodb() {
     a_backend_save_fails_the_etag_read_before_it(support::dynamo_api_with(with_django_codec).await)
         .await;
 }
+
+#[tokio::test]
+async fn djangos_auth_user_id_is_the_principal_and_a_disagreeing_one_is_a_400() {
+    let api = api_with(with_django_codec).await;
+    let created = api
+        .post_json("/sessions", &json!({"data": {"_auth_user_id": "42"}}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.json()["principal"], "42");
+    let listed = api.get("/principals/42/sessions").await;
+    assert_eq!(listed.json()["sessions"].as_array().unwrap().len(), 1);
+    api.post_json(
+        "/sessions",
+        &json!({"data": {"_auth_user_id": "42"}, "principal": "7"}),
+    )
+    .await
+    .assert_problem(400);
+    let key = created.key();
+    put(
+        &api,
+        &key,
+        &json!({"data": {"_auth_user_id": "42"}, "principal": null}),
+        None,
+    )
+    .await
+    .assert_problem(400);
+}

@@ -343,6 +343,7 @@ impl SessionStore for DynamoStore {
         expiry: Expiry,
         principal: Option<Principal>,
     ) -> Result<Session, StoreError> {
+        let principal = self.rules.owner_of_new(&data, principal)?;
         let (raw, meta) = self.rules.new_session(&mut data, expiry)?;
         for _ in 0..CREATE_ATTEMPTS {
             let key = new_key()?;
@@ -413,6 +414,7 @@ impl SessionStore for DynamoStore {
         expected: Option<Expected>,
     ) -> Result<Session, StoreError> {
         let now = self.rules.now();
+        let owner = self.rules.ownership(&data, owner, None)?;
         let change = self
             .rules
             .replacement(&mut data, expiry, expected, owner, now)?;

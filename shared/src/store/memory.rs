@@ -232,6 +232,7 @@ impl SessionStore for MemoryStore {
         expiry: Expiry,
         principal: Option<Principal>,
     ) -> Result<Session, StoreError> {
+        let principal = self.rules.owner_of_new(&data, principal)?;
         let (raw, meta) = self.rules.new_session(&mut data, expiry)?;
         let mut items = self.map();
         loop {
@@ -300,6 +301,7 @@ impl SessionStore for MemoryStore {
         expected: Option<Expected>,
     ) -> Result<Session, StoreError> {
         let now = self.rules.now();
+        let owner = self.rules.ownership(&data, owner, None)?;
         let change = self
             .rules
             .replacement(&mut data, expiry, expected, owner, now)?;
@@ -339,7 +341,9 @@ impl SessionStore for MemoryStore {
         let mut data = current.data;
         change(&mut data)?;
         let now = self.rules.now();
-        let write = self.rules.rewrite(&data, expected, now)?;
+        let write = self
+            .rules
+            .rewrite(&data, expected, current.principal.as_ref(), now)?;
         let item = self.refresh(&mut items, key, &write, now)?;
         Ok(self.rules.written(key, &item, data))
     }

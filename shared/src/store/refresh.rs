@@ -130,7 +130,9 @@ impl DynamoStore {
             let mut data = current.data;
             change(&mut data)?;
             let now = self.rules.now();
-            let write = self.rules.rewrite(&data, expected, now)?;
+            let write = self
+                .rules
+                .rewrite(&data, expected, current.principal.as_ref(), now)?;
             match self.refresh(key, &write, Some(&known), now).await? {
                 Outcome::Written(item) => {
                     return Ok(self.rules.written(key, &item, data));

@@ -12,7 +12,7 @@ use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
 use crate::item::{Guard, Item, Layout, Owner, Refresh, View};
 use crate::key::SessionKey;
-use crate::principal::{ListingPosition, Ownership, SessionHandle};
+use crate::principal::{ListingPosition, Ownership, Principal, SessionHandle};
 use crate::session::{DataTag, Expected, Session, SessionData, SessionMeta, Version};
 
 /// A write that refreshes a session's expiry and bumps its version.
@@ -176,6 +176,46 @@ impl Rules {
         meta
     }
 
+    /// What a write does to the principal, given the data it writes and what the caller
+    /// asked: with a format that keeps the user in the data (Django's `_auth_user_id`),
+    /// that user is the principal, and an asked principal that disagrees is refused.
+    /// `current` is the session's principal, when read.
+    pub fn ownership(
+        &self,
+        data: &SessionData,
+        asked: Ownership,
+        current: Option<&Principal>,
+    ) -> Result<Ownership, StoreError> {
+        let Some(user) = self.codec.principal_in(data) else {
+            return Ok(asked);
+        };
+        let user = Principal::parse(&user)
+            .map_err(|e| StoreError::InvalidData(format!("_auth_user_id: {e}")))?;
+        match asked {
+            Ownership::Set(p) if p != user => Err(StoreError::InvalidData(
+                "principal disagrees with the data's _auth_user_id".into(),
+            )),
+            Ownership::Clear => Err(StoreError::InvalidData(
+                "a session whose data holds _auth_user_id keeps that principal".into(),
+            )),
+            _ if current == Some(&user) => Ok(Ownership::Keep),
+            _ => Ok(Ownership::Set(user)),
+        }
+    }
+
+    /// The principal a new session gets: the one asked for, or the user in its data.
+    pub fn owner_of_new(
+        &self,
+        data: &SessionData,
+        asked: Option<Principal>,
+    ) -> Result<Option<Principal>, StoreError> {
+        let asked = asked.map_or(Ownership::Keep, Ownership::Set);
+        Ok(match self.ownership(data, asked, None)? {
+            Ownership::Set(p) => Some(p),
+            Ownership::Keep | Ownership::Clear => None,
+        })
+    }
+
     /// Whether any session could meet `expected`: a tag with a data hash comes only from
     /// a table shared with the Django backend, and one without only from any other.
     /// Writes that meet a demand by a condition, without a read, check this first.
@@ -291,13 +331,14 @@ impl Rules {
         &self,
         data: &SessionData,
         expected: Option<Expected>,
+        current: Option<&Principal>,
         now: Timestamp,
     ) -> Result<Change, StoreError> {
         Ok(Change {
             rule: self.rule_in_data(data, now)?,
             data: Some(self.encode(data, now)?),
             expected,
-            owner: Ownership::Keep,
+            owner: self.ownership(data, Ownership::Keep, current)?,
         })
     }
 
