@@ -105,9 +105,27 @@ pub enum RecordError {
     NoImage(&'static str),
 }
 
+/// A revocation of all of a principal's sessions, as its watermark item shows it. The
+/// principal is not named: the item's key holds it in clear, and an audit line must
+/// not (a hash of a user id is reversed by hashing every id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevocationEvent {
+    /// Always `revoked`.
+    pub action: &'static str,
+    /// Sessions the revocation has removed so far.
+    pub revoked: u64,
+    /// `false` while the revocation is under way (its call answered 202).
+    pub complete: bool,
+    pub event_id: String,
+    pub sequence_number: String,
+    pub approximate_time: Option<String>,
+    pub table: Option<String>,
+}
+
 /// What auditing a record gives.
 enum Audited {
     Event(Box<AuditEvent>),
+    Revocation(RevocationEvent),
     /// An item that is no session (the cleanup's checkpoint).
     NotASession,
 }
@@ -121,6 +139,8 @@ pub struct BatchCounts {
     pub tombstoned: u64,
     pub resurrection_attempts: u64,
     pub tombstones_removed: u64,
+    /// Revocations of all of a principal's sessions, started or finished.
+    pub revocations: u64,
     pub skipped: u64,
     pub failures: u64,
     /// Records not reached before the invocation's deadline: reported for a retry.
@@ -200,6 +220,10 @@ impl Auditor {
                     *counter += 1;
                     report.lines.push(serde_json::to_string(&event)?);
                 }
+                Ok(Audited::Revocation(event)) => {
+                    report.counts.revocations += 1;
+                    report.lines.push(serde_json::to_string(&event)?);
+                }
                 Ok(Audited::NotASession) => report.counts.skipped += 1,
                 Err(e) => {
                     let sequence = sequence_of(raw)
@@ -230,7 +254,24 @@ impl Auditor {
             return Err(RecordError::NoKey(self.layout.key_attribute().to_owned()));
         };
         let Ok(key) = SessionKey::parse(raw_key) else {
-            return Ok(Audited::NotASession);
+            let revocation = raw_key
+                .starts_with(session_store::item::WATERMARK_PREFIX)
+                .then(|| View(&Stream(&record.change.new_image)).revocation())
+                .flatten();
+            return Ok(match revocation {
+                Some((revoked, complete)) => Audited::Revocation(RevocationEvent {
+                    action: "revoked",
+                    revoked,
+                    complete,
+                    event_id: record.event_id,
+                    sequence_number,
+                    approximate_time: (time > 0)
+                        .then(|| Timestamp::from_epoch_seconds(time).to_rfc3339())
+                        .flatten(),
+                    table: record.event_source_arn.as_deref().and_then(table_of),
+                }),
+                None => Audited::NotASession,
+            });
         };
         // The images stay as deserialized: the audit reads three of their attributes,
         // and converting whole images (data included) would cost most of its time.
@@ -432,6 +473,7 @@ pub fn metrics_line(counts: &BatchCounts, timestamp_ms: i64) -> String {
             ("tombstoned", counts.tombstoned),
             ("resurrection_attempts", counts.resurrection_attempts),
             ("tombstones_removed", counts.tombstones_removed),
+            ("revocations", counts.revocations),
             ("skipped", counts.skipped),
             ("failures", counts.failures),
             ("deferred", counts.deferred),

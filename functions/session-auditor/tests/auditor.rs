@@ -8,7 +8,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use session_auditor::{Auditor, BatchReport, handler, render};
 use session_store::{CodecConfig, DjangoKeys, DjangoSecrets, Secret};
-use session_store::{DynamoStore, Expiry, SessionStore, StoreConfig};
+use session_store::{DynamoStore, Expiry, SessionData, SessionStore, StoreConfig};
 use testkit::{RequestCounter, data};
 
 fn auditor() -> Auditor {
@@ -708,4 +708,35 @@ async fn the_trail_tells_a_tombstone_and_a_resurrection_attempt_from_a_live_sess
         ),
         (1, 1, 1, 0)
     );
+}
+
+#[tokio::test]
+async fn a_revocation_of_all_of_a_principals_sessions_is_audited_as_revoked_with_its_count() {
+    let principal = session_store::Principal::parse("alice@example.com").unwrap();
+    let event = recorded(async |store: &DynamoStore| {
+        for _ in 0..2 {
+            store
+                .create_owned(SessionData::new(), Expiry::Default, Some(principal.clone()))
+                .await
+                .unwrap();
+        }
+        store.revoke_all(&principal, None).await.unwrap();
+    })
+    .await;
+    let report = auditor().audit_batch(&event).unwrap();
+    let got = lines(&report);
+    let revocations: Vec<&Value> = got.iter().filter(|l| l["action"] == "revoked").collect();
+    assert_eq!(revocations.len(), 2, "started, then finished: {got:?}");
+    assert_eq!(
+        (&revocations[1]["revoked"], &revocations[1]["complete"]),
+        (&json!(2), &json!(true))
+    );
+    assert_eq!(report.counts.revocations, 2);
+    assert_eq!(report.counts.deleted, 2);
+    for line in &report.lines {
+        assert!(
+            !line.contains("alice"),
+            "the principal in an audit line: {line}"
+        );
+    }
 }

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{
     CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, PRINCIPAL,
     PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, REVOKE_EXCEPT, REVOKE_PENDING, REVOKED_BEFORE,
-    TOUCHED_AT, VERSION,
+    REVOKED_COUNT, TOUCHED_AT, VERSION,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -93,6 +93,15 @@ impl<I: Image + ?Sized> View<'_, I> {
             self.0.flag(REVOKE_PENDING) == Some(true),
             self.0.text(REVOKE_EXCEPT).map(str::to_owned),
         ))
+    }
+
+    /// Of a watermark item: the sessions removed so far, and whether the revocation is
+    /// complete.
+    pub fn revocation(&self) -> Option<(u64, bool)> {
+        let revoked = self
+            .int(REVOKED_COUNT)
+            .and_then(|n| u64::try_from(n).ok())?;
+        Some((revoked, self.0.flag(REVOKE_PENDING) != Some(true)))
     }
 
     /// Whether a session with this view was revoked by a watermark item `mark`.

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{
     CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, Names, PRINCIPAL,
     PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, REVOKE_EXCEPT, REVOKE_PENDING, REVOKED_BEFORE,
-    TOUCHED_AT, VERSION, number, text,
+    REVOKED_COUNT, TOUCHED_AT, VERSION, number, text,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -376,11 +376,13 @@ impl Layout {
         before_ms: i64,
         pending: bool,
         except: Option<&str>,
+        revoked: u64,
     ) -> (Item, Write) {
         let mut item = Item::from([
             self.key(&super::watermark_key(principal)),
             (REVOKED_BEFORE.to_owned(), number(before_ms)),
             (REVOKE_PENDING.to_owned(), AttributeValue::Bool(pending)),
+            (REVOKED_COUNT.to_owned(), number(revoked)),
         ]);
         if let Some(k) = except {
             item.insert(REVOKE_EXCEPT.to_owned(), text(k));

@@ -57,10 +57,15 @@ pub const PRINCIPAL_SINCE: &str = "principal_since";
 pub const REVOKED_BEFORE: &str = "revoked_before";
 pub const REVOKE_PENDING: &str = "revoke_pending";
 pub const REVOKE_EXCEPT: &str = "revoke_except";
+/// How many sessions the revocation has removed so far (N): the auditor's count.
+pub const REVOKED_COUNT: &str = "revoked_count";
 
-/// The key of `principal`'s watermark item: no session key has that shape.
+/// Where principals' watermark items live: no session key has that shape.
+pub const WATERMARK_PREFIX: &str = "#revoked#";
+
+/// The key of `principal`'s watermark item.
 pub fn watermark_key(principal: &crate::principal::Principal) -> String {
-    format!("#revoked#{}", principal.as_str())
+    format!("{WATERMARK_PREFIX}{}", principal.as_str())
 }
 
 /// The index of sessions by principal.

@@ -425,6 +425,11 @@ impl SessionStore for MemoryStore {
         let layout = &self.rules.layout;
         let mut items = self.map();
         let mark_key = watermark_key(principal);
+        let so_far = items
+            .get(&mark_key)
+            .and_then(|m| View(m).revocation())
+            .filter(|(_, complete)| !complete)
+            .map_or(0, |r| r.0);
         let mark = items.get(&mark_key).and_then(|m| View(m).watermark());
         let (before, spared) = match mark {
             Some((before, true, spared)) => (before, spared),
@@ -444,15 +449,15 @@ impl SessionStore for MemoryStore {
                 (before, spared)
             }
         };
-        let mark = |pending| {
+        let mark = |pending, revoked| {
             layout
-                .watermark(principal, before, pending, spared.as_deref())
+                .watermark(principal, before, pending, spared.as_deref(), revoked)
                 .0
         };
         // As DynamoStore: out of time, the watermark holds and the work waits for the
         // same call again.
         if self.time_is_short() {
-            items.insert(mark_key, mark(true));
+            items.insert(mark_key, mark(true, so_far));
             return Ok(Revocation {
                 revoked: 0,
                 complete: false,
@@ -485,7 +490,7 @@ impl SessionStore for MemoryStore {
                 layout.apply_tombstone(item, &t);
             }
         }
-        items.insert(mark_key, mark(false));
+        items.insert(mark_key, mark(false, so_far + revoked));
         Ok(Revocation {
             revoked,
             complete: true,

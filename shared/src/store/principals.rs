@@ -141,6 +141,10 @@ impl DynamoStore {
             let (before, pending, spared) = View(m).watermark()?;
             pending.then(|| (before, spared.and_then(|k| SessionKey::parse(&k).ok())))
         });
+        let so_far = match (&under_way, &mark) {
+            (Some(_), Some(m)) => View(m).revocation().map_or(0, |r| r.0),
+            _ => 0,
+        };
         let (before, spared) = match under_way {
             Some(continued) => continued,
             None => {
@@ -160,7 +164,8 @@ impl DynamoStore {
                     }
                 }
                 let spared = except.map(SessionKey::as_str);
-                self.put_watermark(principal, before, true, spared).await?;
+                self.put_watermark(principal, before, true, spared, 0)
+                    .await?;
                 (before, except.cloned())
             }
         };
@@ -172,6 +177,9 @@ impl DynamoStore {
                 .await?;
             for key in keys.iter().filter(|k| Some(*k) != spared.as_ref()) {
                 if self.time_is_short() {
+                    let spared = spared.as_ref().map(SessionKey::as_str);
+                    self.put_watermark(principal, before, true, spared, so_far + revoked)
+                        .await?;
                     return Ok(Revocation {
                         revoked,
                         complete: false,
@@ -187,7 +195,8 @@ impl DynamoStore {
             }
         }
         let spared = spared.as_ref().map(SessionKey::as_str);
-        self.put_watermark(principal, before, false, spared).await?;
+        self.put_watermark(principal, before, false, spared, so_far + revoked)
+            .await?;
         Ok(Revocation {
             revoked,
             complete: true,
@@ -201,11 +210,12 @@ impl DynamoStore {
         before: i64,
         pending: bool,
         spared: Option<&str>,
+        revoked: u64,
     ) -> Result<(), StoreError> {
         let (item, write) = self
             .rules
             .layout
-            .watermark(principal, before, pending, spared);
+            .watermark(principal, before, pending, spared, revoked);
         let w = write.parts();
         let request = self
             .client
