@@ -277,6 +277,17 @@ fn django_codec_data(v: Value) -> String {
     django_codec().encode(&data(v), t(0)).unwrap()
 }
 
+/// A new empty session of `p`.
+async fn owned_by<S: SessionStore>(
+    store: &S,
+    p: &session_store::Principal,
+) -> session_store::Session {
+    store
+        .create_owned(SessionData::new(), Expiry::Default, Some(p.clone()))
+        .await
+        .unwrap()
+}
+
 fn principal(p: &str) -> session_store::Principal {
     session_store::Principal::parse(p).unwrap()
 }
@@ -985,16 +996,8 @@ async fn a_session_leaves_its_principals_listing_when_it_dies_moves_or_changes_h
 async fn revoking_a_session_by_handle_removes_it_and_only_for_its_principal() {
     let e = env().await;
     let alice = principal("alice");
-    let s = e
-        .store
-        .create_owned(SessionData::new(), Expiry::Default, Some(alice.clone()))
-        .await
-        .unwrap();
-    let kept = e
-        .store
-        .create_owned(SessionData::new(), Expiry::Default, Some(alice.clone()))
-        .await
-        .unwrap();
+    let s = owned_by(&e.store, &alice).await;
+    let kept = owned_by(&e.store, &alice).await;
     let id = session_store::SessionHandle::of(&s.key);
     assert!(not_found(e.store.revoke(&principal("mallory"), &id).await));
     assert!(e.store.exists(&s.key).await.unwrap());
@@ -1071,11 +1074,7 @@ async fn a_revoke_of_all_cut_short_by_its_deadline_continues_under_the_same_wate
     let alice = principal("alice");
     let mut before = Vec::new();
     for _ in 0..3 {
-        let s = e
-            .store
-            .create_owned(SessionData::new(), Expiry::Default, Some(alice.clone()))
-            .await
-            .unwrap();
+        let s = owned_by(&e.store, &alice).await;
         before.push(s.key);
     }
     let hurried = e
@@ -1090,11 +1089,7 @@ async fn a_revoke_of_all_cut_short_by_its_deadline_continues_under_the_same_wate
         );
     }
     e.clock.advance(Duration::from_secs(1));
-    let after = e
-        .store
-        .create_owned(SessionData::new(), Expiry::Default, Some(alice.clone()))
-        .await
-        .unwrap();
+    let after = owned_by(&e.store, &alice).await;
     let rest = e.store.revoke_all(&alice, None).await.unwrap();
     assert!(rest.complete);
     assert_eq!(first.revoked + rest.revoked, 3);
@@ -1177,16 +1172,8 @@ async fn with_the_django_codec_the_user_in_the_data_is_the_principal() {
 async fn with_the_django_codec_a_revoked_session_is_a_tombstone_outside_every_listing() {
     let e = django_env().await;
     let alice = principal("alice");
-    let s = e
-        .store
-        .create_owned(SessionData::new(), Expiry::Default, Some(alice.clone()))
-        .await
-        .unwrap();
-    let gone = e
-        .store
-        .create_owned(SessionData::new(), Expiry::Default, Some(alice.clone()))
-        .await
-        .unwrap();
+    let s = owned_by(&e.store, &alice).await;
+    let gone = owned_by(&e.store, &alice).await;
     e.store.revoke(&alice, &session_store::SessionHandle::of(&s.key)).await.unwrap();
     e.store.delete(&gone.key, None).await.unwrap();
     for key in [&s.key, &gone.key] {

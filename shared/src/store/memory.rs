@@ -162,6 +162,25 @@ impl MemoryStore {
         }
     }
 
+    /// A removal by the API: the item goes, or, when the table is shared with the
+    /// Django backend, becomes a tombstone.
+    fn remove(&self, items: &mut Items, key: &str, now: Timestamp) -> Result<(), StoreError> {
+        if !self.rules.layout.has_tombstones() {
+            items.remove(key);
+            return Ok(());
+        }
+        let (empty, until) = self.rules.tombstone(now)?;
+        let t = Tombstone {
+            now,
+            until,
+            empty: &empty,
+        };
+        if let Some(item) = items.get_mut(key) {
+            self.rules.layout.apply_tombstone(item, &t);
+        }
+        Ok(())
+    }
+
     /// As DynamoStore does with the Django codec: the item becomes a tombstone.
     fn leave_tombstone(
         &self,
@@ -174,12 +193,12 @@ impl MemoryStore {
             Some(_) => Err(StoreError::VersionConflict),
             None => Ok(()),
         };
-        let Some(item) = items.get_mut(key.as_str()) else {
+        let Some(item) = items.get(key.as_str()) else {
             return unmet();
         };
         let meta = self.rules.meta_of(item, None);
         // What DynamoDB's condition sees: the item's own expiry, not one in its data.
-        let alive_as_stored = !meta.tombstone && View(&*item).expires_at().is_none_or(|t| t > now);
+        let alive_as_stored = !meta.tombstone && View(item).expires_at().is_none_or(|t| t > now);
         let proceed = match expected {
             None => !meta.tombstone,
             Some(Expected::Exists) => alive_as_stored,
@@ -188,13 +207,7 @@ impl MemoryStore {
         if !proceed {
             return unmet();
         }
-        let (empty, until) = self.rules.tombstone(now)?;
-        let t = Tombstone {
-            now,
-            until,
-            empty: &empty,
-        };
-        self.rules.layout.apply_tombstone(item, &t);
+        self.remove(items, key.as_str(), now)?;
         if expected.is_some() && !meta.is_alive(now) {
             return Err(StoreError::VersionConflict);
         }
@@ -463,12 +476,6 @@ impl SessionStore for MemoryStore {
                 complete: false,
             });
         }
-        let (empty, until) = self.rules.tombstone(now)?;
-        let t = Tombstone {
-            now,
-            until,
-            empty: &empty,
-        };
         let owned: Vec<String> = items
             .iter()
             .filter(|(key, item)| {
@@ -484,11 +491,7 @@ impl SessionStore for MemoryStore {
             .collect();
         let revoked = owned.len() as u64;
         for key in owned {
-            if !layout.has_tombstones() {
-                items.remove(&key);
-            } else if let Some(item) = items.get_mut(&key) {
-                layout.apply_tombstone(item, &t);
-            }
+            self.remove(&mut items, &key, now)?;
         }
         items.insert(mark_key, mark(false, so_far + revoked));
         Ok(Revocation {
@@ -510,20 +513,7 @@ impl SessionStore for MemoryStore {
             })
             .map(|(key, _)| key.clone())
             .ok_or(StoreError::NotFound)?;
-        if self.rules.layout.has_tombstones() {
-            let (empty, until) = self.rules.tombstone(now)?;
-            let t = Tombstone {
-                now,
-                until,
-                empty: &empty,
-            };
-            if let Some(item) = items.get_mut(&key) {
-                self.rules.layout.apply_tombstone(item, &t);
-            }
-        } else {
-            items.remove(&key);
-        }
-        Ok(())
+        self.remove(&mut items, &key, now)
     }
 
     async fn cycle(
@@ -553,19 +543,7 @@ impl SessionStore for MemoryStore {
         };
         let principal = View(old).principal();
         let moved = self.rules.layout.moved(old, &new, &meta);
-        if self.rules.layout.has_tombstones() {
-            let (empty, until) = self.rules.tombstone(now)?;
-            let t = Tombstone {
-                now,
-                until,
-                empty: &empty,
-            };
-            if let Some(old) = items.get_mut(key.as_str()) {
-                self.rules.layout.apply_tombstone(old, &t);
-            }
-        } else {
-            items.remove(key.as_str());
-        }
+        self.remove(&mut items, key.as_str(), now)?;
         items.insert(new.as_str().to_owned(), moved);
         Ok(Session {
             key: new,
