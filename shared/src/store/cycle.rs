@@ -25,7 +25,7 @@ impl DynamoStore {
             let data = self.rules.decode(key, &old);
             let old_meta = self.rules.meta_of(&old, data.as_ref().ok());
             let now = self.rules.now();
-            if !old_meta.is_alive(now) || self.revoked(&old).await? {
+            if !old_meta.is_alive(now) {
                 return Err(gone());
             }
             if expected.is_some_and(|x| !x.is_met_by(&old_meta)) {
@@ -63,6 +63,9 @@ impl DynamoStore {
                 .transact_items(TransactWriteItem::builder().put(put).build())
                 .transact_items(old_key);
             match self.call(request.send()).await? {
+                // The new key keeps the principal and the time it got it: a revocation
+                // of the principal, checked after the move, covers it as it did the old.
+                Ok(_) if self.revoked(&old).await? => return Err(gone()),
                 Ok(_) => {
                     return Ok(Session {
                         key: new,

@@ -118,9 +118,6 @@ impl DynamoStore {
             let gone = || missing_is_unmet(StoreError::NotFound, expected);
             let item = self.get_item(key, true).await?.ok_or_else(gone)?;
             let current = self.rules.live_session(key, &item)?.ok_or_else(gone)?;
-            if self.revoked(&item).await? {
-                return Err(gone());
-            }
             if expected.is_some_and(|x| !x.is_met_by(&current.meta)) {
                 return Err(StoreError::VersionConflict);
             }
@@ -134,6 +131,9 @@ impl DynamoStore {
                 .rules
                 .rewrite(&data, expected, current.principal.as_ref(), now)?;
             match self.refresh(key, &write, Some(&known), now).await? {
+                // Checked after the write, so that a revocation that answered before it
+                // is never missed: a session written on meanwhile is still not served.
+                Outcome::Written(item) if self.revoked(&item).await? => return Err(gone()),
                 Outcome::Written(item) => {
                     return Ok(self.rules.written(key, &item, data));
                 }
