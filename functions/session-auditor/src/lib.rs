@@ -265,9 +265,7 @@ impl Auditor {
                     complete,
                     event_id: record.event_id,
                     sequence_number,
-                    approximate_time: (time > 0)
-                        .then(|| Timestamp::from_epoch_seconds(time).to_rfc3339())
-                        .flatten(),
+                    approximate_time: approximate_time(time),
                     table: record.event_source_arn.as_deref().and_then(table_of),
                 }),
                 None => Audited::NotASession,
@@ -308,9 +306,7 @@ impl Auditor {
             session: key.fingerprint(KEY_HASH_DIGITS),
             event_id: record.event_id,
             sequence_number,
-            approximate_time: (time > 0)
-                .then(|| Timestamp::from_epoch_seconds(time).to_rfc3339())
-                .flatten(),
+            approximate_time: approximate_time(time),
             table: record.event_source_arn.as_deref().and_then(table_of),
             size_bytes: record.change.size_bytes,
             version_before: before.as_ref().map(|s| s.version),
@@ -335,6 +331,13 @@ impl Auditor {
             data: decoded.and_then(Result::ok),
         }
     }
+}
+
+/// The record's time as a line shows it; none when the record carries none (0).
+fn approximate_time(time: i64) -> Option<String> {
+    (time > 0)
+        .then(|| Timestamp::from_epoch_seconds(time).to_rfc3339())
+        .flatten()
 }
 
 fn sequence_of(record: &Value) -> Option<&str> {

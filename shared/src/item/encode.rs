@@ -100,10 +100,10 @@ impl Layout {
     }
 
     /// What `tombstone` does to an item, done in memory, as `apply_refresh` is.
-    pub fn apply_tombstone(&self, item: &mut Item, t: &Tombstone<'_>) {
+    pub fn apply_tombstone(&self, item: &mut Item, t: &Tombstone) {
         let version = View(&*item).version().next();
         item.insert(REMOVED_AT.into(), number(t.now.epoch_seconds()));
-        item.insert(DATA.into(), text(t.empty));
+        item.insert(DATA.into(), text(&t.empty));
         item.insert(EXPIRES_AT.into(), number(t.until.epoch_seconds()));
         item.insert(VERSION.into(), number(version.0));
         for name in [

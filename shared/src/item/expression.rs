@@ -176,11 +176,11 @@ pub enum Guard<'a> {
 
 /// What a tombstone writes (see [`REMOVED_AT`]): the marker, the data the Django
 /// backend reads as an empty session, and an expiry for TTL after the grace period.
-#[derive(Debug, Clone, Copy)]
-pub struct Tombstone<'a> {
+#[derive(Debug, Clone)]
+pub struct Tombstone {
     pub now: Timestamp,
     pub until: Timestamp,
-    pub empty: &'a str,
+    pub empty: String,
 }
 
 /// What a removal demands of the item it turns into a tombstone.
@@ -284,7 +284,7 @@ impl Layout {
     }
 
     /// The UpdateItem that turns a session into a tombstone under `removal`'s demand.
-    pub fn tombstone(&self, t: &Tombstone<'_>, removal: Removal<'_>) -> Write {
+    pub fn tombstone(&self, t: &Tombstone, removal: Removal<'_>) -> Write {
         let mut e = self.expr();
         match removal {
             Removal::Any => {
@@ -320,7 +320,7 @@ impl Layout {
             .name("#position", PRINCIPAL_POSITION)
             .name("#since", PRINCIPAL_SINCE)
             .value(":now", number(t.now.epoch_seconds()))
-            .value(":empty", text(t.empty))
+            .value(":empty", text(&t.empty))
             .value(":until", number(t.until.epoch_seconds()))
             .value(":zero", number(0))
             .value(":one", number(1));

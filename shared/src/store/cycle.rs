@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{CancellationReason, Delete, Put, TransactWriteItem
 use super::dynamo::DynamoStore;
 use super::{missing_is_unmet, new_key};
 use crate::error::StoreError;
-use crate::item::{Removal, Tombstone, Write};
+use crate::item::{Removal, Write};
 use crate::key::SessionKey;
 use crate::session::{Expected, Session};
 
@@ -40,12 +40,7 @@ impl DynamoStore {
             // tombstone, and "as read" includes its data, which the backend may change.
             let known = self.rules.known(&old, old_meta);
             let old_key = if layout.has_tombstones() {
-                let (empty, until) = self.rules.tombstone(now)?;
-                let t = Tombstone {
-                    now,
-                    until,
-                    empty: &empty,
-                };
+                let t = self.rules.tombstone(now)?;
                 let removal = Removal::Live {
                     version: Some(old_meta.version),
                     data: known.data.as_deref(),

@@ -20,7 +20,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::config::StoreConfig;
 use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
-use crate::item::{Item, Removal, Tombstone, View, Write, watermark_key};
+use crate::item::{Item, Removal, View, Write, watermark_key};
 use crate::key::SessionKey;
 use crate::principal::{
     ListingPosition, Ownership, Principal, PrincipalPage, Revocation, SessionHandle,
@@ -280,7 +280,7 @@ impl DynamoStore {
         expected: Option<Expected>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let (empty, until) = self.rules.tombstone(now)?;
+        let t = self.rules.tombstone(now)?;
         let read = match expected {
             Some(Expected::Tag(_)) => Some(self.read_known(key, expected, now).await?),
             _ => None,
@@ -295,11 +295,6 @@ impl DynamoStore {
                 version: None,
                 data: None,
             },
-        };
-        let t = Tombstone {
-            now,
-            until,
-            empty: &empty,
         };
         let request = self
             .update_request(key.as_str(), self.rules.layout.tombstone(&t, removal))

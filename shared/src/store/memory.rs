@@ -13,7 +13,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::config::StoreConfig;
 use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
-use crate::item::{Item, Tombstone, View, watermark_key};
+use crate::item::{Item, View, watermark_key};
 use crate::key::SessionKey;
 use crate::principal::{
     Listed, ListingPosition, Ownership, Principal, PrincipalPage, Revocation, SessionHandle,
@@ -169,12 +169,7 @@ impl MemoryStore {
             items.remove(key);
             return Ok(());
         }
-        let (empty, until) = self.rules.tombstone(now)?;
-        let t = Tombstone {
-            now,
-            until,
-            empty: &empty,
-        };
+        let t = self.rules.tombstone(now)?;
         if let Some(item) = items.get_mut(key) {
             self.rules.layout.apply_tombstone(item, &t);
         }

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::KeysAndAttributes;
 use super::dynamo::DynamoStore;
 use super::sweep::conditional;
 use crate::error::StoreError;
-use crate::item::{Item, PRINCIPAL_INDEX, Removal, Tombstone, View, watermark_key};
+use crate::item::{Item, PRINCIPAL_INDEX, Removal, View, watermark_key};
 use crate::key::SessionKey;
 use crate::principal::{
     Listed, ListingPosition, Principal, PrincipalPage, Revocation, SessionHandle,
@@ -243,12 +243,7 @@ impl DynamoStore {
         let now = self.rules.now();
         let layout = &self.rules.layout;
         let sent = if layout.has_tombstones() {
-            let (empty, until) = self.rules.tombstone(now)?;
-            let t = Tombstone {
-                now,
-                until,
-                empty: &empty,
-            };
+            let t = self.rules.tombstone(now)?;
             let write = layout.tombstone(&t, Removal::Owned(principal, before));
             conditional(
                 self.call(self.update_request(key.as_str(), write).send())

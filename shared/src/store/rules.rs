@@ -10,7 +10,7 @@ use crate::codec::{Codec, DecodeError, EncodeError};
 use crate::config::StoreConfig;
 use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
-use crate::item::{Guard, Item, Layout, Owner, Refresh, View};
+use crate::item::{Guard, Item, Layout, Owner, Refresh, Tombstone, View};
 use crate::key::SessionKey;
 use crate::principal::{ListingPosition, Ownership, Principal, SessionHandle};
 use crate::session::{DataTag, Expected, Session, SessionData, SessionMeta, Version};
@@ -240,9 +240,12 @@ impl Rules {
     /// What a removal writes when the table is shared with the Django backend: an empty
     /// session signed as Django signs it (so its `load()` reads it quietly as empty),
     /// kept for the configured grace period.
-    pub fn tombstone(&self, now: Timestamp) -> Result<(String, Timestamp), StoreError> {
-        let empty = self.encode(&SessionData::new(), now)?;
-        Ok((empty, now.saturating_add(self.config.tombstone_grace)))
+    pub fn tombstone(&self, now: Timestamp) -> Result<Tombstone, StoreError> {
+        Ok(Tombstone {
+            now,
+            until: now.saturating_add(self.config.tombstone_grace),
+            empty: self.encode(&SessionData::new(), now)?,
+        })
     }
 
     pub fn session(&self, key: &SessionKey, item: &Item) -> Result<Session, StoreError> {
