@@ -1609,4 +1609,22 @@ async fn a_session_with_a_principal_reads_in_two_requests_and_one_without_in_one
     e.expect_requests(1, "GetItem");
     e.store.load(&owned.key).await.unwrap();
     e.expect_requests(2, "GetItem, and GetItem of the principal's watermark");
+    // A PUT that gives a session a principal reads it first (its place in the listing
+    // follows its creation time), writes, then reads the watermark.
+    e.store
+        .replace_owned(
+            &anonymous.key,
+            SessionData::new(),
+            Expiry::Default,
+            session_store::Ownership::Set(principal("alice")),
+            None,
+        )
+        .await
+        .unwrap();
+    e.expect_requests(3, "GetItem, UpdateItem, GetItem of the watermark");
+    e.store
+        .replace(&owned.key, SessionData::new(), Expiry::Default, None)
+        .await
+        .unwrap();
+    e.expect_requests(2, "UpdateItem, GetItem of the watermark");
 }
