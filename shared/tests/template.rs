@@ -532,7 +532,8 @@ fn a_stuck_auditor_raises_an_alarm_and_the_failure_queue_says_what_to_do_within_
 }
 
 #[test]
-fn the_upkeep_is_fed_only_writes_without_an_expiry_and_writes_onto_tombstones() {
+fn the_upkeep_is_fed_only_writes_without_an_expiry_writes_onto_tombstones_and_writes_to_backend_items()
+ {
     let template = template();
     let mapping = &template["Resources"]["SessionUpkeepStream"]["Properties"];
     let (f, function) = intrinsic(&mapping["FunctionName"]).unwrap();
@@ -541,7 +542,7 @@ fn the_upkeep_is_fed_only_writes_without_an_expiry_and_writes_onto_tombstones() 
         ("Ref", Some("SessionCleanupFunction"))
     );
     let filters = mapping["FilterCriteria"]["Filters"].as_sequence().unwrap();
-    assert_eq!(filters.len(), 2);
+    assert_eq!(filters.len(), 3);
     let pattern = |i: usize| -> serde_json::Value {
         serde_json::from_str(filters[i]["Pattern"].as_str().unwrap()).expect("a JSON pattern")
     };
@@ -553,6 +554,16 @@ fn the_upkeep_is_fed_only_writes_without_an_expiry_and_writes_onto_tombstones() 
         let image = &onto_tombstone["dynamodb"][side];
         assert_eq!(image[session_store::item::REMOVED_AT], marked, "{side}");
     }
+    // A later write to an item stamped as the backend's, unless it leaves a tombstone.
+    let later = pattern(2);
+    for side in ["OldImage", "NewImage"] {
+        let image = &later["dynamodb"][side];
+        assert_eq!(image[session_store::item::STAMPED_AT], marked, "{side}");
+    }
+    assert_eq!(
+        later["dynamodb"]["NewImage"][session_store::item::REMOVED_AT],
+        serde_json::json!({"N": [{"exists": false}]})
+    );
     let first = pattern(0);
     let image = &first["dynamodb"]["NewImage"];
     assert_eq!(

@@ -2,11 +2,19 @@
 //! - an item written without `expires_at` (the backend writes only `data`) gets the
 //!   expiry the Scan would stamp on it, from the same rule and with the same conditional
 //!   write, as soon as it is written;
+//! - an item the backend wrote whose data names a user (`_auth_user_id`, its login)
+//!   gets that user as its principal, as the API's writes give it, at the time of the
+//!   record (to the second, rounded down), and is removed at once if a revocation of
+//!   that principal covers that time;
 //! - a tombstone the backend wrote onto (a request that still held a session the API
 //!   removed saved it) is deleted, so that the backend's next load starts afresh.
 //!
-//! The event source mapping's filter (template.yaml) passes only such writes, so a table
-//! written only through the API never invokes this; anything else that arrives is skipped.
+//! The event source mapping's filter (template.yaml) passes the backend's first writes
+//! (no `expires_at`), every later write to an item stamped as the backend's
+//! (`stamped_at`), and writes onto tombstones, so a table written only through the API
+//! never invokes this. A record of a write that moved the version is no backend write
+//! (the backend never writes one): the API's, or this function's own, and is skipped
+//! without a request.
 
 use std::time::Instant;
 
@@ -16,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use session_store::item::{Item, View};
 use session_store::metrics::Emf;
-use session_store::{SessionKey, SessionStore, StoreError};
+use session_store::{BackendOutcome, BackendWrite, SessionKey, SessionStore, StoreError};
 use tracing::warn;
 
 use crate::{Cleanup, Error};
@@ -25,6 +33,10 @@ use crate::{Cleanup, Error};
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct UpkeepCounts {
     pub stamped: u64,
+    /// Items of the backend given the principal their data names (stamped or not).
+    pub principals_set: u64,
+    /// Items of the backend given a principal a revocation had covered, so removed.
+    pub revoked: u64,
     /// Tombstones the Django backend wrote onto, deleted.
     pub tombstones_removed: u64,
     /// Records with nothing to do: removals, items that have an expiry by now or are
@@ -41,6 +53,9 @@ pub struct UpkeepCounts {
 /// How one record ended.
 enum Settled {
     Stamped,
+    /// Given its principal, and stamped too when `true`.
+    PrincipalSet(bool),
+    Revoked,
     TombstoneRemoved,
     Skipped,
     OverCap,
@@ -73,6 +88,11 @@ impl Cleanup {
             };
             match settled {
                 Ok(Settled::Stamped) => counts.stamped += 1,
+                Ok(Settled::PrincipalSet(stamped)) => {
+                    counts.principals_set += 1;
+                    counts.stamped += u64::from(stamped);
+                }
+                Ok(Settled::Revoked) => counts.revoked += 1,
                 Ok(Settled::TombstoneRemoved) => counts.tombstones_removed += 1,
                 Ok(Settled::Skipped) => counts.skipped += 1,
                 Ok(Settled::OverCap) => counts.skipped_over_cap += 1,
@@ -101,34 +121,71 @@ impl Cleanup {
         if record.event_name == "REMOVE" || record.change.new_image.is_empty() {
             return Ok(Settled::Skipped);
         }
+        let since_ms = match record
+            .change
+            .approximate_creation_date_time
+            .timestamp_millis()
+        {
+            0 => self.store.now().epoch_seconds().saturating_mul(1000),
+            ms => ms,
+        };
         let image: Item = record.change.new_image.into();
         let old: Item = record.change.old_image.into();
         if View(&old).is_tombstone() && View(&image).is_tombstone() {
             return self.remove_tombstone(&image).await;
         }
+        // Only the API's writes and this function's own move the version.
+        let backend_wrote = View(&old).version() == View(&image).version()
+            && View(&old).data() != View(&image).data();
         let Some(candidate) = self.store.sweep_candidate(&image) else {
             return Ok(Settled::Skipped);
         };
-        if candidate.expires_at.is_some() {
+        let new = View(&image);
+        let Some(seen) = new.data().filter(|_| backend_wrote && !new.is_tombstone()) else {
             return Ok(Settled::Skipped);
-        }
-        if candidate.data_over_cap {
+        };
+        // A new user in the data: a login. A save without one leaves the principal as
+        // it is (Django's logout flushes: the key is deleted, not saved without a user).
+        let user = self
+            .store
+            .user_in(seen)
+            .filter(|u| new.principal().as_ref() != Some(u));
+        let stamp = if candidate.expires_at.is_some() {
+            None
+        } else if candidate.data_over_cap {
             warn!(session = %candidate.key.fingerprint(12), "data over the decompression cap; no expiry stamped");
             return Ok(Settled::OverCap);
+        } else {
+            Some(self.store.config().expiry.legacy_stamp(
+                candidate.data_rule,
+                candidate.created,
+                self.store.now(),
+                self.config.legacy_age,
+            ))
+        };
+        if stamp.is_none() && user.is_none() {
+            return Ok(Settled::Skipped);
         }
-        let now = self.store.now();
-        let (at, rule) = self.store.config().expiry.legacy_stamp(
-            candidate.data_rule,
-            candidate.created,
-            now,
-            self.config.legacy_age,
-        );
-        match self.store.stamp_expiry(&candidate.key, at, rule).await {
-            Ok(()) => Ok(Settled::Stamped),
-            // It has an expiry by now, or is gone: nothing left to do.
-            Err(StoreError::VersionConflict) => Ok(Settled::Skipped),
-            Err(e) => Err(e.into()),
-        }
+        let write = BackendWrite {
+            seen,
+            stamp,
+            user: user.as_ref(),
+            since_ms,
+            created: candidate.created,
+        };
+        Ok(
+            match self
+                .store
+                .settle_backend_write(&candidate.key, write)
+                .await?
+            {
+                BackendOutcome::Written if user.is_some() => Settled::PrincipalSet(stamp.is_some()),
+                BackendOutcome::Written => Settled::Stamped,
+                BackendOutcome::Revoked => Settled::Revoked,
+                // It changed since: a later record shows what it holds now.
+                BackendOutcome::Stale => Settled::Skipped,
+            },
+        )
     }
 }
 
@@ -154,6 +211,8 @@ pub fn upkeep_line(counts: &UpkeepCounts, timestamp_ms: i64) -> String {
     Emf::new("session-cleanup")
         .counts(&[
             ("upkeep_stamped", counts.stamped),
+            ("upkeep_principals_set", counts.principals_set),
+            ("upkeep_revoked", counts.revoked),
             ("upkeep_tombstones_removed", counts.tombstones_removed),
             ("upkeep_skipped", counts.skipped),
             ("upkeep_skipped_over_cap", counts.skipped_over_cap),

@@ -328,3 +328,179 @@ async fn the_sample_write_onto_a_tombstone_runs_through_the_handler_and_is_remov
     assert_eq!(answer, json!({"batchItemFailures": []}));
     assert_eq!(e.item(&key).await, None);
 }
+
+/// The Django backend's encoding of `v`, signed with the site's key.
+fn backend_data(e: &Env, v: Value) -> String {
+    use session_store::Codec;
+    DjangoCodec::new(&DjangoKeys {
+        secret_key: Secret::new(BACKEND_SECRET),
+        fallbacks: vec![],
+    })
+    .encode(&data(v), e.clock.now())
+    .unwrap()
+}
+
+impl Env {
+    /// The Django backend's `delete()`: one DeleteItem, with no condition.
+    async fn backend_delete(&self, key: &str) {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("session_key", AttributeValue::S(key.into()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// One run of the upkeep over every record the stream holds so far.
+    async fn upkeep(&self, cleanup: &Cleanup) -> session_cleanup::UpkeepCounts {
+        let event = testkit::stream_event(&self.client, &self.table)
+            .await
+            .unwrap();
+        let (answer, counts) = cleanup.upkeep(&event, None).await.unwrap();
+        assert!(answer.batch_item_failures.is_empty(), "{counts:?}");
+        counts
+    }
+
+    /// The API's store and the upkeep for a table shared with the Django backend, both
+    /// on the clock `at`.
+    fn shared_table(&self, at: &ManualClock) -> (DynamoStore, Cleanup) {
+        let (signing, reading) = django_configs(self);
+        let api = DynamoStore::new(self.client.clone(), signing)
+            .unwrap()
+            .with_clock(Arc::new(at.clone()));
+        let cleanup = Cleanup::new(self.client.clone(), reading, CleanupConfig::default())
+            .unwrap()
+            .with_clock(Arc::new(at.clone()));
+        (api, cleanup)
+    }
+}
+
+fn user(id: &str) -> session_store::Principal {
+    session_store::Principal::parse(id).unwrap()
+}
+
+fn fresh_key() -> String {
+    SessionKey::generate().unwrap().as_str().to_owned()
+}
+
+/// Seconds since the epoch on the wall clock, which stamps the stream's records.
+fn wall_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn a_backend_login_gives_its_session_the_user_as_principal_whichever_record_comes_first() {
+    let e = env().await;
+    let (api, cleanup) = e.shared_table(&e.clock);
+    let anonymous = backend_data(&e, json!({"cart": 1}));
+    let logged_in = backend_data(
+        &e,
+        json!({"cart": 1, "_auth_user_id": "42", "_auth_user_backend": "django.contrib.auth.backends.ModelBackend", "_auth_user_hash": "0f"}),
+    );
+
+    // An anonymous visit, stamped before the login.
+    let visit = fresh_key();
+    e.backend_save(&visit, &anonymous).await;
+    assert_eq!(e.upkeep(&cleanup).await.stamped, 1);
+    // Django's login: cycle_key() creates a new key with the data and deletes the old
+    // one; the upkeep stamps the new key; then the response saves the user into it, an
+    // item that has its expiry by now.
+    let first = fresh_key();
+    e.backend_save(&first, &anonymous).await;
+    e.backend_delete(&visit).await;
+    e.upkeep(&cleanup).await;
+    assert!(e.item(&first).await.unwrap().contains_key("stamped_at"));
+    e.backend_save(&first, &logged_in).await;
+    let counts = e.upkeep(&cleanup).await;
+    assert!(counts.principals_set >= 1, "{counts:?}");
+    // A second login whose create and save both come before the upkeep runs.
+    let second = fresh_key();
+    e.backend_save(&second, &anonymous).await;
+    e.backend_save(&second, &logged_in).await;
+    e.upkeep(&cleanup).await;
+
+    let listed: Vec<_> = api
+        .list(&user("42"), 10, None)
+        .await
+        .unwrap()
+        .sessions
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    let handle = |k: &str| session_store::SessionHandle::of(&SessionKey::parse(k).unwrap());
+    let mut expected = vec![handle(&first), handle(&second)];
+    expected.sort();
+    let mut got = listed.clone();
+    got.sort();
+    assert_eq!(got, expected);
+    let session = api.load(&SessionKey::parse(&first).unwrap()).await.unwrap();
+    assert_eq!(session.principal, Some(user("42")));
+
+    // Logging out everywhere reaches the backend's sessions: it loads them empty.
+    let revoked = api.revoke_all(&user("42"), None).await.unwrap();
+    assert_eq!((revoked.revoked, revoked.complete), (2, true));
+    for key in [&first, &second] {
+        assert_eq!(
+            backend_load(&e, key).await,
+            Some(session_store::SessionData::new())
+        );
+    }
+    // The upkeep running over the whole stream again neither revives nor re-owns them.
+    e.upkeep(&cleanup).await;
+    assert!(
+        api.list(&user("42"), 10, None)
+            .await
+            .unwrap()
+            .sessions
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_backend_login_before_a_revocation_is_removed_when_the_upkeep_reaches_it_and_one_after_survives()
+ {
+    let e = env().await;
+    let logged_in = backend_data(&e, json!({"_auth_user_id": "7"}));
+    // The revocation an hour after the backend's write (the record's time).
+    let later = ManualClock::at(Timestamp::from_epoch_seconds(wall_clock() + 3600));
+    let (api, cleanup) = e.shared_table(&later);
+    let before = fresh_key();
+    e.backend_save(&before, &logged_in).await;
+    let revocation = api.revoke_all(&user("7"), None).await.unwrap();
+    assert_eq!(revocation.revoked, 0, "the index has not listed it yet");
+    let counts = e.upkeep(&cleanup).await;
+    assert_eq!(
+        (counts.revoked, counts.principals_set),
+        (1, 0),
+        "{counts:?}"
+    );
+    assert_eq!(
+        backend_load(&e, &before).await,
+        None,
+        "gone: the backend's next load starts a fresh session"
+    );
+    assert!(matches!(
+        api.load(&SessionKey::parse(&before).unwrap()).await,
+        Err(session_store::StoreError::NotFound)
+    ));
+
+    // A login an hour after a revocation is the user's new session.
+    let e = env().await;
+    let earlier = ManualClock::at(Timestamp::from_epoch_seconds(wall_clock() - 3600));
+    let (api, cleanup) = e.shared_table(&earlier);
+    api.revoke_all(&user("7"), None).await.unwrap();
+    let after = fresh_key();
+    e.backend_save(&after, &logged_in).await;
+    let counts = e.upkeep(&cleanup).await;
+    assert_eq!(
+        (counts.revoked, counts.principals_set),
+        (0, 1),
+        "{counts:?}"
+    );
+    let listed = api.list(&user("7"), 10, None).await.unwrap().sessions;
+    assert_eq!(listed.len(), 1);
+}

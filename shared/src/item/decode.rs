@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{
     CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, PRINCIPAL,
     PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, REVOKE_EXCEPT, REVOKE_PENDING, REVOKED_BEFORE,
-    REVOKED_COUNT, TOUCHED_AT, VERSION,
+    REVOKED_COUNT, STAMPED_AT, TOUCHED_AT, VERSION,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -120,6 +120,11 @@ impl<I: Image + ?Sized> View<'_, I> {
     /// When the API removed the session, if the item is a tombstone.
     pub fn removed_at(&self) -> Option<Timestamp> {
         self.time(REMOVED_AT)
+    }
+
+    /// Whether the Django backend wrote the item (the cleanup stamped it).
+    pub fn is_backend_owned(&self) -> bool {
+        self.0.number(STAMPED_AT).is_some()
     }
 
     /// Whether the item is a tombstone, whatever its marker holds.

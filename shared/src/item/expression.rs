@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{
     CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, Names, PRINCIPAL,
     PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, REVOKE_EXCEPT, REVOKE_PENDING, REVOKED_BEFORE,
-    REVOKED_COUNT, TOUCHED_AT, VERSION, number, text,
+    REVOKED_COUNT, STAMPED_AT, TOUCHED_AT, VERSION, number, text,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -469,37 +469,12 @@ impl Layout {
                 .value(":deadline", number(d.epoch_seconds()));
             set.push("#deadline = if_not_exists(#deadline, :deadline)".into());
         }
-        match r.owner {
-            None => {}
-            Some(Owner::Set {
-                principal,
-                position,
-                since_ms,
-            }) => {
-                e.name("#principal", PRINCIPAL)
-                    .name("#position", PRINCIPAL_POSITION)
-                    .name("#since", PRINCIPAL_SINCE)
-                    .value(":principal", text(principal.as_str()))
-                    .value(":position", text(position.as_str()))
-                    .value(":since", number(since_ms));
-                set.push("#principal = :principal".into());
-                set.push("#position = :position".into());
-                set.push("#since = :since".into());
-            }
-            Some(Owner::Clear) => {
-                e.name("#principal", PRINCIPAL)
-                    .name("#position", PRINCIPAL_POSITION)
-                    .name("#since", PRINCIPAL_SINCE);
-                remove.extend(["#principal", "#position", "#since"]);
-            }
+        if let Some(owner) = r.owner {
+            set_owner(&mut e, owner, &mut set, &mut remove);
         }
         guard_refresh(&mut e, guard);
-        let mut update = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            update.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
         Write {
-            update: Some(update),
+            update: Some(set_and_remove(&set, &remove)),
             expr: e,
         }
     }
@@ -536,20 +511,25 @@ impl Layout {
     }
 
     /// The cleanup's stamp on an item without an expiry: the expiry, and the rule's own
-    /// attributes as the store's writes keep them, so reads need not decode the data.
-    pub fn stamp(&self, at: Timestamp, rule: Expiry) -> Write {
+    /// attributes as the store's writes keep them, so reads need not decode the data;
+    /// the marker that the Django backend wrote the item; and, from the stream, the
+    /// principal its data names, on the condition that the data is still what was read.
+    pub fn stamp(&self, s: &Stamp<'_>) -> Write {
         let mut e = self.expr();
         e.name("#exp", EXPIRES_AT)
             .name("#ver", VERSION)
-            .value(":at", number(at.epoch_seconds()))
+            .name("#stamped", STAMPED_AT)
+            .value(":at", number(s.at.epoch_seconds()))
+            .value(":stamped", number(s.now.epoch_seconds()))
             .value(":zero", number(0))
             .value(":one", number(1))
             .condition("attribute_exists(#k) AND attribute_not_exists(#exp)");
         let mut set = vec![
             "#exp = :at".to_owned(),
+            "#stamped = if_not_exists(#stamped, :stamped)".to_owned(),
             "#ver = if_not_exists(#ver, :zero) + :one".to_owned(),
         ];
-        match rule {
+        match s.rule {
             Expiry::Default => {}
             Expiry::IdleFor(d) => {
                 e.name("#idle", IDLE_TTL)
@@ -562,10 +542,81 @@ impl Layout {
                 set.push("#fixed = :fixed".into());
             }
         }
+        let mut remove = Vec::new();
+        if let Some(owner) = s.owner {
+            set_owner(&mut e, owner, &mut set, &mut remove);
+        }
+        if let Some(raw) = s.seen {
+            e.data_is(raw);
+        }
         Write {
-            update: Some(format!("SET {}", set.join(", "))),
+            update: Some(set_and_remove(&set, &remove)),
             expr: e,
         }
+    }
+
+    /// The upkeep's new principal for an item the Django backend owns, after the backend
+    /// wrote data `seen` naming another user (a login) or none (the version moves, as
+    /// the session's representation does): only while the data is still that, and the
+    /// item no tombstone.
+    pub fn backend_owner(&self, seen: &str, owner: Owner<'_>) -> Write {
+        let mut e = Expr::default();
+        e.name("#stamped", STAMPED_AT)
+            .name("#tomb", REMOVED_AT)
+            .name("#ver", VERSION)
+            .value(":zero", number(0))
+            .value(":one", number(1))
+            .condition("attribute_exists(#stamped) AND attribute_not_exists(#tomb)");
+        e.data_is(seen);
+        let mut set = vec!["#ver = if_not_exists(#ver, :zero) + :one".to_owned()];
+        let mut remove = Vec::new();
+        set_owner(&mut e, owner, &mut set, &mut remove);
+        Write {
+            update: Some(set_and_remove(&set, &remove)),
+            expr: e,
+        }
+    }
+}
+
+/// What the cleanup stamps on an item without an expiry (see [`Layout::stamp`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp<'a> {
+    pub at: Timestamp,
+    pub rule: Expiry,
+    pub now: Timestamp,
+    /// The data the stamp was decided on, when it must still be that.
+    pub seen: Option<&'a str>,
+    pub owner: Option<Owner<'a>>,
+}
+
+/// An update expression from its SET and (possibly no) REMOVE clauses.
+fn set_and_remove(set: &[String], remove: &[&str]) -> String {
+    let mut update = format!("SET {}", set.join(", "));
+    if !remove.is_empty() {
+        update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+    update
+}
+
+/// SET or REMOVE clauses that give the session `owner`'s principal, or take it away.
+fn set_owner(e: &mut Expr, owner: Owner<'_>, set: &mut Vec<String>, remove: &mut Vec<&str>) {
+    e.name("#principal", PRINCIPAL)
+        .name("#position", PRINCIPAL_POSITION)
+        .name("#since", PRINCIPAL_SINCE);
+    match owner {
+        Owner::Set {
+            principal,
+            position,
+            since_ms,
+        } => {
+            e.value(":principal", text(principal.as_str()))
+                .value(":position", text(position.as_str()))
+                .value(":since", number(since_ms));
+            set.push("#principal = :principal".into());
+            set.push("#position = :position".into());
+            set.push("#since = :since".into());
+        }
+        Owner::Clear => remove.extend(["#principal", "#position", "#since"]),
     }
 }
 

@@ -12,7 +12,7 @@ mod expression;
 pub use checkpoint::{CHECKPOINT_KEY, Cursor, LEASE_KEY, Position};
 pub use decode::{Image, View, meta};
 pub use expression::{
-    Expr, Guard, Owner, Parts, PrincipalQuery, Refresh, Removal, Scan, Tombstone, Write,
+    Expr, Guard, Owner, Parts, PrincipalQuery, Refresh, Removal, Scan, Stamp, Tombstone, Write,
 };
 
 use std::collections::HashMap;
@@ -42,6 +42,10 @@ const TOUCHED_AT: &str = "touched_at";
 /// The tombstone marker (N): when the API removed the session from a table it shares
 /// with the Django backend. An item that has it is no session to any read.
 pub const REMOVED_AT: &str = "removed_at";
+/// When the cleanup first stamped an expiry on the item (N, epoch seconds): it marks an
+/// item the Django backend wrote, so that the upkeep's filter passes the backend's later
+/// writes to it (a login saves `_auth_user_id` into an item already stamped).
+pub const STAMPED_AT: &str = "stamped_at";
 /// The user the session belongs to (S), when it has one: the hash key of the sparse
 /// index `by-principal`.
 pub const PRINCIPAL: &str = "principal";

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
+pub use principals::{BackendOutcome, BackendWrite};
 pub use sweep::{Candidate, Page};
 
 use crate::config::StoreConfig;

@@ -10,8 +10,9 @@ use crate::clock::Timestamp;
 use crate::codec::DecodeError;
 use crate::error::StoreError;
 use crate::expiry::Expiry;
-use crate::item::{CHECKPOINT_KEY, Cursor, Item, Position, View, Write};
+use crate::item::{CHECKPOINT_KEY, Cursor, Item, Position, Stamp, View, Write};
 use crate::key::SessionKey;
+use crate::principal::Principal;
 
 /// An item the cleanup may have to settle: expired, or without an expiry.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +104,15 @@ impl DynamoStore {
         })
     }
 
+    /// The user that data in the table names (Django's `_auth_user_id`), for codecs that
+    /// keep one there; `None` as well for data that cannot be read or names no valid
+    /// principal.
+    pub fn user_in(&self, raw: &str) -> Option<Principal> {
+        let codec = &self.rules.codec;
+        let user = codec.principal_in(&codec.decode(raw).ok()?)?;
+        Principal::parse(&user).ok()
+    }
+
     /// Deletes the session only if it is still expired at the store's now; a version
     /// conflict when it is not (refreshed, or gone, since the scan).
     pub async fn delete_expired(&self, key: &SessionKey) -> Result<(), StoreError> {
@@ -119,7 +129,14 @@ impl DynamoStore {
         at: Timestamp,
         rule: Expiry,
     ) -> Result<(), StoreError> {
-        let request = self.update_request(key.as_str(), self.rules.layout.stamp(at, rule));
+        let stamp = Stamp {
+            at,
+            rule,
+            now: self.rules.now(),
+            seen: None,
+            owner: None,
+        };
+        let request = self.update_request(key.as_str(), self.rules.layout.stamp(&stamp));
         conditional(self.call(request.send()).await?).map(|_| ())
     }
 
