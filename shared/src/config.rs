@@ -20,6 +20,9 @@ const DEFAULT_TOMBSTONE_GRACE: Duration = Duration::from_secs(86_400);
 /// Bounds of `SESSION_TOMBSTONE_GRACE_SECONDS`: at least a minute (Lambda's and most web
 /// servers' request timeouts are shorter), at most a year.
 const TOMBSTONE_GRACE_LIMITS: (u64, u64) = (60, 31_536_000);
+/// Most sessions `SESSION_MAX_PER_PRINCIPAL` may allow: one TransactWriteItems (at most
+/// 100 actions) keeps the count and removes the excess together.
+pub const MAX_PER_PRINCIPAL_LIMIT: usize = 99;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
@@ -41,6 +44,9 @@ pub struct StoreConfig {
     /// How long a tombstone stays (codec `django`): longer than any Django request
     /// holds a session loaded, since a save after it is gone recreates the session.
     pub tombstone_grace: Duration,
+    /// Most live sessions one principal keeps through the API; creating one more
+    /// revokes the one that has had the principal longest. `None`: no cap.
+    pub max_per_principal: Option<usize>,
 }
 
 impl Default for StoreConfig {
@@ -56,6 +62,7 @@ impl Default for StoreConfig {
             update_attempts: 50,
             touch_interval: Duration::from_secs(300),
             tombstone_grace: DEFAULT_TOMBSTONE_GRACE,
+            max_per_principal: None,
         }
     }
 }
@@ -74,6 +81,7 @@ impl StoreConfig {
         "SESSION_UPDATE_ATTEMPTS",
         "SESSION_TOUCH_INTERVAL_SECONDS",
         "SESSION_TOMBSTONE_GRACE_SECONDS",
+        "SESSION_MAX_PER_PRINCIPAL",
         "DJANGO_SECRET_KEY",
         "DJANGO_SECRET_KEY_FALLBACKS",
         "DJANGO_SECRET_KEY_PARAMETER",
@@ -168,6 +176,21 @@ impl StoreConfig {
                 reason: format!("must be between {least} and {most}"),
             });
         }
+        let max_per_principal = match get("SESSION_MAX_PER_PRINCIPAL") {
+            Some(v) if !v.trim().is_empty() => {
+                let n: usize = parse("SESSION_MAX_PER_PRINCIPAL", &v)?;
+                if !(1..=MAX_PER_PRINCIPAL_LIMIT).contains(&n) {
+                    return Err(ConfigError {
+                        name: "SESSION_MAX_PER_PRINCIPAL",
+                        reason: format!(
+                            "must be between 1 and {MAX_PER_PRINCIPAL_LIMIT}, or unset"
+                        ),
+                    });
+                }
+                Some(n)
+            }
+            _ => d.max_per_principal,
+        };
         Ok(Self {
             table_name: get("SESSION_TABLE").unwrap_or(d.table_name),
             key_attribute: get("SESSION_KEY_ATTRIBUTE").unwrap_or(d.key_attribute),
@@ -188,6 +211,7 @@ impl StoreConfig {
                 None => d.touch_interval,
             },
             tombstone_grace,
+            max_per_principal,
         })
     }
 }
@@ -580,6 +604,25 @@ mod tests {
         let neither = from(&[("SESSION_CODEC", "django")]);
         assert_eq!(neither.unwrap_err().name, "DJANGO_SECRET_KEY");
         assert!(format!("{c:?}").contains("django-secret"));
+    }
+
+    #[test]
+    fn the_cap_per_principal_is_unset_by_default_and_refused_outside_its_range() {
+        let with = |v: &str| {
+            StoreConfig::from_lookup(|name| (name == "SESSION_MAX_PER_PRINCIPAL").then(|| v.into()))
+        };
+        assert_eq!(StoreConfig::default().max_per_principal, None);
+        assert_eq!(
+            with("").unwrap().max_per_principal,
+            None,
+            "the template's empty default"
+        );
+        assert_eq!(with("5").unwrap().max_per_principal, Some(5));
+        assert_eq!(with("99").unwrap().max_per_principal, Some(99));
+        for bad in ["0", "100", "-1", "many"] {
+            let e = with(bad).unwrap_err();
+            assert_eq!(e.name, "SESSION_MAX_PER_PRINCIPAL", "{bad}");
+        }
     }
 
     #[test]

@@ -1069,6 +1069,73 @@ async fn after_a_revoke_of_all_answers_no_earlier_session_of_the_principal_is_se
 }
 
 #[tokio::test]
+async fn with_a_cap_one_session_more_revokes_the_one_that_has_had_the_principal_longest() {
+    let e = env_with(|c| c.max_per_principal = Some(2)).await;
+    let alice = principal("alice");
+    let own = || Some(alice.clone());
+    let first = e.store.create_owned(SessionData::new(), Expiry::Default, own()).await.unwrap();
+    e.clock.advance(Duration::from_secs(1));
+    let second = e.store.create_owned(SessionData::new(), Expiry::Default, own()).await.unwrap();
+    let bobs = owned_by(&e.store, &principal("bob")).await;
+    let anonymous = e.store.create(SessionData::new(), Expiry::Default).await.unwrap();
+    e.clock.advance(Duration::from_secs(1));
+    let third = e.store.create_owned(SessionData::new(), Expiry::Default, own()).await.unwrap();
+    assert!(not_found(e.store.load(&first.key).await), "the oldest went");
+    for key in [&second.key, &third.key, &bobs.key, &anonymous.key] {
+        assert!(e.store.load(key).await.is_ok());
+    }
+    // A login into an older anonymous session counts as the newest.
+    e.clock.advance(Duration::from_secs(1));
+    e.store
+        .replace_owned(
+            &anonymous.key,
+            SessionData::new(),
+            Expiry::Default,
+            session_store::Ownership::Set(alice.clone()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(not_found(e.store.load(&second.key).await));
+    // A cycle moves a session: the count stays, nothing else goes.
+    let moved = e.store.cycle(&third.key, None).await.unwrap();
+    let mut listed = listed_handles(&e.store, &alice, 50).await.concat();
+    listed.sort();
+    let mut wanted = vec![handle(&moved.key), handle(&anonymous.key)];
+    wanted.sort();
+    assert_eq!(listed, wanted);
+    assert!(e.store.load(&bobs.key).await.is_ok(), "another principal's are not counted");
+}
+
+#[tokio::test]
+async fn with_a_cap_concurrent_logins_leave_no_more_than_the_cap_once_all_have_answered() {
+    let e = env_with(|c| c.max_per_principal = Some(2)).await;
+    let carol = principal("carol");
+    let mut logins = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let store = e.other_writer();
+        let p = carol.clone();
+        logins.spawn(async move {
+            store.create_owned(SessionData::new(), Expiry::Default, Some(p)).await
+        });
+    }
+    let created: Vec<SessionKey> = logins
+        .join_all()
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().key)
+        .collect();
+    // Read on the writers' own clock.
+    let reader = e.other_writer();
+    let mut live = 0;
+    for key in &created {
+        live += usize::from(reader.load(key).await.is_ok());
+    }
+    assert_eq!(live, 2, "the cap, and no fewer: each login removed only the excess");
+    assert_eq!(listed_handles(&reader, &carol, 50).await.concat().len(), 2);
+}
+
+#[tokio::test]
 async fn a_revoke_of_all_cut_short_by_its_deadline_continues_under_the_same_watermark() {
     let e = env().await;
     let alice = principal("alice");

@@ -20,6 +20,11 @@ pub trait Image {
     fn text(&self, name: &str) -> Option<&str>;
     fn number(&self, name: &str) -> Option<&str>;
     fn flag(&self, name: &str) -> Option<bool>;
+    /// A list of strings; `None` when absent or of another type. Only SDK items have
+    /// lists the store reads.
+    fn list_of_text(&self, _name: &str) -> Option<Vec<String>> {
+        None
+    }
 }
 
 impl Image for Item {
@@ -40,6 +45,18 @@ impl Image for Item {
     fn flag(&self, name: &str) -> Option<bool> {
         match self.get(name) {
             Some(AttributeValue::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    fn list_of_text(&self, name: &str) -> Option<Vec<String>> {
+        match self.get(name) {
+            Some(AttributeValue::L(values)) => Some(
+                values
+                    .iter()
+                    .filter_map(|v| v.as_s().ok().cloned())
+                    .collect(),
+            ),
             _ => None,
         }
     }
@@ -120,6 +137,11 @@ impl<I: Image + ?Sized> View<'_, I> {
     /// When the API removed the session, if the item is a tombstone.
     pub fn removed_at(&self) -> Option<Timestamp> {
         self.time(REMOVED_AT)
+    }
+
+    /// Of a registry item: its version and the session keys it lists.
+    pub fn members(&self) -> Option<Vec<String>> {
+        self.0.list_of_text(super::MEMBERS)
     }
 
     /// Whether the Django backend wrote the item (the cleanup stamped it).

@@ -400,6 +400,33 @@ impl Layout {
         )
     }
 
+    /// A principal's registry with `members`, written only over version `read` (0: none
+    /// yet), so that of two logins counting at once, one counts again.
+    pub fn registry(
+        &self,
+        principal: &Principal,
+        read: Version,
+        members: &[&str],
+    ) -> (Item, Write) {
+        let item = Item::from([
+            self.key(&super::registry_key(principal)),
+            (VERSION.to_owned(), number(read.0 + 1)),
+            (
+                super::MEMBERS.to_owned(),
+                AttributeValue::L(members.iter().map(|k| text(k)).collect()),
+            ),
+        ]);
+        let mut e = Expr::default();
+        e.version_is(read);
+        (
+            item,
+            Write {
+                update: None,
+                expr: e,
+            },
+        )
+    }
+
     /// A page of `principal`'s entries in the index, newest first, after `after`; with
     /// `handle`, only the entry of that session.
     pub fn principal_query(

@@ -72,6 +72,17 @@ pub fn watermark_key(principal: &crate::principal::Principal) -> String {
     format!("{WATERMARK_PREFIX}{}", principal.as_str())
 }
 
+/// Where principals' registries live (`SESSION_MAX_PER_PRINCIPAL`): the keys of the
+/// sessions the API gave the principal (L of S), under a version (N) that every change
+/// of the list is conditioned on, so that concurrent logins count one after another.
+pub const REGISTRY_PREFIX: &str = "#sessions#";
+pub const MEMBERS: &str = "members";
+
+/// The key of `principal`'s registry item.
+pub fn registry_key(principal: &crate::principal::Principal) -> String {
+    format!("{REGISTRY_PREFIX}{}", principal.as_str())
+}
+
 /// The index of sessions by principal.
 pub const PRINCIPAL_INDEX: &str = "by-principal";
 

@@ -62,26 +62,20 @@ impl DynamoStore {
                 // of the principal, checked after the move, covers it as it did the old.
                 Ok(_) if self.revoked(&old).await? => return Err(gone()),
                 Ok(_) => {
+                    let principal = crate::item::View(&old).principal();
+                    if let Some(p) = &principal {
+                        self.within_cap(p, &new).await?;
+                    }
                     return Ok(Session {
                         key: new,
                         data,
                         meta,
-                        principal: crate::item::View(&old).principal(),
+                        principal,
                     });
                 }
                 // A new key collision, or the old session changed or died meanwhile:
                 // read again and retry; the read says "not found" if it is gone.
-                Err(SdkError::ServiceError(e))
-                    if matches!(
-                        e.err(),
-                        TransactWriteItemsError::TransactionCanceledException(_)
-                    ) =>
-                {
-                    if let TransactWriteItemsError::TransactionCanceledException(c) = e.err() {
-                        retry_cancelled(c.cancellation_reasons())?;
-                    }
-                }
-                Err(e) => return Err(StoreError::from_sdk(e)),
+                Err(e) => cancelled(e)?,
             }
         }
         Err(StoreError::Contention)
@@ -90,18 +84,31 @@ impl DynamoStore {
 
 /// The transaction's put of the new key, which must be free.
 fn put(store: &DynamoStore, item: crate::item::Item) -> Result<Put, StoreError> {
-    let absent = store.rules.layout.absent().parts();
+    put_under(store, item, store.rules.layout.absent())
+}
+
+/// A transaction's Put of `item` under `guard`'s condition.
+pub(super) fn put_under(
+    store: &DynamoStore,
+    item: crate::item::Item,
+    guard: Write,
+) -> Result<Put, StoreError> {
+    let g = guard.parts();
     Put::builder()
         .table_name(&store.rules.config.table_name)
         .set_item(Some(item))
-        .set_condition_expression(absent.condition)
-        .set_expression_attribute_names(absent.names)
+        .set_condition_expression(g.condition)
+        .set_expression_attribute_names(g.names)
+        .set_expression_attribute_values(g.values)
         .build()
         .map_err(|e| StoreError::Other(e.to_string()))
 }
 
-/// The transaction's delete of the old key, guarded by `guard`.
-fn delete(store: &DynamoStore, key: &SessionKey, guard: Write) -> Result<Delete, StoreError> {
+pub(super) fn delete(
+    store: &DynamoStore,
+    key: &SessionKey,
+    guard: Write,
+) -> Result<Delete, StoreError> {
     let (name, value) = store.rules.layout.key(key.as_str());
     let g = guard.parts();
     Delete::builder()
@@ -115,7 +122,11 @@ fn delete(store: &DynamoStore, key: &SessionKey, guard: Write) -> Result<Delete,
 }
 
 /// The transaction's tombstone in place of the old key, under `write`'s condition.
-fn update(store: &DynamoStore, key: &SessionKey, write: Write) -> Result<Update, StoreError> {
+pub(super) fn update(
+    store: &DynamoStore,
+    key: &SessionKey,
+    write: Write,
+) -> Result<Update, StoreError> {
     let (name, value) = store.rules.layout.key(key.as_str());
     let w = write.parts();
     Update::builder()
@@ -133,6 +144,22 @@ fn update(store: &DynamoStore, key: &SessionKey, write: Write) -> Result<Update,
 /// failed condition (a key collision, or the old session changed) or a conflict with
 /// another transaction is. Throttling ends the cycle as unavailable at once, since the
 /// SDK has already retried it; anything else is a fault of the request itself.
+/// A transaction's failure: `Ok` when it was cancelled for a reason that a fresh read
+/// and another try may get past, the error otherwise.
+pub(super) fn cancelled(
+    e: SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> Result<(), StoreError> {
+    match &e {
+        SdkError::ServiceError(s) => match s.err() {
+            TransactWriteItemsError::TransactionCanceledException(c) => {
+                retry_cancelled(c.cancellation_reasons())
+            }
+            _ => Err(StoreError::from_sdk(e)),
+        },
+        _ => Err(StoreError::from_sdk(e)),
+    }
+}
+
 fn retry_cancelled(reasons: &[CancellationReason]) -> Result<(), StoreError> {
     const RETRY: &[&str] = &["None", "ConditionalCheckFailed", "TransactionConflict"];
     const THROTTLED: &[&str] = &[
@@ -142,9 +169,9 @@ fn retry_cancelled(reasons: &[CancellationReason]) -> Result<(), StoreError> {
     ];
     let codes = || reasons.iter().filter_map(CancellationReason::code);
     if let Some(code) = codes().find(|c| !RETRY.contains(c) && !THROTTLED.contains(c)) {
-        tracing::error!(reason = code, "cycle transaction refused");
+        tracing::error!(reason = code, "transaction refused");
         return Err(StoreError::Other(format!(
-            "the cycle transaction was refused: {code}"
+            "the transaction was refused: {code}"
         )));
     }
     if let Some(code) = codes().find(|c| THROTTLED.contains(c)) {

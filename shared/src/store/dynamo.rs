@@ -204,6 +204,21 @@ impl DynamoStore {
             .set_expression_attribute_values(w.values)
     }
 
+    /// One PutItem of `item` under `guard`'s condition; a failed condition is a version
+    /// conflict.
+    pub(super) async fn put_guarded(&self, item: Item, guard: Write) -> Result<(), StoreError> {
+        let w = guard.parts();
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.rules.config.table_name)
+            .set_item(Some(item))
+            .set_condition_expression(w.condition)
+            .set_expression_attribute_names(w.names)
+            .set_expression_attribute_values(w.values);
+        super::sweep::conditional(self.call(request.send()).await?).map(|_| ())
+    }
+
     /// One conditional PutItem of a new session's item; `Ok(false)` when the key is taken.
     async fn put_new(&self, item: Item) -> Result<bool, StoreError> {
         let absent = self.rules.layout.absent().parts();
@@ -331,7 +346,7 @@ impl SessionStore for DynamoStore {
         }
     }
 
-    /// One conditional PutItem.
+    /// One conditional PutItem; with a principal under a cap, the cap's count after it.
     async fn create_owned(
         &self,
         mut data: SessionData,
@@ -351,6 +366,9 @@ impl SessionStore for DynamoStore {
                 self.rules.clock.now_millis(),
             );
             if self.put_new(item).await? {
+                if let Some(p) = &principal {
+                    self.within_cap(p, &key).await?;
+                }
                 return Ok(Session {
                     key,
                     data,

@@ -210,6 +210,43 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// As `DynamoStore::within_cap`, under the lock: the principal's live sessions
+    /// (not the Django backend's), and past the cap those that have had it longest
+    /// removed, `key`'s own last.
+    fn within_cap(
+        &self,
+        items: &mut Items,
+        principal: &Principal,
+        key: &SessionKey,
+    ) -> Result<(), StoreError> {
+        let Some(cap) = self.rules.config.max_per_principal else {
+            return Ok(());
+        };
+        let now = self.rules.now();
+        let mut live: Vec<(i64, bool, String)> = items
+            .iter()
+            .filter(|(_, item)| {
+                let view = View(*item);
+                view.principal().as_ref() == Some(principal)
+                    && !view.is_backend_owned()
+                    && self.rules.meta_of(item, None).is_alive(now)
+                    && !revoked(items, item)
+            })
+            .map(|(k, item)| {
+                let since = View(item).principal_since().unwrap_or(0);
+                (since, k == key.as_str(), k.clone())
+            })
+            .collect();
+        live.sort();
+        let excess = live.len().saturating_sub(cap);
+        for (_, _, k) in live.into_iter().take(excess) {
+            self.remove(items, &k, now)?;
+        }
+        Ok(())
+    }
+}
+
 /// Whether the session in `item` was revoked with all of its principal's sessions after
 /// it got that principal, by the watermark item the map holds.
 fn revoked(items: &Items, item: &Item) -> bool {
@@ -255,6 +292,9 @@ impl SessionStore for MemoryStore {
                     self.rules.clock.now_millis(),
                 );
                 items.insert(key.as_str().to_owned(), item);
+                if let Some(p) = &principal {
+                    self.within_cap(&mut items, p, &key)?;
+                }
                 return Ok(Session {
                     key,
                     data,
@@ -313,7 +353,11 @@ impl SessionStore for MemoryStore {
         let change = self
             .rules
             .replacement(&mut data, expiry, expected, owner, now)?;
-        let item = self.refresh(&mut self.map(), key, &change, now)?;
+        let mut items = self.map();
+        let item = self.refresh(&mut items, key, &change, now)?;
+        if let Ownership::Set(p) = &change.owner {
+            self.within_cap(&mut items, p, key)?;
+        }
         Ok(self.rules.written(key, &item, data))
     }
 
@@ -353,6 +397,9 @@ impl SessionStore for MemoryStore {
             .rules
             .rewrite(&data, expected, current.principal.as_ref(), now)?;
         let item = self.refresh(&mut items, key, &write, now)?;
+        if let Ownership::Set(p) = &write.owner {
+            self.within_cap(&mut items, p, key)?;
+        }
         Ok(self.rules.written(key, &item, data))
     }
 
@@ -540,6 +587,9 @@ impl SessionStore for MemoryStore {
         let moved = self.rules.layout.moved(old, &new, &meta);
         self.remove(&mut items, key.as_str(), now)?;
         items.insert(new.as_str().to_owned(), moved);
+        if let Some(p) = &principal {
+            self.within_cap(&mut items, p, &new)?;
+        }
         Ok(Session {
             key: new,
             data,

@@ -3,6 +3,7 @@
 //! its expiry moves is decided once, in [`Rules`], which both use; what the item looks
 //! like is decided in [`crate::item`].
 
+mod cap;
 mod cycle;
 mod dynamo;
 mod memory;

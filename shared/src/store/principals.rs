@@ -134,7 +134,7 @@ impl DynamoStore {
 
     /// The live sessions of `principal` among `keys`, in their order: not revoked by its
     /// watermark, read here too.
-    async fn live_of(
+    pub(super) async fn live_of(
         &self,
         principal: &Principal,
         keys: &[SessionKey],
@@ -244,16 +244,7 @@ impl DynamoStore {
             .rules
             .layout
             .watermark(principal, before, pending, spared, revoked);
-        let w = write.parts();
-        let request = self
-            .client
-            .put_item()
-            .table_name(&self.rules.config.table_name)
-            .set_item(Some(item))
-            .set_condition_expression(w.condition)
-            .set_expression_attribute_names(w.names)
-            .set_expression_attribute_values(w.values);
-        match conditional(self.call(request.send()).await?) {
+        match self.put_guarded(item, write).await {
             // A later revocation has written its own, which covers this one.
             Ok(_) | Err(StoreError::VersionConflict) => Ok(()),
             Err(e) => Err(e),

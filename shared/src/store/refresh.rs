@@ -61,7 +61,12 @@ impl DynamoStore {
                 Outcome::Written(item) if self.revoked(&item).await? => {
                     return Err(missing_is_unmet(StoreError::NotFound, change.expected));
                 }
-                Outcome::Written(item) => return Ok(item),
+                Outcome::Written(item) => {
+                    if let Ownership::Set(p) = &change.owner {
+                        self.within_cap(p, key).await?;
+                    }
+                    return Ok(item);
+                }
                 Outcome::Gone => {
                     return Err(missing_is_unmet(StoreError::NotFound, change.expected));
                 }
@@ -135,6 +140,9 @@ impl DynamoStore {
                 // is never missed: a session written on meanwhile is still not served.
                 Outcome::Written(item) if self.revoked(&item).await? => return Err(gone()),
                 Outcome::Written(item) => {
+                    if let Ownership::Set(p) = &write.owner {
+                        self.within_cap(p, key).await?;
+                    }
                     return Ok(self.rules.written(key, &item, data));
                 }
                 Outcome::Gone => return Err(missing_is_unmet(StoreError::NotFound, expected)),

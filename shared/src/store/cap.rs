@@ -1,0 +1,97 @@
+//! `SESSION_MAX_PER_PRINCIPAL` in DynamoDB. The index is eventually consistent, so it
+//! cannot count concurrent logins; each principal has a registry item instead: the keys
+//! of the sessions the API gave it, rewritten only over the version read. A login reads
+//! it, keeps the members still live and the principal's, adds its own session, and
+//! writes the list back in one transaction with the removal of the excess: of two
+//! logins counting at once, the second's condition fails and it counts again, so once
+//! all have answered no more than the cap are left.
+
+use aws_sdk_dynamodb::types::TransactWriteItem;
+
+use super::cycle::{cancelled, delete, put_under, update};
+use super::dynamo::DynamoStore;
+use crate::error::StoreError;
+use crate::item::{Removal, View, registry_key};
+use crate::key::SessionKey;
+use crate::principal::Principal;
+
+impl DynamoStore {
+    /// Counts `key`'s session, which has just got `principal` (or kept it through a
+    /// cycle), against the cap, and removes the sessions that have had the principal
+    /// longest beyond it. Nothing without a cap.
+    pub(super) async fn within_cap(
+        &self,
+        principal: &Principal,
+        key: &SessionKey,
+    ) -> Result<(), StoreError> {
+        let Some(cap) = self.rules.config.max_per_principal else {
+            return Ok(());
+        };
+        let layout = &self.rules.layout;
+        for attempt in 0..self.rules.config.update_attempts {
+            self.pause(attempt).await?;
+            let registry = self.get_raw(&registry_key(principal), true).await?;
+            let read = registry
+                .as_ref()
+                .map(|r| View(r).version())
+                .unwrap_or_default();
+            let mut keys: Vec<SessionKey> = registry
+                .as_ref()
+                .and_then(|r| View(r).members())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|k| SessionKey::parse(k).ok())
+                .filter(|k| k != key)
+                .collect();
+            keys.push(key.clone());
+            // Live sessions of the principal, the API's only (the Django backend's are
+            // not bound), those that have had it longest first and this one last.
+            let mut live: Vec<(i64, bool, SessionKey)> = self
+                .live_of(principal, &keys)
+                .await?
+                .into_iter()
+                .filter(|(_, item)| !View(item).is_backend_owned())
+                .map(|(k, item)| (View(&item).principal_since().unwrap_or(0), &k == key, k))
+                .collect();
+            live.sort_by(|a, b| (a.0, a.1, a.2.as_str()).cmp(&(b.0, b.1, b.2.as_str())));
+            let excess = live.len().saturating_sub(cap);
+            let (evicted, kept) = live.split_at(excess);
+            let members: Vec<&str> = kept.iter().map(|(_, _, k)| k.as_str()).collect();
+            let (item, guard) = layout.registry(principal, read, &members);
+            if evicted.is_empty() {
+                match self.put_guarded(item, guard).await {
+                    Ok(()) => return Ok(()),
+                    Err(StoreError::VersionConflict) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            let mut request = self.client.transact_write_items().transact_items(
+                TransactWriteItem::builder()
+                    .put(put_under(self, item, guard)?)
+                    .build(),
+            );
+            let now = self.rules.now();
+            for (_, _, k) in evicted {
+                let action = if layout.has_tombstones() {
+                    let t = self.rules.tombstone(now)?;
+                    let write = layout.tombstone(&t, Removal::Owned(principal, None));
+                    TransactWriteItem::builder()
+                        .update(update(self, k, write)?)
+                        .build()
+                } else {
+                    let write = layout.revocation(now, principal, None);
+                    TransactWriteItem::builder()
+                        .delete(delete(self, k, write)?)
+                        .build()
+                };
+                request = request.transact_items(action);
+            }
+            match self.call(request.send()).await? {
+                Ok(_) => return Ok(()),
+                // The registry or a session changed since it was read: count again.
+                Err(e) => cancelled(e)?,
+            }
+        }
+        Err(StoreError::Contention)
+    }
+}
