@@ -39,6 +39,47 @@ pub(crate) const EVENT_OVERHEAD: f64 = 26.0;
 const API_LOG_MONTHS: f64 = 1.0;
 const AUDIT_LOG_MONTHS: f64 = 12.0;
 
+/// Index write units one table write adds for a session with a principal. The index
+/// `by-principal` is keys only, so a table write costs an index write only when it adds,
+/// changes or removes the index's keys (DynamoDB Developer Guide, "Provisioned
+/// throughput considerations for global secondary indexes", writes): an entry is far
+/// under 1 KB, one unit per put or delete of it.
+const INDEX_WRITES: [(&str, f64); 6] = [
+    ("create with a principal", 1.0),
+    ("replace, merge-update or touch keeping the principal", 0.0),
+    ("a principal given to an anonymous session (login)", 1.0),
+    ("a principal changed, or a cycle (the entry moves)", 2.0),
+    (
+        "delete, revoke (the entry goes; a tombstone drops the principal too)",
+        1.0,
+    ),
+    ("anonymous session, any write", 0.0),
+];
+
+/// What sessions with a principal add to the headline mix, per million requests: each
+/// GET and each PUT also reads the principal's watermark (one strongly consistent read
+/// unit and one more call's assumed time), and the mix's PUTs keep the principal, so they
+/// write no index entry.
+pub fn principal_index() -> Value {
+    let reads_per_request = READS + WRITES;
+    let dynamodb = 1e6 * reads_per_request * DYNAMODB_PER_READ_UNIT;
+    let lambda =
+        1e6 * reads_per_request * DYNAMODB_MS_PER_CALL / 1e3 * MEMORY_GB * LAMBDA_ARM_PER_GB_SECOND;
+    json!({
+        "index_write_units_per_table_write": INDEX_WRITES
+            .iter()
+            .map(|(op, units)| json!({ "write": op, "index_write_units": units }))
+            .collect::<Vec<_>>(),
+        "index_write_price": DYNAMODB_PER_WRITE_UNIT,
+        "headline_mix_extra_per_million": {
+            "watermark_read_units": 1e6 * reads_per_request,
+            "dynamodb": dynamodb,
+            "lambda": lambda,
+            "total": dynamodb + lambda,
+        },
+    })
+}
+
 /// Lambda's two platform lines per invocation at `SystemLogLevel: INFO` with the JSON
 /// format, in the shape Lambda's documentation gives them (the request id is a UUID).
 const PLATFORM_START: &str = r#"{"time":"2026-11-29T10:00:00.000Z","type":"platform.start","record":{"requestId":"6d68ca91-49c9-448d-89b8-7ca3e6dc66aa","version":"$LATEST"}}"#;
@@ -274,6 +315,7 @@ pub fn per_million(
         "platform_bytes_per_invocation": platform,
         "gzip_ratio": gzip_ratio,
         "rows": rows,
+        "principal_index": principal_index(),
     }))
 }
 

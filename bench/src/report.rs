@@ -342,6 +342,7 @@ pub fn markdown(r: &Value) -> String {
             md.push_str(&format!("| {op} | {} | {django} |\n", v["ours"]));
         }
     }
+    md.push_str(&revocation_section(&r["revocation"]));
     md.push_str(&load_section(&r["load"]));
     md.push_str(&cost_section(&r["cost_per_million"]));
     md.push_str(&crate::upkeep_cost::markdown(&r["upkeep_per_month"]));
@@ -353,6 +354,38 @@ pub fn markdown(r: &Value) -> String {
         r["machine"]["dynamodb"].as_str().unwrap_or("")
     ));
     md
+}
+
+/// Revoking every session of one principal: time, requests and units.
+fn revocation_section(rev: &Value) -> String {
+    if rev.is_null() {
+        return String::new();
+    }
+    let requests = rev["requests"]
+        .as_object()
+        .map(|ops| {
+            ops.iter()
+                .map(|(op, n)| format!("{n} {op}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let per_million = |units: &Value, price: f64| units.as_f64().unwrap_or(f64::NAN) * price;
+    format!(
+        "\nRevoking all {} sessions of one principal (`DELETE /principals/{{p}}/sessions`, \
+         codec json, through the store against the emulator): {} s (median, min to max), \
+         {} requests ({requests}); {} read units and {} write units by DynamoDB's rules \
+         (items of {} B, index entries of {} B): ${:.5} on demand.\n",
+        rev["sessions"],
+        stat(&rev["seconds"], 2),
+        rev["total_requests"],
+        rev["read_units"],
+        rev["write_units"],
+        rev["item_bytes"],
+        rev["index_entry_bytes"],
+        per_million(&rev["read_units"], crate::cost::DYNAMODB_PER_READ_UNIT)
+            + per_million(&rev["write_units"], crate::cost::DYNAMODB_PER_WRITE_UNIT),
+    )
 }
 
 /// Cost per million requests for both front doors and both logging settings, with the
@@ -404,6 +437,33 @@ fn cost_section(cost: &Value) -> String {
             n(&row["logs_ingestion"]),
             n(&row["logs_storage"]),
             n(&row["total"]),
+        ));
+    }
+    let index = &cost["principal_index"];
+    if !index.is_null() {
+        md.push_str(
+            "\nSessions with a principal. Index write units a table write adds (the index is keys only; a unit costs the table's write price):\n\n| write | index write units |\n| --- | --- |\n",
+        );
+        for w in index["index_write_units_per_table_write"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            md.push_str(&format!(
+                "| {} | {} |\n",
+                w["write"].as_str().unwrap_or(""),
+                w["index_write_units"]
+            ));
+        }
+        let extra = &index["headline_mix_extra_per_million"];
+        md.push_str(&format!(
+            "\nThe headline mix with every session a principal's adds ${:.3} per million requests: \
+             {:.0} watermark read units (${:.3}) and one more call's assumed time in Lambda (${:.4}); \
+             its PUTs keep the principal and write no index entry.\n",
+            n(&extra["total"]),
+            n(&extra["watermark_read_units"]),
+            n(&extra["dynamodb"]),
+            n(&extra["lambda"]),
         ));
     }
     md

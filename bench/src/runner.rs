@@ -31,6 +31,15 @@ pub async fn run_all(b: &Bench) -> Result<Value, Error> {
         "requests_per_operation".into(),
         measure::requests::per_operation(b, &f).await?,
     );
+    eprintln!(
+        "bench: revoking all {} sessions of one principal ({} runs)",
+        measure::revocation::SESSIONS,
+        b.runs
+    );
+    results.insert(
+        "revocation".into(),
+        measure::revocation::revoke_all(b).await?,
+    );
     results.insert("binary_sizes".into(), measure::sizes::binaries(b)?);
     eprintln!(
         "bench: cleanup ({} runs of {} expired items)",

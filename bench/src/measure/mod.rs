@@ -8,6 +8,7 @@ pub mod cold;
 pub mod django;
 pub mod load;
 pub mod requests;
+pub mod revocation;
 pub mod sizes;
 pub mod warm;
 
