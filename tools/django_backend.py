@@ -11,6 +11,9 @@ site does. Reads one JSON document on stdin, writes one on stdout.
                                             "Session data corrupted"]}
     django_backend.py save    {"sessions": [{"key", "data": {...}}]}  load each and save
                            it with this data added, as a Django request does -> {}
+    django_backend.py login   {"user": "42"}  what django.contrib.auth.login() does to
+                           an anonymous visitor's session: cycle_key(), then the user's
+                           id, backend and hash saved into the new key -> {"key", "old"}
     django_backend.py cold    {}  one session created in this fresh process -> {"key"}
     django_backend.py warm    {"cycles": N}  N x (create, get, patch, delete) after one
                            warm-up cycle -> {"requests", "cpu_s", "wall_s"}
@@ -92,6 +95,20 @@ def save(store_class, request):
         session.update(spec["data"])
         session.save()
     return {}
+
+
+def login(store_class, request):
+    session = store_class()
+    session["cart"] = ["book"]
+    session.save(must_create=True)
+    old = session.session_key
+    # django.contrib.auth.login(): a new key for the same data, then the user in it.
+    session.cycle_key()
+    session["_auth_user_id"] = request["user"]
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = "0" * 64
+    session.save()
+    return {"key": session.session_key, "old": old}
 
 
 def read(store_class, request):
@@ -206,7 +223,7 @@ def count(store_class, request):
 
 def main():
     command = sys.argv[1] if len(sys.argv) > 1 else ""
-    commands = {"write": write, "save": save, "read": read, "cold": cold, "warm": warm,
+    commands = {"write": write, "save": save, "read": read, "login": login, "cold": cold, "warm": warm,
                 "count": count}
     if command not in commands:
         raise SystemExit(f"usage: django_backend.py {{{','.join(commands)}}} < request.json")

@@ -280,6 +280,36 @@ def shared_with_django():
                                dict(json_type, **{"if-match": etag}))
         check("a backend save between GET and PUT fails the PUT's If-Match with 412",
               status == 412 and item(key)["data"]["S"] == "saved-by-django", f"{status} {text}")
+
+        # A login on the Django site (the real backend, its cycle_key() and save) gives
+        # the new session its user as principal through the upkeep; logging that user out
+        # everywhere reaches it, and Django then loads it as an empty session.
+        backend_env = dict(os.environ, AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{db_port}",
+                           SESSION_TABLE="e2e", DJANGO_SECRET_KEY="e2e-shared-table-secret")
+
+        def django(command, request):
+            done = subprocess.run([sys.executable, os.path.join(ROOT, "tools/django_backend.py"),
+                                   command], input=json.dumps(request), capture_output=True,
+                                  text=True, env=backend_env, timeout=120)
+            return json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr}
+
+        logged_in = django("login", {"user": "e2e-user-42"}).get("key", "")
+        handle = hashlib.sha256(logged_in.encode()).hexdigest()[:16]
+        listing = f"{base}/principals/e2e-user-42/sessions"
+        listed = []
+        deadline = time.time() + 120
+        while time.time() < deadline and handle not in listed:
+            status, _, text = call("GET", listing)
+            listed = [s["id"] for s in json.loads(text).get("sessions", [])] if status == 200 else []
+            time.sleep(0.5)
+        check("a Django login's session is listed under its user, through the upkeep",
+              listed == [handle], f"{listed} {handle}")
+        status, _, text = call("DELETE", listing)
+        check("logging the user out everywhere revokes the Django session",
+              status == 200 and json.loads(text).get("revoked") == 1, f"{status} {text}")
+        read = django("read", {"keys": [logged_in]}).get("sessions", [{}])[0]
+        check("Django then loads that session as an empty one",
+              read.get("data") == {}, str(read))
     finally:
         killed_leaves_nothing(dev, db_port, api_port)
 

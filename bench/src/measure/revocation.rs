@@ -105,10 +105,10 @@ pub async fn revoke_all(b: &Bench) -> Result<Value, Error> {
         if done.revoked != SESSIONS as u64 || !done.complete {
             return Err(format!("revoked {} of {SESSIONS}", done.revoked).into());
         }
+        let requests = counter.snapshot();
         if testkit::item_count(&client, &table).await? != 1 {
             return Err("sessions left after the revocation (or no watermark)".into());
         }
-        let requests = counter.snapshot();
         let (item, entry) = (item_bytes(&sample), entry_bytes(&sample, &key_attribute));
         let (reads, writes) = units(&requests, item, entry, done.revoked);
         last = Some(json!({
