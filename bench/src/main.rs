@@ -23,6 +23,7 @@ fn usage() -> ! {
         "usage: session-bench [--runs N] [--cycles N] [--cleanup-items N] [--load-clients N] [--load-seconds N] [--out DIR]\n\
          \x20      session-bench [--runs N] [--cycles N] --compare BEFORE AFTER   (two API binaries in target/release, one change apart)\n\
          \x20      session-bench --report-from RESULTS.json [--out DIR]   (results.md again from a run's results, the cost table recomputed)\n\
+         \x20      session-bench --only revocation [--runs N] [--out DIR]   (that measurement alone, merged into DIR/results.json and marked so)\n\
          needs the release binaries (cargo build --release) and .venv (make venv)"
     );
     std::process::exit(2)
@@ -41,6 +42,7 @@ async fn main() {
     let mut out = PathBuf::from("bench");
     let mut compare = None;
     let mut report_from = None;
+    let mut only = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_else(|| usage());
@@ -55,12 +57,23 @@ async fn main() {
             }
             "--out" => out = PathBuf::from(value),
             "--report-from" => report_from = Some(PathBuf::from(value)),
+            "--only" if value == "revocation" => only = Some(value),
             "--compare" => compare = Some((value, args.next().unwrap_or_else(|| usage()))),
             _ => usage(),
         }
     }
     if bench.runs == 0 || bench.cycles == 0 || bench.cleanup_items == 0 || bench.load_clients == 0 {
         usage();
+    }
+    let mut alone = None;
+    if only.is_some() {
+        report_from = Some(out.join("results.json"));
+        eprintln!("bench: revoking all sessions of one principal, alone");
+        alone = Some(
+            measure::revocation::revoke_all(&bench)
+                .await
+                .map_err(|e| e.to_string()),
+        );
     }
     if let Some(json) = report_from {
         let written = std::fs::read_to_string(&json)
@@ -69,6 +82,13 @@ async fn main() {
                 serde_json::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string())
             })
             .and_then(|mut results| {
+                if let Some(measured) = alone {
+                    let mut measured = measured?;
+                    measured["measured"] = serde_json::json!(
+                        "alone (session-bench --only revocation), after the run of the other figures"
+                    );
+                    results["revocation"] = measured;
+                }
                 // Prices, assumptions and settings live in cost.rs; the measurements stay.
                 results["cost_per_million"] =
                     cost::table(&bench.root, &results).map_err(|e| e.to_string())?;

@@ -375,7 +375,7 @@ fn revocation_section(rev: &Value) -> String {
         "\nRevoking all {} sessions of one principal (`DELETE /principals/{{p}}/sessions`, \
          codec json, through the store against the emulator): {} s (median, min to max), \
          {} requests ({requests}); {} read units and {} write units by DynamoDB's rules \
-         (items of {} B, index entries of {} B): ${:.5} on demand.\n",
+         (items of {} B, index entries of {} B): ${:.5} on demand.{}\n",
         rev["sessions"],
         stat(&rev["seconds"], 2),
         rev["total_requests"],
@@ -385,6 +385,10 @@ fn revocation_section(rev: &Value) -> String {
         rev["index_entry_bytes"],
         per_million(&rev["read_units"], crate::cost::DYNAMODB_PER_READ_UNIT)
             + per_million(&rev["write_units"], crate::cost::DYNAMODB_PER_WRITE_UNIT),
+        rev["measured"]
+            .as_str()
+            .map(|m| format!(" Measured {m}."))
+            .unwrap_or_default(),
     )
 }
 
