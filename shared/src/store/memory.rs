@@ -213,7 +213,7 @@ impl MemoryStore {
 impl MemoryStore {
     /// As `DynamoStore::within_cap`, under the lock: the principal's live sessions
     /// (not the Django backend's), and past the cap those that have had it longest
-    /// removed, `key`'s own last.
+    /// removed, never `key`'s own.
     fn within_cap(
         &self,
         items: &mut Items,
@@ -224,7 +224,7 @@ impl MemoryStore {
             return Ok(());
         };
         let now = self.rules.now();
-        let mut live: Vec<(i64, bool, String)> = items
+        let mut live: Vec<(bool, i64, String)> = items
             .iter()
             .filter(|(_, item)| {
                 let view = View(*item);
@@ -235,7 +235,7 @@ impl MemoryStore {
             })
             .map(|(k, item)| {
                 let since = View(item).principal_since().unwrap_or(0);
-                (since, k == key.as_str(), k.clone())
+                (k == key.as_str(), since, k.clone())
             })
             .collect();
         live.sort();
