@@ -95,13 +95,21 @@ http-tests:
 	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 cargo test --workspace --locked \
 		--test api --test edges --test events --test logs --test openapi
 
-# Each check runs on the template as it is (FrontDoor=HttpApi) and on a copy whose
-# FrontDoor default is FunctionUrl, so that both front doors are checked.
-TEMPLATES := template.yaml target/template-function-url.yaml
+# Each check runs on the template as it is (FrontDoor=HttpApi, TableMode=single), on a
+# copy whose FrontDoor default is FunctionUrl, and on one whose table is a global table
+# (TableMode=global with a replica in eu-west-1), so that both front doors and both
+# kinds of table are checked.
+TEMPLATES := template.yaml target/template-function-url.yaml target/template-global.yaml
 target/template-function-url.yaml: template.yaml
 	mkdir -p target
 	sed 's/^    Default: HttpApi$$/    Default: FunctionUrl/' template.yaml > $@
 	grep -q '^    Default: FunctionUrl$$' $@
+target/template-global.yaml: template.yaml
+	mkdir -p target
+	sed -e 's/^    Default: single$$/    Default: global/' \
+		-e '/^  ReplicaRegion:$$/,/Default/ s/^    Default: ""$$/    Default: eu-west-1/' template.yaml > $@
+	grep -q '^    Default: global$$' $@
+	grep -q '^    Default: eu-west-1$$' $@
 
 cfn-lint: venv $(TEMPLATES)
 	cfn-lint $(TEMPLATES)

@@ -958,3 +958,94 @@ fn the_principal_index_is_sparse_keys_only_and_named_as_the_store_queries_it() {
         "{role}"
     );
 }
+
+#[test]
+fn the_table_is_a_global_table_with_every_setting_on_every_replica_or_another_stacks_replica() {
+    let template = template();
+    let single = Deployed::new(&template, &[]);
+    let table = single.resources()["SessionsTable"]["Properties"].clone();
+    for (mode, extra) in [
+        ("global", vec![("ReplicaRegion", "eu-west-1")]),
+        (
+            "global",
+            vec![
+                ("ReplicaRegion", "eu-west-1"),
+                ("SecondReplicaRegion", "ap-northeast-1"),
+            ],
+        ),
+        (
+            "replica",
+            vec![
+                ("ExistingTableName", "sessions-global"),
+                ("ExistingTableStreamLabel", "2026-12-06T00:00:00.000"),
+            ],
+        ),
+    ] {
+        let mut params = vec![("TableMode", mode)];
+        params.extend(extra.iter().copied());
+        let deployed = Deployed::new(&template, &params);
+        let at = format!("{params:?}");
+        deployed.check_references(&at);
+        let resources = deployed.resources();
+        assert!(!resources.contains_key("SessionsTable"), "{at}");
+        let fed_by = |name: &str| {
+            serde_yaml_ng::to_string(&resources[name]["Properties"]["EventSourceArn"]).unwrap()
+        };
+        if mode == "replica" {
+            assert!(
+                !resources.contains_key("SessionsGlobalTable"),
+                "{at}: no table of its own"
+            );
+            for mapping in ["SessionAuditorStream", "SessionUpkeepStream"] {
+                assert!(fed_by(mapping).contains("ExistingTableStreamLabel"), "{at}");
+            }
+            continue;
+        }
+        let global = &resources["SessionsGlobalTable"]["Properties"];
+        // The same table: keys, index, TTL, stream, billing, encryption.
+        for setting in [
+            "AttributeDefinitions",
+            "KeySchema",
+            "GlobalSecondaryIndexes",
+            "TimeToLiveSpecification",
+            "StreamSpecification",
+            "BillingMode",
+        ] {
+            assert_eq!(global[setting], table[setting], "{at}: {setting}");
+        }
+        assert_eq!(
+            global["SSESpecification"]["SSEEnabled"].as_bool(),
+            Some(true)
+        );
+        let replicas = global["Replicas"].as_sequence().unwrap();
+        assert_eq!(
+            replicas.len(),
+            params.len(),
+            "{at}: this region and each one named"
+        );
+        for replica in replicas {
+            assert_eq!(
+                replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+                Some(true),
+                "{at}"
+            );
+            assert!(!replica["DeletionProtectionEnabled"].is_null(), "{at}");
+        }
+        assert_eq!(
+            deployed.resources()["SessionsGlobalTable"]["DeletionPolicy"].as_str(),
+            Some("Retain")
+        );
+        for mapping in ["SessionAuditorStream", "SessionUpkeepStream"] {
+            assert!(fed_by(mapping).contains("SessionsGlobalTable"), "{at}");
+        }
+    }
+    // A global table needs a second region, and a replica stack the table it uses.
+    let rules = serde_yaml_ng::to_string(&template["Rules"]).unwrap();
+    for needed in [
+        "ReplicaRegion",
+        "ExistingTableName",
+        "ExistingTableStreamLabel",
+    ] {
+        assert!(rules.contains(needed), "{needed}");
+    }
+}
