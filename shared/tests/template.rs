@@ -996,9 +996,18 @@ fn the_table_is_a_global_table_with_every_setting_on_every_replica_or_another_st
                 !resources.contains_key("SessionsGlobalTable"),
                 "{at}: no table of its own"
             );
-            for mapping in ["SessionAuditorStream", "SessionUpkeepStream"] {
-                assert!(fed_by(mapping).contains("ExistingTableStreamLabel"), "{at}");
-            }
+            assert!(
+                fed_by("SessionUpkeepStream").contains("ExistingTableStreamLabel"),
+                "{at}"
+            );
+            // Every replica's stream holds every region's writes: one region audits.
+            assert!(!resources.contains_key("SessionAuditorStream"), "{at}");
+            params.push(("ReplicaAudits", "true"));
+            let auditing = Deployed::new(&template, &params);
+            auditing.check_references(&at);
+            let mapping = &auditing.resources()["SessionAuditorStream"]["Properties"];
+            let arn = serde_yaml_ng::to_string(&mapping["EventSourceArn"]).unwrap();
+            assert!(arn.contains("ExistingTableStreamLabel"), "{at}");
             continue;
         }
         let global = &resources["SessionsGlobalTable"]["Properties"];
