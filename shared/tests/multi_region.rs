@@ -440,6 +440,9 @@ proptest! {
             }
             let unknown = SessionKey::generate().expect("a key");
             prop_assert!(matches!(run(store.load(&unknown)), Err(StoreError::NotFound)));
+            let write = run(store.replace(&unknown, SessionData::new(), Expiry::Default, None));
+            prop_assert!(matches!(write, Err(StoreError::NotFound)));
+            prop_assert!(store.item(unknown.as_str()).is_none(), "a write adopted an unknown key");
         }
     }
 }
@@ -614,4 +617,36 @@ fn a_region_whose_clock_runs_ahead_keeps_a_login_that_a_revocation_should_have_c
         [true, true],
         "region 1 two seconds ahead: its login reads as later than the revocation"
     );
+}
+
+#[test]
+fn a_session_expires_in_every_region_at_once_whatever_has_replicated() {
+    let mut w = World::new(0);
+    let s = w
+        .local(0, |st| {
+            run(st.create(SessionData::new(), Expiry::IdleFor(Duration::from_secs(60))))
+        })
+        .unwrap();
+    w.converge();
+    // A touch in region 0 that region 1 has not seen yet moves the expiry there only.
+    w.tick(30);
+    w.local(0, |st| run(st.touch(&s.key, None))).unwrap();
+    w.tick(31);
+    assert!(
+        run(w.store(0).load(&s.key)).is_ok(),
+        "refreshed in region 0"
+    );
+    assert!(
+        run(w.store(1).load(&s.key)).is_err(),
+        "expired in region 1, by its own copy's expiry, before any TTL delete"
+    );
+    w.converge();
+    assert!(run(w.store(1).load(&s.key)).is_ok(), "the refresh arrived");
+    w.tick(61);
+    for r in 0..REGIONS {
+        assert!(
+            run(w.store(r).load(&s.key)).is_err(),
+            "expired in region {r}"
+        );
+    }
 }
