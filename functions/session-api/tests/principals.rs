@@ -159,6 +159,49 @@ async fn logging_out_everywhere_but_here_revokes_every_other_session<S: SessionS
     assert_eq!(left[0]["sessions"].as_array().unwrap().len(), 1);
 }
 
+/// With `SESSION_MAX_PER_PRINCIPAL=2`, a third `POST /sessions` for one principal
+/// revokes the first: it is a 404, and the listing shows the two newest.
+async fn one_session_past_the_cap_revokes_the_oldest<S: SessionStore>(api: Api<S>) {
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        made.push(create_for(&api, json!("capped")).await);
+        api.clock.advance(std::time::Duration::from_secs(1));
+    }
+    let key = |s: &Value| s["session_key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.get(&format!("/sessions/{}", key(&made[0])))
+            .await
+            .status,
+        404
+    );
+    for s in &made[1..] {
+        assert_eq!(api.get(&format!("/sessions/{}", key(s))).await.status, 200);
+    }
+    let listed: Vec<String> = pages(&api, "/principals/capped/sessions", 50)
+        .await
+        .iter()
+        .flat_map(|p| p["sessions"].as_array().unwrap().clone())
+        .map(|l| l["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, [handle(&key(&made[2])), handle(&key(&made[1]))]);
+}
+
+#[tokio::test]
+async fn one_session_past_the_cap_revokes_the_oldest_in_memory() {
+    one_session_past_the_cap_revokes_the_oldest(
+        support::api_with(|c| c.max_per_principal = Some(2)).await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn one_session_past_the_cap_revokes_the_oldest_in_dynamodb() {
+    one_session_past_the_cap_revokes_the_oldest(
+        support::dynamo_api_with(|c| c.max_per_principal = Some(2)).await,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn logging_out_everywhere_but_here_in_memory() {
     logging_out_everywhere_but_here_revokes_every_other_session(api().await).await;
