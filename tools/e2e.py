@@ -153,12 +153,14 @@ def other_functions(api_port):
     summary = invoke("session-cleanup", "schedule-cleanup.json")
     check("the cleanup runs under make dev with its scheduled event",
           summary.get("complete") is True and summary.get("errors") == 0, str(summary))
-    for event in ("stream-backend-write.json", "stream-tombstone-write.json"):
+    for event in ("stream-backend-write.json", "stream-tombstone-write.json",
+                  "stream-backend-login.json"):
         answer = invoke("session-cleanup", event)
         check(f"the upkeep takes events/{event} under make dev",
               answer == {"batchItemFailures": []}, str(answer))
     for event in ("stream-insert.json", "stream-modify.json", "stream-remove.json",
-                  "stream-expire.json", "stream-backend-write.json", "stream-tombstone-write.json"):
+                  "stream-expire.json", "stream-backend-write.json", "stream-tombstone-write.json",
+                  "stream-backend-login.json"):
         answer = invoke("session-auditor", event)
         check(f"the auditor audits events/{event} under make dev",
               answer == {"batchItemFailures": []}, str(answer))

@@ -128,6 +128,7 @@ async fn the_sample_events_give_their_actions_and_the_ttl_one_gives_expired() {
         ("stream-remove.json", "deleted", Value::Null),
         ("stream-expire.json", "expired", json!("ttl")),
         ("stream-backend-write.json", "created", Value::Null),
+        ("stream-backend-login.json", "updated", Value::Null),
         (
             "stream-tombstone-write.json",
             "resurrection_attempt",

@@ -504,3 +504,40 @@ async fn a_backend_login_before_a_revocation_is_removed_when_the_upkeep_reaches_
     let listed = api.list(&user("7"), 10, None).await.unwrap().sessions;
     assert_eq!(listed.len(), 1);
 }
+
+#[tokio::test]
+async fn the_sample_backend_login_runs_through_the_handler_and_gives_the_user_as_principal() {
+    let e = env().await;
+    let path = testkit::workspace_root().join("events/stream-backend-login.json");
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let record = &event["Records"][0]["dynamodb"];
+    let image = &record["NewImage"];
+    let key = image["session_key"]["S"].as_str().unwrap().to_owned();
+    // The item as the record shows it after the login's save: stamped before, so only
+    // the third filter passes the save.
+    let mut put = e.client.put_item().table_name(&e.table);
+    for (name, value) in image.as_object().unwrap() {
+        let value = match (value.get("S"), value.get("N")) {
+            (Some(s), _) => AttributeValue::S(s.as_str().unwrap().into()),
+            (_, Some(n)) => AttributeValue::N(n.as_str().unwrap().into()),
+            _ => panic!("{name}: {value}"),
+        };
+        put = put.item(name, value);
+    }
+    put.send().await.unwrap();
+    let (_, reading) = django_configs(&e);
+    let cleanup = Cleanup::new(e.client.clone(), reading, CleanupConfig::default())
+        .unwrap()
+        .with_clock(Arc::new(e.clock.clone()));
+    let answer = handler(
+        &cleanup,
+        LambdaEvent::new(event.clone(), Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let item = e.item(&key).await.unwrap();
+    assert_eq!(item.get("principal"), Some(&AttributeValue::S("42".into())));
+    let record_ms = record["ApproximateCreationDateTime"].as_i64().unwrap() * 1000;
+    assert_eq!(number(&item, "principal_since"), Some(record_ms));
+}
