@@ -47,6 +47,10 @@ pub struct StoreConfig {
     /// Most live sessions one principal keeps through the API; creating one more
     /// revokes the one that has had the principal longest. `None`: no cap.
     pub max_per_principal: Option<usize>,
+    /// The region this function writes in, when the table is a global table: new
+    /// sessions record it as their home, and a write to a session whose home is another
+    /// region is refused. `None` (unset or empty): one region, nothing recorded.
+    pub region: Option<String>,
 }
 
 impl Default for StoreConfig {
@@ -63,6 +67,7 @@ impl Default for StoreConfig {
             touch_interval: Duration::from_secs(300),
             tombstone_grace: DEFAULT_TOMBSTONE_GRACE,
             max_per_principal: None,
+            region: None,
         }
     }
 }
@@ -82,6 +87,7 @@ impl StoreConfig {
         "SESSION_TOUCH_INTERVAL_SECONDS",
         "SESSION_TOMBSTONE_GRACE_SECONDS",
         "SESSION_MAX_PER_PRINCIPAL",
+        "SESSION_REGION",
         "DJANGO_SECRET_KEY",
         "DJANGO_SECRET_KEY_FALLBACKS",
         "DJANGO_SECRET_KEY_PARAMETER",
@@ -212,6 +218,7 @@ impl StoreConfig {
             },
             tombstone_grace,
             max_per_principal,
+            region: get("SESSION_REGION").filter(|r| !r.trim().is_empty()),
         })
     }
 }
@@ -604,6 +611,18 @@ mod tests {
         let neither = from(&[("SESSION_CODEC", "django")]);
         assert_eq!(neither.unwrap_err().name, "DJANGO_SECRET_KEY");
         assert!(format!("{c:?}").contains("django-secret"));
+    }
+
+    #[test]
+    fn the_region_is_unset_by_default_and_for_an_empty_value() {
+        let with = |v: &str| {
+            StoreConfig::from_lookup(|name| (name == "SESSION_REGION").then(|| v.into()))
+                .unwrap()
+                .region
+        };
+        assert_eq!(StoreConfig::default().region, None);
+        assert_eq!(with(""), None, "the template's value for a single table");
+        assert_eq!(with("eu-west-1").as_deref(), Some("eu-west-1"));
     }
 
     #[test]

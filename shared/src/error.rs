@@ -35,6 +35,10 @@ pub enum StoreError {
     /// and is never read as empty; only a replace or a delete may change the session.
     #[error("the session's stored data inflates past {limit} bytes")]
     DataOverCap { limit: usize },
+    /// The session's home is another region (`SESSION_REGION`): a write here is refused,
+    /// since only its home checks its conditions against the latest copy.
+    #[error("the session's home is region {home}; write to it there")]
+    Misdirected { home: String },
     /// DynamoDB throttled or failed after the SDK's own retries; worth retrying later.
     #[error("DynamoDB is unavailable: {0}")]
     Unavailable(String),

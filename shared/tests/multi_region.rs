@@ -72,15 +72,26 @@ fn snapshot(store: &MemoryStore) -> BTreeMap<String, Item> {
 }
 
 impl World {
-    /// Two regions whose clocks read `skew_ms` apart.
+    /// Two regions whose clocks read `skew_ms` apart, recording no home region.
     fn new(skew_ms: i64) -> Self {
+        Self::with_homes(skew_ms, false)
+    }
+
+    /// Two regions whose clocks read `skew_ms` apart; with `homes`, each store has its
+    /// region (`SESSION_REGION`), records it on the sessions it makes, and refuses to
+    /// write another region's.
+    fn with_homes(skew_ms: i64, homes: bool) -> Self {
         let regions = (0..REGIONS)
             .map(|r| {
                 let clock = ManualClock::at(Timestamp::from_epoch_seconds(START));
                 if r == 1 && skew_ms > 0 {
                     clock.advance(Duration::from_millis(skew_ms.unsigned_abs()));
                 }
-                let store = MemoryStore::new(StoreConfig::default())
+                let config = StoreConfig {
+                    region: homes.then(|| format!("region-{r}")),
+                    ..StoreConfig::default()
+                };
+                let store = MemoryStore::new(config)
                     .expect("default settings")
                     .with_clock(Arc::new(clock.clone()));
                 Region {
@@ -271,8 +282,7 @@ enum Routing {
 }
 
 /// Runs `steps` with writes routed by `routing`; reads go where the step says.
-fn play(steps: &[Step], skew_ms: i64, routing: Routing) -> (World, Record) {
-    let mut w = World::new(skew_ms);
+fn play(mut w: World, steps: &[Step], routing: Routing) -> (World, Record) {
     let mut rec = Record::default();
     let mut read_tags: HashMap<(usize, SessionKey), EntityTag> = HashMap::new();
     for step in steps {
@@ -327,7 +337,10 @@ fn play(steps: &[Step], skew_ms: i64, routing: Routing) -> (World, Record) {
                     continue;
                 };
                 let home = route(routing, home, region);
-                if w.local(home, |st| run(st.delete(&key, None))).is_ok() {
+                // A delete where the session has not arrived finds nothing to remove, and
+                // answers as deletes of a missing key do (see the example below).
+                let held = w.store(home).item(key.as_str()).is_some();
+                if w.local(home, |st| run(st.delete(&key, None))).is_ok() && held {
                     rec.removed.insert(key);
                 }
             }
@@ -387,7 +400,7 @@ proptest! {
         steps in prop::collection::vec(step(), 1..60),
         skew_ms in 0i64..2_000,
     ) {
-        let (mut w, rec) = play(&steps, skew_ms, Routing::Home);
+        let (mut w, rec) = play(World::new(skew_ms), &steps, Routing::Home);
         let homes: HashMap<&SessionKey, usize> =
             rec.sessions.iter().map(|(k, r)| (k, *r)).collect();
         let before: Vec<BTreeMap<String, Item>> =
@@ -407,7 +420,7 @@ proptest! {
         steps in prop::collection::vec(step(), 1..60),
         skew_ms in 0i64..2_000,
     ) {
-        let (mut w, _) = play(&steps, skew_ms, Routing::Anywhere);
+        let (mut w, _) = play(World::new(skew_ms), &steps, Routing::Anywhere);
         w.converge();
         prop_assert_eq!(snapshot(w.store(0)), snapshot(w.store(1)));
     }
@@ -421,30 +434,61 @@ proptest! {
         steps in prop::collection::vec(step(), 1..60),
         skew_ms in 0i64..2_000,
     ) {
-        let (mut w, rec) = play(&steps, skew_ms, Routing::Home);
+        let (mut w, rec) = play(World::new(skew_ms), &steps, Routing::Home);
         w.converge();
-        for r in 0..REGIONS {
-            let store = w.store(r);
-            for (key, _) in &rec.sessions {
-                let served = run(store.load(key));
-                if rec.removed.contains(key) {
-                    prop_assert!(matches!(served, Err(StoreError::NotFound)), "{key:?} came back");
-                    continue;
-                }
-                let Ok(s) = served else { continue };
-                prop_assert_eq!(Some(&s.data), rec.last_write.get(key));
-                if let (Some(at), Some(_)) = (rec.revoked_at, &s.principal) {
-                    let item = store.item(key.as_str()).expect("a served item");
-                    prop_assert!(View(&item).principal_since().unwrap_or(0) > at);
-                }
-            }
-            let unknown = SessionKey::generate().expect("a key");
-            prop_assert!(matches!(run(store.load(&unknown)), Err(StoreError::NotFound)));
-            let write = run(store.replace(&unknown, SessionData::new(), Expiry::Default, None));
-            prop_assert!(matches!(write, Err(StoreError::NotFound)));
-            prop_assert!(store.item(unknown.as_str()).is_none(), "a write adopted an unknown key");
-        }
+        guarantees_hold(&w, &rec)?;
     }
+
+    /// With each store recording its region and refusing another's sessions, writes
+    /// sent to either region keep every guarantee: a write outside a session's home is
+    /// refused, so only the home writes it.
+    #[test]
+    fn with_homes_recorded_writes_sent_anywhere_keep_the_guarantees(
+        steps in prop::collection::vec(step(), 1..60),
+        skew_ms in 0i64..2_000,
+    ) {
+        let (mut w, rec) = play(World::with_homes(skew_ms, true), &steps, Routing::Anywhere);
+        w.converge();
+        guarantees_hold(&w, &rec)?;
+    }
+}
+
+/// Once replication has caught up, in either region: a removed session is never served,
+/// each session serves its last write (no update lost), no session of `alice` that had
+/// her by her last revocation is served, and a key never made is unknown to reads and
+/// writes.
+fn guarantees_hold(w: &World, rec: &Record) -> Result<(), TestCaseError> {
+    for r in 0..REGIONS {
+        let store = w.store(r);
+        for (key, _) in &rec.sessions {
+            let served = run(store.load(key));
+            if rec.removed.contains(key) {
+                prop_assert!(
+                    matches!(served, Err(StoreError::NotFound)),
+                    "{key:?} came back"
+                );
+                continue;
+            }
+            let Ok(s) = served else { continue };
+            prop_assert_eq!(Some(&s.data), rec.last_write.get(key));
+            if let (Some(at), Some(_)) = (rec.revoked_at, &s.principal) {
+                let item = store.item(key.as_str()).expect("a served item");
+                prop_assert!(View(&item).principal_since().unwrap_or(0) > at);
+            }
+        }
+        let unknown = SessionKey::generate().expect("a key");
+        prop_assert!(matches!(
+            run(store.load(&unknown)),
+            Err(StoreError::NotFound)
+        ));
+        let write = run(store.replace(&unknown, SessionData::new(), Expiry::Default, None));
+        prop_assert!(matches!(write, Err(StoreError::NotFound)));
+        prop_assert!(
+            store.item(unknown.as_str()).is_none(),
+            "a write adopted an unknown key"
+        );
+    }
+    Ok(())
 }
 
 /// Region 0 and region 1 on the same clock, with one session made in region 0 and
@@ -649,4 +693,31 @@ fn a_session_expires_in_every_region_at_once_whatever_has_replicated() {
             "expired in region {r}"
         );
     }
+}
+
+#[test]
+fn a_delete_sent_where_the_session_has_not_arrived_yet_removes_nothing() {
+    let mut w = World::with_homes(0, true);
+    let s = w
+        .local(0, |st| {
+            run(st.create(data(json!({"n": 0})), Expiry::Default))
+        })
+        .unwrap();
+    // Region 1 has not received the session: it cannot know its home, and a delete
+    // without If-Match of a key it does not hold succeeds, as such deletes do.
+    assert!(w.local(1, |st| run(st.delete(&s.key, None))).is_ok());
+    assert!(matches!(
+        w.local(1, |st| run(st.delete(&s.key, Some(Expected::Exists)))),
+        Err(StoreError::NotFound | StoreError::VersionConflict)
+    ));
+    w.converge();
+    assert_eq!(
+        served(&w, &s.key),
+        [data(json!({"n": 0})), data(json!({"n": 0}))]
+    );
+    // Once it has arrived, region 1 refuses the delete and names the home.
+    assert!(matches!(
+        w.local(1, |st| run(st.delete(&s.key, None))),
+        Err(StoreError::Misdirected { home }) if home == "region-0"
+    ));
 }

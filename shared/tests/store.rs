@@ -1136,6 +1136,45 @@ async fn with_a_cap_concurrent_logins_leave_no_more_than_the_cap_once_all_have_a
 }
 
 #[tokio::test]
+async fn on_a_global_table_a_session_is_written_only_in_its_home_region() {
+    let e = env_with(|c| c.region = Some("eu-west-1".into())).await;
+    let ours = e.store.create(data(json!({"n": 1})), Expiry::Default).await.unwrap();
+    let home = |i: Option<Item>| i.and_then(|i| item::View(&i).home_region().map(str::to_owned));
+    assert_eq!(home(e.raw_item(&ours.key).await).as_deref(), Some("eu-west-1"));
+    // A session of another region, as replication brings it here.
+    let theirs = SessionKey::generate().unwrap();
+    let mut copied = e.raw_item(&ours.key).await.unwrap();
+    copied.remove("session_key");
+    copied.insert("home_region".into(), AttributeValue::S("us-east-1".into()));
+    let attributes: Vec<(&str, AttributeValue)> =
+        copied.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    e.put_raw(&theirs, &attributes).await;
+    let before = e.raw_item(&theirs).await;
+    e.clock.advance(Duration::from_secs(600));
+    // Read anywhere, and a read's refresh is left to the home region.
+    assert_eq!(e.store.load(&theirs).await.unwrap().data, data(json!({"n": 1})));
+    assert!(e.store.load_and_touch(&theirs).await.is_ok());
+    assert!(e.store.exists(&theirs).await.unwrap());
+    let refused = |r: Result<(), StoreError>| {
+        matches!(r, Err(StoreError::Misdirected { home }) if home == "us-east-1")
+    };
+    let tag = Some(Expected::Exists);
+    assert!(refused(e.store.replace(&theirs, SessionData::new(), Expiry::Default, None).await.map(drop)));
+    assert!(refused(e.store.replace(&theirs, SessionData::new(), Expiry::Default, tag).await.map(drop)));
+    assert!(refused(e.store.touch(&theirs, None).await.map(drop)));
+    assert!(refused(e.store.update(&theirs, None, |_| Ok(())).await.map(drop)));
+    assert!(refused(e.store.cycle(&theirs, None).await.map(drop)));
+    assert!(refused(e.store.delete(&theirs, None).await));
+    assert!(refused(e.store.delete(&theirs, tag).await));
+    assert_eq!(e.raw_item(&theirs).await, before, "nothing written");
+    // This region's own are written as ever, and a cycle keeps this region as home.
+    let moved = e.store.cycle(&ours.key, None).await.unwrap();
+    assert_eq!(home(e.raw_item(&moved.key).await).as_deref(), Some("eu-west-1"));
+    e.store.delete(&moved.key, None).await.unwrap();
+    assert!(e.raw_item(&moved.key).await.is_none());
+}
+
+#[tokio::test]
 async fn a_revoke_of_all_cut_short_by_its_deadline_continues_under_the_same_watermark() {
     let e = env().await;
     let alice = principal("alice");

@@ -964,6 +964,14 @@ fn the_table_is_a_global_table_with_every_setting_on_every_replica_or_another_st
     let template = template();
     let single = Deployed::new(&template, &[]);
     let table = single.resources()["SessionsTable"]["Properties"].clone();
+    // On a global table each region's functions know their region, a session's home.
+    let region = |d: &Deployed| {
+        let v = d.resolve(
+            &template["Globals"]["Function"]["Environment"]["Variables"]["SESSION_REGION"],
+        );
+        serde_yaml_ng::to_string(&v).unwrap()
+    };
+    assert_eq!(region(&single).trim(), "''");
     for (mode, extra) in [
         ("global", vec![("ReplicaRegion", "eu-west-1")]),
         (
@@ -986,6 +994,7 @@ fn the_table_is_a_global_table_with_every_setting_on_every_replica_or_another_st
         let deployed = Deployed::new(&template, &params);
         let at = format!("{params:?}");
         deployed.check_references(&at);
+        assert!(region(&deployed).contains("AWS::Region"), "{at}");
         let resources = deployed.resources();
         assert!(!resources.contains_key("SessionsTable"), "{at}");
         let fed_by = |name: &str| {

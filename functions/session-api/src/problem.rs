@@ -42,6 +42,8 @@ impl ApiError {
                 // The session is there but its data cannot be read: the caller resolves
                 // it by replacing the data whole (PUT) or deleting the session.
                 StoreError::DataOverCap { .. } => StatusCode::CONFLICT,
+                // RFC 9110, 15.5.20: this region cannot answer for the session's writes.
+                StoreError::Misdirected { .. } => StatusCode::MISDIRECTED_REQUEST,
                 // Both clear up by themselves: the client should retry shortly.
                 StoreError::Unavailable(_) | StoreError::Contention => {
                     StatusCode::SERVICE_UNAVAILABLE
@@ -92,6 +94,9 @@ impl ApiError {
         // An extension member (RFC 9457, section 3.2) that tells this conflict apart.
         if let Self::Store(StoreError::DataOverCap { limit }) = &self {
             problem["max_decompressed_bytes"] = (*limit).into();
+        }
+        if let Self::Store(StoreError::Misdirected { home }) = &self {
+            problem["home_region"] = home.as_str().into();
         }
         let mut response = Response::new(Body::Text(problem.to_string()));
         *response.status_mut() = status;

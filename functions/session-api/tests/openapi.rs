@@ -320,6 +320,35 @@ async fn every_documented_response_is_produced_and_no_other() {
     o.expect(cyc, "POST", &key, &[], Payload::None, 409).await;
     o.expect(tch, "POST", &key, &[], Payload::None, 409).await;
 
+    // On a global table, a session whose home is another region is written only there.
+    let global = support::api_with(|c| c.region = Some("eu-west-1".into())).await;
+    let mut g = Recorder {
+        api: &global,
+        seen: o.seen,
+    };
+    let key = global.create(json!({"a": 1})).await;
+    let mut item = global.raw_item(&key).await.unwrap();
+    item.insert("home_region".into(), AttributeValue::S("us-east-1".into()));
+    global.put_raw(item).await;
+    let put_body = Payload::Text(r#"{"data": {"a": 2}}"#);
+    g.expect(one, "PUT", &key, &json_ct, put_body, 421).await;
+    g.expect(one, "PATCH", &key, &merge_ct, Payload::Text("{}"), 421)
+        .await;
+    g.expect(one, "DELETE", &key, &[], Payload::None, 421).await;
+    g.expect(cyc, "POST", &key, &[], Payload::None, 421).await;
+    g.expect(tch, "POST", &key, &[], Payload::None, 421).await;
+    g.expect(one, "GET", &key, &[], Payload::None, 200).await;
+    let refused = global
+        .call("DELETE", &format!("/sessions/{key}"), &[], Payload::None)
+        .await;
+    assert_eq!(
+        refused.json()["home_region"],
+        "us-east-1",
+        "{}",
+        refused.text
+    );
+    let o = g;
+
     let documented = documented();
     let never_exercised: Vec<_> = documented.difference(&o.seen).collect();
     let undocumented: Vec<_> = o.seen.difference(&documented).collect();

@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
-    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, PRINCIPAL,
+    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, HOME_REGION, IDLE_TTL, Item, PRINCIPAL,
     PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, REVOKE_EXCEPT, REVOKE_PENDING, REVOKED_BEFORE,
     REVOKED_COUNT, STAMPED_AT, TOUCHED_AT, VERSION,
 };
@@ -142,6 +142,11 @@ impl<I: Image + ?Sized> View<'_, I> {
     /// Of a registry item: its version and the session keys it lists.
     pub fn members(&self) -> Option<Vec<String>> {
         self.0.list_of_text(super::MEMBERS)
+    }
+
+    /// The region that is the session's home, on a global table.
+    pub fn home_region(&self) -> Option<&str> {
+        self.0.text(HOME_REGION)
     }
 
     /// Whether the Django backend wrote the item (the cleanup stamped it).

@@ -5,9 +5,9 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
-    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, Owner, PRINCIPAL,
-    PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, Refresh, TOUCHED_AT, Tombstone, VERSION, View,
-    number, text,
+    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, HOME_REGION, IDLE_TTL, Item, Layout, Owner,
+    PRINCIPAL, PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, Refresh, TOUCHED_AT, Tombstone,
+    VERSION, View, number, text,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -22,6 +22,9 @@ impl Layout {
         item.insert(self.key.clone(), text(key.as_str()));
         item.insert(DATA.into(), text(data));
         write_meta(&mut item, meta);
+        if let Some(here) = &self.region {
+            item.insert(HOME_REGION.into(), text(here));
+        }
         item
     }
 
@@ -50,6 +53,9 @@ impl Layout {
         item.insert(self.key.clone(), text(key.as_str()));
         if let Some(p) = View(old).principal() {
             write_owner(&mut item, key, &p, meta.created);
+        }
+        if let Some(here) = &self.region {
+            item.insert(HOME_REGION.into(), text(here));
         }
         item
     }

@@ -4,9 +4,9 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
-    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, IDLE_TTL, Item, Layout, Names, PRINCIPAL,
-    PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, REVOKE_EXCEPT, REVOKE_PENDING, REVOKED_BEFORE,
-    REVOKED_COUNT, STAMPED_AT, TOUCHED_AT, VERSION, number, text,
+    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, HOME_REGION, IDLE_TTL, Item, Layout, Names,
+    PRINCIPAL, PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, REVOKE_EXCEPT, REVOKE_PENDING,
+    REVOKED_BEFORE, REVOKED_COUNT, STAMPED_AT, TOUCHED_AT, VERSION, number, text,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -222,7 +222,8 @@ impl Layout {
         e
     }
 
-    /// The item exists and has not expired at `now`, and is no tombstone.
+    /// The item exists and has not expired at `now`, and is no tombstone; and, on a
+    /// global table, it is this region's to write.
     fn alive(&self, e: &mut Expr, now: Timestamp) {
         e.name("#exp", EXPIRES_AT)
             .value(":now", number(now.epoch_seconds()))
@@ -230,6 +231,16 @@ impl Layout {
         if self.tombstones {
             e.name("#tomb", REMOVED_AT)
                 .condition("attribute_not_exists(#tomb)");
+        }
+        self.at_home(e);
+    }
+
+    /// On a global table: the item has no home, or its home is this region.
+    fn at_home(&self, e: &mut Expr) {
+        if let Some(here) = &self.region {
+            e.name("#home", HOME_REGION)
+                .value(":here", text(here))
+                .condition("attribute_not_exists(#home) OR #home = :here");
         }
     }
 
@@ -272,6 +283,7 @@ impl Layout {
         e.name("#exp", EXPIRES_AT)
             .value(":now", number(now.epoch_seconds()))
             .condition("attribute_not_exists(#exp) OR #exp > :now");
+        self.at_home(&mut e);
         Write {
             update: None,
             expr: e,
@@ -290,6 +302,7 @@ impl Layout {
             Removal::Any => {
                 e.name("#tomb", REMOVED_AT)
                     .condition("attribute_exists(#k) AND attribute_not_exists(#tomb)");
+                self.at_home(&mut e);
             }
             Removal::Live { version, data } => {
                 self.alive(&mut e, t.now);

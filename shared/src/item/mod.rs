@@ -46,6 +46,9 @@ pub const REMOVED_AT: &str = "removed_at";
 /// item the Django backend wrote, so that the upkeep's filter passes the backend's later
 /// writes to it (a login saves `_auth_user_id` into an item already stamped).
 pub const STAMPED_AT: &str = "stamped_at";
+/// The region whose API wrote the session first (S), when the table is a global table
+/// (`SESSION_REGION`): only that region writes it.
+pub const HOME_REGION: &str = "home_region";
 /// The user the session belongs to (S), when it has one: the hash key of the sparse
 /// index `by-principal`.
 pub const PRINCIPAL: &str = "principal";
@@ -101,6 +104,9 @@ pub struct Layout {
     /// Removals leave tombstones, and every write's "alive" refuses one (the table is
     /// shared with the Django backend).
     tombstones: bool,
+    /// The region this store writes in (`SESSION_REGION`): new items record it as their
+    /// home, and every write's condition refuses an item whose home is another region.
+    region: Option<String>,
 }
 
 impl Layout {
@@ -108,7 +114,24 @@ impl Layout {
         Self {
             key: key_attribute.to_owned(),
             tombstones: false,
+            region: None,
         }
+    }
+
+    /// The layout of a store that writes in `region` of a global table.
+    pub fn with_region(mut self, region: Option<String>) -> Self {
+        self.region = region;
+        self
+    }
+
+    /// The home region of `item` when it is another than this store's: a write here is
+    /// refused. `None` without a region, for an item without a home (the Django
+    /// backend's, or one written before), and for an item of this region.
+    pub fn elsewhere(&self, item: &Item) -> Option<String> {
+        let here = self.region.as_deref()?;
+        let view = View(item);
+        let home = view.home_region()?;
+        (home != here).then(|| home.to_owned())
     }
 
     /// The layout of a table shared with the Django backend: removals leave tombstones.

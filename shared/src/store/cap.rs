@@ -45,13 +45,15 @@ impl DynamoStore {
                 .collect();
             keys.push(key.clone());
             // Live sessions of the principal, the API's only (the Django backend's are
-            // not bound): this one last, whatever its age (it was just written), the
+            // not bound) and this region's (on a global table): this one last, whatever its age (it was just written), the
             // others those that have had it longest first.
             let mut live: Vec<(bool, i64, SessionKey)> = self
                 .live_of(principal, &keys)
                 .await?
                 .into_iter()
-                .filter(|(_, item)| !View(item).is_backend_owned())
+                .filter(|(_, item)| {
+                    !View(item).is_backend_owned() && layout.elsewhere(item).is_none()
+                })
                 .map(|(k, item)| (&k == key, View(&item).principal_since().unwrap_or(0), k))
                 .collect();
             live.sort_by(|a, b| (a.0, a.1, a.2.as_str()).cmp(&(b.0, b.1, b.2.as_str())));

@@ -28,6 +28,9 @@ impl DynamoStore {
             if !old_meta.is_alive(now) {
                 return Err(gone());
             }
+            if let Some(home) = self.rules.layout.elsewhere(&old) {
+                return Err(StoreError::Misdirected { home });
+            }
             if expected.is_some_and(|x| !x.is_met_by(&old_meta)) {
                 return Err(StoreError::VersionConflict);
             }

@@ -256,18 +256,22 @@ impl DynamoStore {
         if !meta.is_alive(now) {
             return Err(gone());
         }
+        if let Some(home) = self.rules.layout.elsewhere(&item) {
+            return Err(StoreError::Misdirected { home });
+        }
         if expected.is_some_and(|x| !x.is_met_by(&meta)) {
             return Err(StoreError::VersionConflict);
         }
         Ok(self.rules.known(&item, meta))
     }
 
+    /// `true` when it wrote (removed the item or left a tombstone).
     async fn delete_item(
         &self,
         key: &SessionKey,
         expected: Option<Expected>,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         if !self.rules.can_meet(expected) {
             return Err(StoreError::VersionConflict);
         }
@@ -283,7 +287,7 @@ impl DynamoStore {
         };
         // Without `If-Match`, a failed condition is an expired session, answered as a
         // missing one.
-        removed(conditional(self.call(request.send()).await?), expected).map(|_| ())
+        removed(conditional(self.call(request.send()).await?), expected).map(|o| o.is_some())
     }
 
     /// A removal from a table shared with the Django backend: the item becomes a
@@ -294,7 +298,7 @@ impl DynamoStore {
         key: &SessionKey,
         expected: Option<Expected>,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let t = self.rules.tombstone(now)?;
         let read = match expected {
             Some(Expected::Tag(_)) => Some(self.read_known(key, expected, now).await?),
@@ -329,7 +333,7 @@ impl DynamoStore {
             {
                 Err(StoreError::VersionConflict)
             }
-            _ => Ok(()),
+            written => Ok(written.is_some()),
         }
     }
 }
@@ -461,8 +465,23 @@ impl SessionStore for DynamoStore {
 
     /// One DeleteItem, or one UpdateItem that leaves a tombstone (codec `django`).
     async fn delete(&self, key: &SessionKey, expected: Option<Expected>) -> Result<(), StoreError> {
-        self.delete_item(key, expected, self.rules.now())
-            .await
+        let deleted = self.delete_item(key, expected, self.rules.now()).await;
+        // A delete refused by its condition may have met a session of another region; a
+        // delete without If-Match that found nothing to do may have too.
+        let unmet = matches!(
+            deleted,
+            Err(StoreError::VersionConflict | StoreError::NotFound) | Ok(false)
+        );
+        if unmet
+            && self.rules.config.region.is_some()
+            && let Some(item) = self.get_item(key, true).await?
+            && let Some(home) = self.rules.layout.elsewhere(&item)
+            && self.rules.meta_of(&item, None).is_alive(self.rules.now())
+        {
+            return Err(StoreError::Misdirected { home });
+        }
+        deleted
+            .map(|_| ())
             .map_err(|e| missing_is_unmet(e, expected))
     }
 

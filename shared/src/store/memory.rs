@@ -129,6 +129,9 @@ impl MemoryStore {
         if !meta.is_alive(now) {
             return Err(gone());
         }
+        if let Some(home) = self.rules.layout.elsewhere(item) {
+            return Err(StoreError::Misdirected { home });
+        }
         if !change.allows(&meta) {
             return Err(StoreError::VersionConflict);
         }
@@ -230,6 +233,7 @@ impl MemoryStore {
                 let view = View(*item);
                 view.principal().as_ref() == Some(principal)
                     && !view.is_backend_owned()
+                    && self.rules.layout.elsewhere(item).is_none()
                     && self.rules.meta_of(item, None).is_alive(now)
                     && !revoked(items, item)
             })
@@ -333,7 +337,12 @@ impl SessionStore for MemoryStore {
         {
             return Ok(session);
         }
-        let item = self.refresh(&mut self.map(), key, &Change::touch(None), now)?;
+        let item = match self.refresh(&mut self.map(), key, &Change::touch(None), now) {
+            Ok(item) => item,
+            // As DynamoStore: another region's session is read here, not refreshed.
+            Err(StoreError::Misdirected { .. }) => return Ok(session),
+            Err(e) => return Err(e),
+        };
         Ok(Session {
             meta: self.rules.meta_of(&item, Some(&session.data)),
             ..session
@@ -387,6 +396,12 @@ impl SessionStore for MemoryStore {
             None => None,
         }
         .ok_or_else(|| missing_is_unmet(StoreError::NotFound, expected))?;
+        if let Some(home) = items
+            .get(key.as_str())
+            .and_then(|i| self.rules.layout.elsewhere(i))
+        {
+            return Err(StoreError::Misdirected { home });
+        }
         if expected.is_some_and(|x| !x.is_met_by(&current.meta)) {
             return Err(StoreError::VersionConflict);
         }
@@ -408,6 +423,17 @@ impl SessionStore for MemoryStore {
         let mut items = self.map();
         if !self.rules.can_meet(expected) {
             return Err(StoreError::VersionConflict);
+        }
+        // As DynamoStore: another region's item is never written here; a live session of
+        // another region is refused, a dead one is as if gone.
+        if let Some(item) = items.get(key.as_str())
+            && let Some(home) = self.rules.layout.elsewhere(item)
+        {
+            return match (self.rules.meta_of(item, None).is_alive(now), expected) {
+                (true, _) => Err(StoreError::Misdirected { home }),
+                (false, Some(_)) => Err(StoreError::VersionConflict),
+                (false, None) => Ok(()),
+            };
         }
         if self.rules.layout.has_tombstones() {
             return self.leave_tombstone(&mut items, key, expected, now);
@@ -497,7 +523,8 @@ impl SessionStore for MemoryStore {
                 let spared = except.map(|k| k.as_str().to_owned());
                 if let Some(item) = spared.as_ref().and_then(|k| items.get_mut(k)) {
                     let alive = self.rules.meta_of(item, None).is_alive(now);
-                    if alive && View(&*item).principal().as_ref() == Some(principal) {
+                    let here = layout.elsewhere(item).is_none();
+                    if alive && here && View(&*item).principal().as_ref() == Some(principal) {
                         layout.apply_spare(item, before + 1);
                     }
                 }
@@ -524,6 +551,7 @@ impl SessionStore for MemoryStore {
                 let view = View(*item);
                 // What the index lists: a session has a place in it with its principal.
                 Some(key.as_str()) != spared.as_deref()
+                    && layout.elsewhere(item).is_none()
                     && view.principal().as_ref() == Some(principal)
                     && view.principal_position().is_some()
                     && view.principal_since().unwrap_or(0) <= before
@@ -552,6 +580,7 @@ impl SessionStore for MemoryStore {
                 View(*item).principal().as_ref() == Some(principal)
                     && SessionKey::parse(key).is_ok_and(|k| &SessionHandle::of(&k) == id)
                     && meta.is_alive(now)
+                    && self.rules.layout.elsewhere(item).is_none()
             })
             .map(|(key, _)| key.clone())
             .ok_or(StoreError::NotFound)?;
@@ -571,6 +600,9 @@ impl SessionStore for MemoryStore {
         let old_meta = self.rules.meta_of(old, data.as_ref().ok());
         if !old_meta.is_alive(now) || revoked(&items, old) {
             return Err(gone());
+        }
+        if let Some(home) = self.rules.layout.elsewhere(old) {
+            return Err(StoreError::Misdirected { home });
         }
         if expected.is_some_and(|x| !x.is_met_by(&old_meta)) {
             return Err(StoreError::VersionConflict);

@@ -96,14 +96,17 @@ impl DynamoStore {
             meta: session.meta,
             data: None,
         };
-        match self.refresh(key, &change, Some(&known), now).await? {
-            Outcome::Written(item) => Ok(Session {
+        match self.refresh(key, &change, Some(&known), now).await {
+            Ok(Outcome::Written(item)) => Ok(Session {
                 meta: self.rules.meta_of(&item, Some(&session.data)),
                 ..session
             }),
-            Outcome::Gone => Err(StoreError::NotFound),
+            Ok(Outcome::Gone) => Err(StoreError::NotFound),
             // Another writer got there first, and its write refreshed the expiry.
-            Outcome::Conflict | Outcome::Stale(_) => Ok(session),
+            Ok(Outcome::Conflict | Outcome::Stale(_)) => Ok(session),
+            // Another region's session is read here, and refreshed by its home's writes.
+            Err(StoreError::Misdirected { .. }) => Ok(session),
+            Err(e) => Err(e),
         }
     }
 
@@ -123,6 +126,9 @@ impl DynamoStore {
             let gone = || missing_is_unmet(StoreError::NotFound, expected);
             let item = self.get_item(key, true).await?.ok_or_else(gone)?;
             let current = self.rules.live_session(key, &item)?.ok_or_else(gone)?;
+            if let Some(home) = self.rules.layout.elsewhere(&item) {
+                return Err(StoreError::Misdirected { home });
+            }
             if expected.is_some_and(|x| !x.is_met_by(&current.meta)) {
                 return Err(StoreError::VersionConflict);
             }
@@ -193,9 +199,13 @@ impl DynamoStore {
             return Ok(Outcome::Gone);
         };
         let meta = self.rules.meta_of(&old, None);
-        Ok(if !meta.is_alive(now) {
-            Outcome::Gone
-        } else if !change.allows(&meta) {
+        if !meta.is_alive(now) {
+            return Ok(Outcome::Gone);
+        }
+        if let Some(home) = self.rules.layout.elsewhere(&old) {
+            return Err(StoreError::Misdirected { home });
+        }
+        Ok(if !change.allows(&meta) {
             Outcome::Conflict
         } else {
             Outcome::Stale(self.rules.known(&old, meta))

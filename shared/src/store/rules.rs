@@ -104,7 +104,8 @@ impl Rules {
         let codec = config.codec.build(config.max_decompressed_bytes)?;
         Ok(Self {
             layout: Layout::new(&config.key_attribute)
-                .with_tombstones(codec.shares_table_with_django()),
+                .with_tombstones(codec.shares_table_with_django())
+                .with_region(config.region.clone()),
             config: Arc::new(config),
             codec: Arc::from(codec),
             clock: Arc::new(SystemClock),
