@@ -118,6 +118,21 @@ impl<S: SessionStore> Env<S> {
         }
     }
 
+    /// A copy of `from`'s item under a new key, whose home is `home`: a session of
+    /// another region, as replication brings it.
+    async fn copy_homed_in(&self, from: &SessionKey, home: &str) -> SessionKey {
+        let key = SessionKey::generate().unwrap();
+        let mut copied = self.raw_item(from).await.unwrap();
+        copied.remove("session_key");
+        copied.insert("home_region".into(), AttributeValue::S(home.into()));
+        let attributes: Vec<(&str, AttributeValue)> = copied
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        self.put_raw(&key, &attributes).await;
+        key
+    }
+
     /// DynamoDB's request budget: the number of requests since the last check. The
     /// in-memory store makes none, and has no budget to check.
     fn expect_requests(&self, n: u64, why: &str) {
@@ -284,6 +299,20 @@ async fn owned_by<S: SessionStore>(
 ) -> session_store::Session {
     store
         .create_owned(SessionData::new(), Expiry::Default, Some(p.clone()))
+        .await
+        .unwrap()
+}
+
+/// A login into an existing session: a PUT of `data` that gives it `p`.
+async fn log_in<S: SessionStore>(
+    store: &S,
+    key: &SessionKey,
+    data: SessionData,
+    p: &session_store::Principal,
+) -> session_store::Session {
+    let owner = session_store::Ownership::Set(p.clone());
+    store
+        .replace_owned(key, data, Expiry::Default, owner, None)
         .await
         .unwrap()
 }
@@ -963,11 +992,7 @@ async fn a_session_leaves_its_principals_listing_when_it_dies_moves_or_changes_h
     let moved = e.store.cycle(&cycled.key, None).await.unwrap();
     assert_eq!(moved.principal, own(&alice));
     use session_store::Ownership;
-    let to_bob = e
-        .store
-        .replace_owned(&handed.key, SessionData::new(), Expiry::Default, Ownership::Set(bob.clone()), None)
-        .await
-        .unwrap();
+    let to_bob = log_in(&e.store, &handed.key, SessionData::new(), &bob).await;
     assert_eq!(to_bob.principal, own(&bob));
     let none = e
         .store
@@ -975,11 +1000,7 @@ async fn a_session_leaves_its_principals_listing_when_it_dies_moves_or_changes_h
         .await
         .unwrap();
     assert_eq!(none.principal, None);
-    let logged_in = e
-        .store
-        .replace_owned(&login.key, data(json!({"cart": 1})), Expiry::Default, Ownership::Set(alice.clone()), None)
-        .await
-        .unwrap();
+    let logged_in = log_in(&e.store, &login.key, data(json!({"cart": 1})), &alice).await;
     assert_eq!(e.store.load(&login.key).await.unwrap().principal, own(&alice));
     assert_eq!(logged_in.meta.created, login.meta.created);
     e.clock.advance(Duration::from_secs(61));
@@ -1049,16 +1070,7 @@ async fn after_a_revoke_of_all_answers_no_earlier_session_of_the_principal_is_se
     e.clock.advance(Duration::from_secs(1));
     let anonymous = e.store.create(SessionData::new(), Expiry::Default).await.unwrap();
     let later = e.store.create_owned(SessionData::new(), Expiry::Default, own()).await.unwrap();
-    e.store
-        .replace_owned(
-            &anonymous.key,
-            SessionData::new(),
-            Expiry::Default,
-            session_store::Ownership::Set(alice.clone()),
-            None,
-        )
-        .await
-        .unwrap();
+    log_in(&e.store, &anonymous.key, SessionData::new(), &alice).await;
     assert!(e.store.load(&later.key).await.is_ok());
     assert!(e.store.load(&anonymous.key).await.is_ok());
     let mut now_listed = listed_handles(&e.store, &alice, 50).await.concat();
@@ -1086,16 +1098,7 @@ async fn with_a_cap_one_session_more_revokes_the_one_that_has_had_the_principal_
     }
     // A login into an older anonymous session counts as the newest.
     e.clock.advance(Duration::from_secs(1));
-    e.store
-        .replace_owned(
-            &anonymous.key,
-            SessionData::new(),
-            Expiry::Default,
-            session_store::Ownership::Set(alice.clone()),
-            None,
-        )
-        .await
-        .unwrap();
+    log_in(&e.store, &anonymous.key, SessionData::new(), &alice).await;
     assert!(not_found(e.store.load(&second.key).await));
     // A cycle moves a session: the count stays, nothing else goes.
     let moved = e.store.cycle(&third.key, None).await.unwrap();
@@ -1142,13 +1145,7 @@ async fn on_a_global_table_a_session_is_written_only_in_its_home_region() {
     let home = |i: Option<Item>| i.and_then(|i| item::View(&i).home_region().map(str::to_owned));
     assert_eq!(home(e.raw_item(&ours.key).await).as_deref(), Some("eu-west-1"));
     // A session of another region, as replication brings it here.
-    let theirs = SessionKey::generate().unwrap();
-    let mut copied = e.raw_item(&ours.key).await.unwrap();
-    copied.remove("session_key");
-    copied.insert("home_region".into(), AttributeValue::S("us-east-1".into()));
-    let attributes: Vec<(&str, AttributeValue)> =
-        copied.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    e.put_raw(&theirs, &attributes).await;
+    let theirs = e.copy_homed_in(&ours.key, "us-east-1").await;
     let before = e.raw_item(&theirs).await;
     e.clock.advance(Duration::from_secs(600));
     // Read anywhere, and a read's refresh is left to the home region.
@@ -1717,20 +1714,59 @@ async fn a_session_with_a_principal_reads_in_two_requests_and_one_without_in_one
     e.expect_requests(2, "GetItem, and GetItem of the principal's watermark");
     // A PUT that gives a session a principal reads it first (its place in the listing
     // follows its creation time), writes, then reads the watermark.
-    e.store
-        .replace_owned(
-            &anonymous.key,
-            SessionData::new(),
-            Expiry::Default,
-            session_store::Ownership::Set(principal("alice")),
-            None,
-        )
-        .await
-        .unwrap();
+    log_in(
+        &e.store,
+        &anonymous.key,
+        SessionData::new(),
+        &principal("alice"),
+    )
+    .await;
     e.expect_requests(3, "GetItem, UpdateItem, GetItem of the watermark");
     e.store
         .replace(&owned.key, SessionData::new(), Expiry::Default, None)
         .await
         .unwrap();
     e.expect_requests(2, "UpdateItem, GetItem of the watermark");
+}
+
+#[tokio::test]
+async fn with_a_cap_a_login_costs_three_requests_more_and_the_registrys_write() {
+    let e = dynamo_env(|c| c.max_per_principal = Some(1)).await;
+    let alice = principal("alice");
+    e.requests();
+    owned_by(&e.store, &alice).await;
+    e.expect_requests(
+        5,
+        "PutItem; GetItem of the registry, BatchGetItem of its sessions, GetItem of the \
+         watermark; PutItem of the registry",
+    );
+    owned_by(&e.store, &alice).await;
+    e.expect_requests(
+        5,
+        "the same, the registry's write a TransactWriteItems that removes the oldest",
+    );
+}
+
+#[tokio::test]
+async fn on_a_global_table_a_delete_reads_only_when_its_condition_failed() {
+    let e = dynamo_env(|c| c.region = Some("eu-west-1".into())).await;
+    let ours = e
+        .store
+        .create(SessionData::new(), Expiry::Default)
+        .await
+        .unwrap();
+    let theirs = e.copy_homed_in(&ours.key, "us-east-1").await;
+    e.requests();
+    e.store.delete(&ours.key, None).await.unwrap();
+    e.expect_requests(1, "DeleteItem");
+    e.store.delete(&ours.key, None).await.unwrap();
+    e.expect_requests(1, "DeleteItem of a missing key, which succeeds");
+    assert!(matches!(
+        e.store.delete(&theirs, None).await,
+        Err(StoreError::Misdirected { .. })
+    ));
+    e.expect_requests(
+        2,
+        "DeleteItem refused by its condition, GetItem of what is there",
+    );
 }

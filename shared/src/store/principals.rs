@@ -259,29 +259,34 @@ impl DynamoStore {
         principal: &Principal,
         before: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let now = self.rules.now();
         let layout = &self.rules.layout;
-        let sent = if layout.has_tombstones() {
-            let t = self.rules.tombstone(now)?;
-            let write = layout.tombstone(&t, Removal::Owned(principal, before));
-            conditional(
-                self.call(self.update_request(key.as_str(), write).send())
-                    .await?,
-            )
-            .map(|_| ())
-        } else {
-            let write = layout.revocation(now, principal, before);
-            conditional(
-                self.call(self.delete_request(key.as_str(), write).send())
-                    .await?,
-            )
-            .map(|_| ())
-        };
-        match sent {
-            Ok(()) => Ok(true),
-            Err(StoreError::VersionConflict) => Ok(false),
-            Err(e) => Err(e),
+        if !layout.has_tombstones() {
+            return self.delete_owned(key, principal, before).await;
         }
+        let t = self.rules.tombstone(self.rules.now())?;
+        let write = layout.tombstone(&t, Removal::Owned(principal, before));
+        let sent = self
+            .call(self.update_request(key.as_str(), write).send())
+            .await?;
+        removed_if_met(conditional(sent))
+    }
+
+    /// Deletes `key`'s session if it is alive and had `principal` (by `before`, when
+    /// given): `true` when it did. No tombstone, whatever the codec.
+    async fn delete_owned(
+        &self,
+        key: &SessionKey,
+        principal: &Principal,
+        before: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let write = self
+            .rules
+            .layout
+            .revocation(self.rules.now(), principal, before);
+        let sent = self
+            .call(self.delete_request(key.as_str(), write).send())
+            .await?;
+        removed_if_met(conditional(sent))
     }
 
     /// Stamps an item of the Django backend and gives it the principal its data names
@@ -333,16 +338,13 @@ impl DynamoStore {
             // can sign: the backend's next load finds nothing and starts afresh, as
             // after the upkeep's removal of a tombstone.
             Some(before) if w.since_ms <= before => {
-                let write = layout.revocation(now, principal, Some(before));
-                let sent = self
-                    .call(self.delete_request(key.as_str(), write).send())
-                    .await?;
-                match conditional(sent) {
-                    Ok(_) => Ok(BackendOutcome::Revoked),
-                    // Gone, or given to someone else, since.
-                    Err(StoreError::VersionConflict) => Ok(BackendOutcome::Stale),
-                    Err(e) => Err(e),
-                }
+                Ok(
+                    match self.delete_owned(key, principal, Some(before)).await? {
+                        true => BackendOutcome::Revoked,
+                        // Gone, or given to someone else, since.
+                        false => BackendOutcome::Stale,
+                    },
+                )
             }
             _ => Ok(BackendOutcome::Written),
         }
@@ -399,5 +401,15 @@ impl DynamoStore {
         } else {
             Err(StoreError::NotFound)
         }
+    }
+}
+
+/// A conditional removal's result: `true` when written, `false` when its condition was
+/// not met.
+fn removed_if_met<T>(sent: Result<T, StoreError>) -> Result<bool, StoreError> {
+    match sent {
+        Ok(_) => Ok(true),
+        Err(StoreError::VersionConflict) => Ok(false),
+        Err(e) => Err(e),
     }
 }
