@@ -7,11 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv cleanup test check fmt lint deps unit one-build memory-tests http-tests docs cfn-lint sam-validate policy openapi e2e dev build bench fuzz clean
+.PHONY: help venv cleanup test check fmt lint deps unit one-build docs cfn-lint sam-validate policy openapi e2e dev build bench fuzz clean
 
 help:
-	@echo "make check  the fast inner loop: format, clippy, unit tests and the in-memory store's conformance suite; no emulator"
-	@echo "make test   run every check CI runs (format, clippy, tests against moto, template, OpenAPI and Markdown checks, end-to-end over HTTP with the README's walk-through)"
+	@echo "make check  the fast inner loop: format, clippy, unit tests, the store's conformance suite and the API's HTTP tests, on an in-process Dynoxide"
+	@echo "make test   run every check CI runs (format, clippy, tests against Dynoxide, template, OpenAPI and Markdown checks, end-to-end over HTTP with the README's walk-through)"
 	@echo "make dev    run the service locally: DynamoDB on 127.0.0.1:\$${DYNAMODB_PORT:-8000}, API on 127.0.0.1:\$${API_PORT:-9000}"
 	@echo "make cleanup  the cleanup's Scan once, against a running make dev"
 	@echo "make build  sam build: three arm64 bootstrap binaries under .aws-sam/build/"
@@ -51,17 +51,15 @@ venv: $(VENV)/.installed
 # One profile (dev) and one feature set serve the tests, `make dev` and the end-to-end
 # run, so the AWS SDK is compiled once (tools/workspace-hack, checked by one-build). Only
 # clippy compiles on its own: it checks, and a check cannot reuse a build's output.
-test: venv fmt lint deps docs unit one-build http-tests cfn-lint sam-validate policy openapi e2e
+test: venv fmt lint deps docs unit one-build cfn-lint sam-validate policy openapi e2e
 
-# No emulator: DynamoDB points at a port where nothing listens, so a test that needed one
-# fails rather than starting one.
+# No emulator process and no Python: the unit tests, the store's conformance suite and
+# the API's HTTP tests, each test binary on a Dynoxide of its own, in process.
 check: fmt lint
-	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 cargo test --workspace --locked --lib --bins
-	$(MAKE) --no-print-directory memory-tests http-tests
-
-# The store conformance suite on the in-memory store alone.
-memory-tests:
-	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 cargo test --locked -p session-store --test store memory::
+	cargo test --workspace --locked --lib --bins
+	cargo test --locked -p session-store --test store
+	cargo test --locked -p session-api --test api --test edges --test events --test logs \
+		--test openapi --test principals --test shared_table
 
 fmt:
 	cargo fmt --all -- --check
@@ -75,8 +73,8 @@ lint:
 deps:
 	! cargo tree --workspace --locked --duplicates -e normal --depth 0 | grep -E '^(hmac|sha2) v'
 
-# Each test binary starts its own moto server on a free loopback port unless
-# AWS_ENDPOINT_URL_DYNAMODB names one, and the server ends with the binary.
+# Each test binary serves its own Dynoxide (in process, on a free loopback port) unless
+# AWS_ENDPOINT_URL_DYNAMODB names a DynamoDB endpoint; the SSM tests start moto's server.
 unit: venv
 	cargo test --workspace --locked
 
@@ -88,12 +86,6 @@ one-build: unit
 # swallowed by a code block, every relative link and anchor resolves.
 docs: venv
 	$(PY) tools/markdown_check.py --self-test $$(git ls-files '*.md')
-
-# The API's HTTP tests again, with DynamoDB pointed at a port where nothing listens: they
-# run on the in-memory store and need no emulator.
-http-tests:
-	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 cargo test --workspace --locked \
-		--test api --test edges --test events --test logs --test openapi
 
 # Each check runs on the template as it is (FrontDoor=HttpApi, TableMode=single), on a
 # copy whose FrontDoor default is FunctionUrl, and on one whose table is a global table

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make dev`: local DynamoDB (moto) with the table from template.yaml, the functions
+# `make dev`: local DynamoDB (Dynoxide, with its TTL sweep) with the table from template.yaml, the functions
 # under `cargo lambda watch` (the API at /lambda-url/session-api/), and a stream runner
 # that feeds the table's stream to the functions mapped to it, as Lambda would. Ctrl-C, SIGTERM or SIGHUP stops everything it started;
 # if this script dies without stopping them (SIGKILL), each child gets SIGTERM from the
@@ -65,11 +65,17 @@ wait_for_port() {
 # Started through setpriv so that the kernel sends SIGTERM to the child when this script
 # dies, whatever kills it.
 orphan_safe=(setpriv --pdeathsig TERM --)
-"${orphan_safe[@]}" python tools/local_dynamodb.py -H 127.0.0.1 -p "$DYNAMODB_PORT" >/dev/null 2>&1 &
+# Dynoxide through its library (testkit's local-dynamodb), which also runs the TTL sweep
+# every DYNAMODB_TTL_SWEEP_SECONDS (default 2): expired items are deleted as DynamoDB's
+# TTL deletes them, and their stream records reach the auditor. Built first, so that
+# the wait below is for the server, not the compiler.
+cargo build --quiet --locked -p testkit --bin local-dynamodb --bin create-table
+"${orphan_safe[@]}" cargo run --quiet --locked -p testkit --bin local-dynamodb -- \
+  --port "$DYNAMODB_PORT" --sweep-seconds "${DYNAMODB_TTL_SWEEP_SECONDS:-2}" &
 groups+=($!)
 wait_for_port "$DYNAMODB_PORT" "${groups[-1]}"
-echo "make dev: DynamoDB (moto) on $AWS_ENDPOINT_URL_DYNAMODB"
-cargo run --quiet -p testkit --bin create-table -- "$SESSION_TABLE"
+echo "make dev: DynamoDB (Dynoxide) on $AWS_ENDPOINT_URL_DYNAMODB"
+cargo run --quiet --locked -p testkit --bin create-table -- "$SESSION_TABLE"
 
 # The function sees the caller's SESSION_*, DJANGO_* and RUST_LOG settings, and the
 # local endpoint and dummy credentials.

@@ -326,7 +326,7 @@ def second_copy_refused(db_port, api_port):
     with open(log.name) as f:
         said = f.read()
     check("a second make dev on taken ports refuses to start, naming the port and its owner",
-          second.returncode not in (None, 0) and f"port {db_port} (DYNAMODB_PORT) is already in use by python"
+          second.returncode not in (None, 0) and f"port {db_port} (DYNAMODB_PORT) is already in use by local-dynamodb"
           in said, f"exit {second.returncode}: {said[-500:]}")
 
 

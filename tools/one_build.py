@@ -16,6 +16,7 @@ BINARIES = [
     ("session-cleanup", "session-cleanup"),
     ("session-auditor", "session-auditor"),
     ("testkit", "create-table"),
+    ("testkit", "local-dynamodb"),
 ]
 
 

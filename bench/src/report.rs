@@ -562,7 +562,7 @@ mod tests {
                          "emulator_ceiling_deletes_per_second": s(100.0), "ours_over_ceiling": 0.9 },
             "auditor": { "records_per_second": s(50_000.0) },
             "requests_per_operation": { "create": { "ours": 1, "django": 2 } },
-            "machine": { "cpus": 2, "os": "linux", "arch": "x86_64", "dynamodb": "moto" },
+            "machine": { "cpus": 2, "os": "linux", "arch": "x86_64", "dynamodb": "Dynoxide" },
         });
         let met: Vec<(String, Option<bool>)> = rows(&results)
             .into_iter()

@@ -74,7 +74,7 @@ pub async fn run_all(b: &Bench) -> Result<Value, Error> {
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "os": std::env::consts::OS,
             "arch": std::env::consts::ARCH,
-            "dynamodb": "moto server (tools/local_dynamodb.py) on 127.0.0.1",
+            "dynamodb": "Dynoxide 3.2, in the harness's process, on 127.0.0.1",
         }),
     );
     Ok(Value::Object(results))

@@ -1,6 +1,6 @@
 //! One table, two programs: sessions written by Django through the original backend
 //! (`django-dynamodb-sessions-mwas` 0.7, driven by `tools/django_backend.py`) read here, and
-//! the reverse, against moto.
+//! the reverse, against Dynoxide.
 
 use std::io::Write;
 use std::process::{Command, Stdio};

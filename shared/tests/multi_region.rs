@@ -1,6 +1,6 @@
 //! Two regions of a global table in multi-Region eventual consistency (MREC), simulated
-//! deterministically: each region is an in-memory store (which the conformance suite
-//! holds to DynamoDB's behaviour) on its own clock, and a replicator carries every item
+//! deterministically: each region is the store on a table of its own in Dynoxide (the
+//! tests' DynamoDB, in process), on its own clock, and a replicator carries every item
 //! a region writes to the other one, late and in any order, where it is applied if its
 //! write time is later than that of the item there: last writer wins, as DynamoDB
 //! resolves conflicts. Conditions are checked only in the region that receives a write.
@@ -21,7 +21,7 @@ use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 use serde_json::json;
 use session_store::item::{Item, View};
 use session_store::{
-    Clock, EntityTag, Expected, Expiry, ManualClock, MemoryStore, Principal, SessionData,
+    Clock, DynamoStore, EntityTag, Expected, Expiry, ManualClock, Principal, SessionData,
     SessionKey, SessionStore, StoreConfig, StoreError, Timestamp,
 };
 use testkit::{START, data};
@@ -37,12 +37,21 @@ type Stamp = (i64, usize);
 #[derive(Debug, Clone)]
 struct Replicated {
     key: String,
-    item: Option<Item>,
+    item: Option<Stored>,
     stamp: Stamp,
 }
 
+/// An item as the emulator stores it: what replication reads and writes, below the API.
+type Stored = dynoxide::Item;
+
 struct Region {
-    store: MemoryStore,
+    store: DynamoStore,
+    /// The region's table, reached through the emulator's library: what replication
+    /// reads and writes.
+    db: dynoxide::Database,
+    /// The same table through the SDK, to read an item as the store does.
+    client: aws_sdk_dynamodb::Client,
+    table: String,
     clock: ManualClock,
     /// The write time of each key's item as this region holds it, kept after a delete
     /// too, as DynamoDB keeps a deleted item's time to resolve a late write against it.
@@ -57,18 +66,113 @@ struct World {
     inbound: Vec<Vec<Replicated>>,
 }
 
-fn snapshot(store: &MemoryStore) -> BTreeMap<String, Item> {
-    store
-        .items()
-        .into_iter()
-        .filter_map(|item| {
-            let key = match item.get("session_key") {
-                Some(aws_sdk_dynamodb::types::AttributeValue::S(k)) => k.clone(),
-                _ => return None,
-            };
-            Some((key, item))
-        })
-        .collect()
+/// The emulator every history runs on: a Dynoxide of this test binary's own, in
+/// process, whatever `AWS_ENDPOINT_URL_DYNAMODB` names, since replication reaches its
+/// tables through its library.
+fn emulator() -> &'static testkit::emulator::Server {
+    static SERVER: std::sync::OnceLock<testkit::emulator::Server> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| testkit::emulator::serve_memory().expect("an in-process Dynoxide"))
+}
+
+fn session_key(key: &str) -> HashMap<String, dynoxide::AttributeValue> {
+    HashMap::from([(
+        "session_key".to_owned(),
+        dynoxide::AttributeValue::S(key.to_owned()),
+    )])
+}
+
+impl Region {
+    /// A region on a fresh table made from template.yaml.
+    fn new(name: String, config: StoreConfig, clock: ManualClock) -> Self {
+        let server = emulator();
+        let client = testkit::client_at(&server.url, &testkit::RequestCounter::default());
+        run(testkit::TableSpec::of_workspace()
+            .expect("template.yaml defines the table")
+            .create(&client, &name))
+        .expect("a table");
+        let config = StoreConfig {
+            table_name: name.clone(),
+            ..config
+        };
+        let store = DynamoStore::new(client.clone(), config)
+            .expect("default settings")
+            .with_clock(Arc::new(clock.clone()));
+        Self {
+            store,
+            db: server.db.clone(),
+            client,
+            table: name,
+            clock,
+            stamps: HashMap::new(),
+            last_ms: 0,
+        }
+    }
+
+    /// Every item of the region's table, by key.
+    fn snapshot(&self) -> BTreeMap<String, Stored> {
+        let mut items = BTreeMap::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .db
+                .scan(dynoxide::actions::scan::ScanRequest {
+                    table_name: self.table.clone(),
+                    consistent_read: Some(true),
+                    exclusive_start_key: start,
+                    ..Default::default()
+                })
+                .expect("a Scan");
+            for item in page.items.unwrap_or_default() {
+                if let Some(dynoxide::AttributeValue::S(k)) = item.get("session_key") {
+                    items.insert(k.clone(), item);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+
+    /// The item under `key`, read as the store reads it.
+    fn item(&self, key: &str) -> Option<Item> {
+        run(testkit::raw_item(&self.client, &self.table, key))
+    }
+
+    /// Replication's write: the item as the other region holds it, or its deletion.
+    fn replicate(&self, key: &str, item: Option<Stored>) {
+        match item {
+            Some(item) => {
+                self.db
+                    .put_item(dynoxide::actions::put_item::PutItemRequest {
+                        table_name: self.table.clone(),
+                        item,
+                        ..Default::default()
+                    })
+                    .expect("a replicated PutItem");
+            }
+            None => {
+                self.db
+                    .delete_item(dynoxide::actions::delete_item::DeleteItemRequest {
+                        table_name: self.table.clone(),
+                        key: session_key(key),
+                        ..Default::default()
+                    })
+                    .expect("a replicated DeleteItem");
+            }
+        }
+    }
+}
+
+/// Histories are many: each region's table goes with its history.
+impl Drop for Region {
+    fn drop(&mut self) {
+        let _ = self
+            .db
+            .delete_table(dynoxide::actions::delete_table::DeleteTableRequest {
+                table_name: self.table.clone(),
+            });
+    }
 }
 
 impl World {
@@ -91,15 +195,11 @@ impl World {
                     region: homes.then(|| format!("region-{r}")),
                     ..StoreConfig::default()
                 };
-                let store = MemoryStore::new(config)
-                    .expect("default settings")
-                    .with_clock(Arc::new(clock.clone()));
-                Region {
-                    store,
+                Region::new(
+                    testkit::unique_table_name(&format!("region-{r}")),
+                    config,
                     clock,
-                    stamps: HashMap::new(),
-                    last_ms: 0,
-                }
+                )
             })
             .collect();
         Self {
@@ -108,16 +208,16 @@ impl World {
         }
     }
 
-    fn store(&self, r: usize) -> &MemoryStore {
+    fn store(&self, r: usize) -> &DynamoStore {
         &self.regions[r].store
     }
 
     /// Runs `op` against region `r`'s store and sends every item it changed to the
     /// other region, stamped with `r`'s clock.
-    fn local<T>(&mut self, r: usize, op: impl FnOnce(&MemoryStore) -> T) -> T {
-        let before = snapshot(&self.regions[r].store);
+    fn local<T>(&mut self, r: usize, op: impl FnOnce(&DynamoStore) -> T) -> T {
+        let before = self.regions[r].snapshot();
         let out = op(&self.regions[r].store);
-        let after = snapshot(&self.regions[r].store);
+        let after = self.regions[r].snapshot();
         let region = &mut self.regions[r];
         let changed: Vec<String> = before
             .keys()
@@ -165,12 +265,7 @@ impl World {
             return;
         }
         region.stamps.insert(incoming.key.clone(), incoming.stamp);
-        match incoming.item {
-            Some(item) => region.store.put_item(item),
-            None => {
-                region.store.remove_item(&incoming.key);
-            }
-        }
+        region.replicate(&incoming.key, incoming.item);
     }
 
     /// Replication catches up: everything on its way arrives.
@@ -189,10 +284,18 @@ impl World {
     }
 }
 
+/// Runs `f` on the one runtime of this test binary, so that the clients' pooled
+/// connections outlive each call.
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("a runtime")
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime")
+        })
         .block_on(f)
 }
 
@@ -339,7 +442,7 @@ fn play(mut w: World, steps: &[Step], routing: Routing) -> (World, Record) {
                 let home = route(routing, home, region);
                 // A delete where the session has not arrived finds nothing to remove, and
                 // answers as deletes of a missing key do (see the example below).
-                let held = w.store(home).item(key.as_str()).is_some();
+                let held = w.regions[home].item(key.as_str()).is_some();
                 if w.local(home, |st| run(st.delete(&key, None))).is_ok() && held {
                     rec.removed.insert(key);
                 }
@@ -379,9 +482,15 @@ fn route(routing: Routing, home: usize, named: usize) -> usize {
     }
 }
 
+/// Histories per property: 32 keep `make test` within its time on two cores (each step
+/// is a real request to the emulator); `SIMULATION_CASES` asks for more.
 fn config() -> Config {
+    let cases = std::env::var("SIMULATION_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(32);
     Config {
-        cases: 128,
+        cases,
         // The same histories on every run: a failure is reproduced by running again.
         rng_algorithm: RngAlgorithm::ChaCha,
         rng_seed: RngSeed::Fixed(0x5e55_1075),
@@ -403,11 +512,11 @@ proptest! {
         let (mut w, rec) = play(World::new(skew_ms), &steps, Routing::Home);
         let homes: HashMap<&SessionKey, usize> =
             rec.sessions.iter().map(|(k, r)| (k, *r)).collect();
-        let before: Vec<BTreeMap<String, Item>> =
-            (0..REGIONS).map(|r| snapshot(w.store(r))).collect();
+        let before: Vec<BTreeMap<String, Stored>> =
+            (0..REGIONS).map(|r| w.regions[r].snapshot()).collect();
         w.converge();
-        let after: Vec<BTreeMap<String, Item>> =
-            (0..REGIONS).map(|r| snapshot(w.store(r))).collect();
+        let after: Vec<BTreeMap<String, Stored>> =
+            (0..REGIONS).map(|r| w.regions[r].snapshot()).collect();
         prop_assert_eq!(&after[0], &after[1]);
         for (key, home) in &homes {
             prop_assert_eq!(after[0].get(key.as_str()), before[*home].get(key.as_str()));
@@ -422,7 +531,7 @@ proptest! {
     ) {
         let (mut w, _) = play(World::new(skew_ms), &steps, Routing::Anywhere);
         w.converge();
-        prop_assert_eq!(snapshot(w.store(0)), snapshot(w.store(1)));
+        prop_assert_eq!(w.regions[0].snapshot(), w.regions[1].snapshot());
     }
 
     /// Once replication has caught up, in either region: a removed session is never
@@ -472,7 +581,7 @@ fn guarantees_hold(w: &World, rec: &Record) -> Result<(), TestCaseError> {
             let Ok(s) = served else { continue };
             prop_assert_eq!(Some(&s.data), rec.last_write.get(key));
             if let (Some(at), Some(_)) = (rec.revoked_at, &s.principal) {
-                let item = store.item(key.as_str()).expect("a served item");
+                let item = w.regions[r].item(key.as_str()).expect("a served item");
                 prop_assert!(View(&item).principal_since().unwrap_or(0) > at);
             }
         }
@@ -484,7 +593,7 @@ fn guarantees_hold(w: &World, rec: &Record) -> Result<(), TestCaseError> {
         let write = run(store.replace(&unknown, SessionData::new(), Expiry::Default, None));
         prop_assert!(matches!(write, Err(StoreError::NotFound)));
         prop_assert!(
-            store.item(unknown.as_str()).is_none(),
+            w.regions[r].item(unknown.as_str()).is_none(),
             "a write adopted an unknown key"
         );
     }
@@ -520,7 +629,7 @@ fn writing_anywhere_loses_an_update_that_if_match_would_have_refused() {
     // Each region checks If-Match against its own copy, and both pass.
     let put = |n: i64, t: EntityTag| {
         let key = &s.key;
-        move |st: &MemoryStore| {
+        move |st: &DynamoStore| {
             run(st.replace(
                 key,
                 data(json!({"n": n})),

@@ -7,7 +7,7 @@ use session_store::{CodecConfig, DjangoSecrets};
 
 /// Settings as Lambda gives them, pointed at the local endpoint.
 fn aws() -> AwsEnv {
-    AwsEnv::from_lookup(testkit::lambda_env(testkit::endpoint())).unwrap()
+    AwsEnv::from_lookup(testkit::lambda_env(testkit::ssm_endpoint())).unwrap()
 }
 
 fn config(parameter: &str) -> StoreConfig {

@@ -1,7 +1,6 @@
-//! The store's behaviour, held against both implementations: DynamoDB (moto's server)
-//! and in memory. The suite is written once, in `conformance!`, and expanded for each
-//! store, so a behaviour that differs between them fails one of the two expansions. What
-//! only DynamoDB has (its request budget, its failures) is tested after the suite.
+//! The store's behaviour against DynamoDB's API, served by Dynoxide (in process), which
+//! refuses what DynamoDB refuses: the behaviours first, then the request budget of each
+//! operation and DynamoDB's failures.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,27 +11,25 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use session_store::item::{self, Item};
 use session_store::{
-    DynamoStore, Expected, Expiry, ManualClock, MemoryStore, SessionData, SessionKey, SessionStore,
-    StoreConfig, StoreError, Timestamp, Version,
+    DynamoStore, Expected, Expiry, ManualClock, SessionData, SessionKey, SessionStore, StoreConfig,
+    StoreError, Timestamp, Version,
 };
 use testkit::{RequestCounter, START, data};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
-/// A store under test, its clock, and its items as the table holds them.
+/// A store under test, its clock, and the table behind it.
 struct Env<S> {
     store: S,
     clock: ManualClock,
     table: Table,
 }
 
-enum Table {
-    Dynamo {
-        client: Client,
-        name: String,
-        counter: RequestCounter,
-    },
-    Memory(MemoryStore),
+/// The table, reached directly, and the requests the store sent to it.
+struct Table {
+    client: Client,
+    name: String,
+    counter: RequestCounter,
 }
 
 fn clock() -> ManualClock {
@@ -56,7 +53,7 @@ async fn dynamo_env(configure: impl FnOnce(&mut StoreConfig)) -> Env<DynamoStore
     Env {
         store,
         clock,
-        table: Table::Dynamo {
+        table: Table {
             client,
             name,
             counter,
@@ -64,38 +61,15 @@ async fn dynamo_env(configure: impl FnOnce(&mut StoreConfig)) -> Env<DynamoStore
     }
 }
 
-/// An in-memory store with the same settings.
-async fn memory_env(configure: impl FnOnce(&mut StoreConfig)) -> Env<MemoryStore> {
-    let mut config = StoreConfig::default();
-    configure(&mut config);
-    let clock = clock();
-    let store = MemoryStore::new(config)
-        .unwrap()
-        .with_clock(Arc::new(clock.clone()));
-    Env {
-        store: store.clone(),
-        clock,
-        table: Table::Memory(store),
-    }
-}
-
 impl<S: SessionStore> Env<S> {
     async fn raw_item(&self, key: &SessionKey) -> Option<Item> {
-        match &self.table {
-            Table::Dynamo { client, name, .. } => {
-                testkit::raw_item(client, name, key.as_str()).await
-            }
-            Table::Memory(store) => store.item(key.as_str()),
-        }
+        testkit::raw_item(&self.table.client, &self.table.name, key.as_str()).await
     }
 
     async fn count(&self) -> usize {
-        match &self.table {
-            Table::Dynamo { client, name, .. } => {
-                testkit::item_count(client, name).await.expect("scan")
-            }
-            Table::Memory(store) => store.len(),
-        }
+        testkit::item_count(&self.table.client, &self.table.name)
+            .await
+            .expect("scan")
     }
 
     async fn put_raw(&self, key: &SessionKey, attributes: &[(&str, AttributeValue)]) {
@@ -104,18 +78,14 @@ impl<S: SessionStore> Env<S> {
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
         item.insert("session_key".into(), AttributeValue::S(key.as_str().into()));
-        match &self.table {
-            Table::Dynamo { client, name, .. } => {
-                client
-                    .put_item()
-                    .table_name(name)
-                    .set_item(Some(item))
-                    .send()
-                    .await
-                    .expect("raw PutItem");
-            }
-            Table::Memory(store) => store.put_item(item),
-        }
+        self.table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("raw PutItem");
     }
 
     /// A copy of `from`'s item under a new key, whose home is `home`: a session of
@@ -133,115 +103,61 @@ impl<S: SessionStore> Env<S> {
         key
     }
 
-    /// DynamoDB's request budget: the number of requests since the last check. The
-    /// in-memory store makes none, and has no budget to check.
+    /// DynamoDB's request budget: the number of requests since the last check.
     fn expect_requests(&self, n: u64, why: &str) {
-        if let Table::Dynamo { counter, .. } = &self.table {
-            assert_eq!(counter.total(), n, "{why}");
-            counter.reset();
-        }
+        assert_eq!(self.table.counter.total(), n, "{why}");
+        self.table.counter.reset();
     }
 
     /// The Django backend's `save()`: `UpdateItem SET #data = :data`, no condition, no
-    /// version; the in-memory store's item changes alike.
+    /// version.
     async fn backend_save(&self, key: &SessionKey, raw: &str) {
-        match &self.table {
-            Table::Dynamo { client, name, .. } => {
-                client
-                    .update_item()
-                    .table_name(name)
-                    .key("session_key", AttributeValue::S(key.as_str().into()))
-                    .update_expression("SET #data = :data")
-                    .expression_attribute_names("#data", "data")
-                    .expression_attribute_values(":data", AttributeValue::S(raw.into()))
-                    .send()
-                    .await
-                    .expect("the backend's UpdateItem");
-            }
-            Table::Memory(store) => {
-                let mut item = store.item(key.as_str()).unwrap_or_else(|| {
-                    Item::from([("session_key".into(), AttributeValue::S(key.as_str().into()))])
-                });
-                item.insert("data".into(), AttributeValue::S(raw.into()));
-                store.put_item(item);
-            }
-        }
+        self.table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key("session_key", AttributeValue::S(key.as_str().into()))
+            .update_expression("SET #data = :data")
+            .expression_attribute_names("#data", "data")
+            .expression_attribute_values(":data", AttributeValue::S(raw.into()))
+            .send()
+            .await
+            .expect("the backend's UpdateItem");
     }
 
     fn reset_requests(&self) {
-        if let Table::Dynamo { counter, .. } = &self.table {
-            counter.reset();
-        }
+        self.table.counter.reset();
     }
 
     fn expect_request_kinds(&self, kinds: &[&str]) {
-        if let Table::Dynamo { counter, .. } = &self.table {
-            assert_eq!(counter.snapshot().keys().collect::<Vec<_>>(), kinds);
-        }
+        assert_eq!(
+            self.table.counter.snapshot().keys().collect::<Vec<_>>(),
+            kinds
+        );
     }
 }
 
 impl Env<DynamoStore> {
     /// Another writer on the same table.
     fn other_writer(&self) -> DynamoStore {
-        let Table::Dynamo { client, .. } = &self.table else {
-            unreachable!("a DynamoDB env has a table")
-        };
-        DynamoStore::new(client.clone(), self.store.config().clone()).unwrap()
+        DynamoStore::new(self.table.client.clone(), self.store.config().clone()).unwrap()
     }
 
     fn requests(&self) -> u64 {
-        let Table::Dynamo { counter, .. } = &self.table else {
-            unreachable!("a DynamoDB env has a table")
-        };
-        let n = counter.total();
-        counter.reset();
+        let n = self.table.counter.total();
+        self.table.counter.reset();
         n
     }
 }
 
-impl Env<MemoryStore> {
-    /// Another writer on the same map.
-    fn other_writer(&self) -> MemoryStore {
-        self.store.clone()
-    }
+type Store = DynamoStore;
+
+async fn env() -> Env<DynamoStore> {
+    dynamo_env(|_| {}).await
 }
 
-/// The suite, once for each store: `env()` and `env_with()` give that store.
-macro_rules! conformance {
-    ($($test:item)*) => {
-        mod dynamo {
-            use super::*;
-
-            type Store = DynamoStore;
-
-            async fn env() -> Env<DynamoStore> {
-                dynamo_env(|_| {}).await
-            }
-
-            async fn env_with(configure: impl FnOnce(&mut StoreConfig)) -> Env<DynamoStore> {
-                dynamo_env(configure).await
-            }
-
-            $($test)*
-        }
-
-        mod memory {
-            use super::*;
-
-            type Store = MemoryStore;
-
-            async fn env() -> Env<MemoryStore> {
-                memory_env(|_| {}).await
-            }
-
-            async fn env_with(configure: impl FnOnce(&mut StoreConfig)) -> Env<MemoryStore> {
-                memory_env(configure).await
-            }
-
-            $($test)*
-        }
-    };
+async fn env_with(configure: impl FnOnce(&mut StoreConfig)) -> Env<DynamoStore> {
+    dynamo_env(configure).await
 }
 
 fn t(offset: i64) -> Timestamp {
@@ -350,7 +266,6 @@ fn handle(key: &SessionKey) -> String {
     session_store::SessionHandle::of(key).as_str().to_owned()
 }
 
-conformance! {
 #[tokio::test]
 async fn a_new_session_is_empty_and_loads_back() {
     let e = env().await;
@@ -879,7 +794,6 @@ async fn corrupted_data_reads_as_an_empty_session() {
     assert_eq!(s.meta.version, Version(3));
 }
 
-
 const TEN_YEARS: i64 = 315_360_000;
 
 #[tokio::test]
@@ -945,16 +859,27 @@ async fn a_principals_live_sessions_are_listed_newest_first_by_handle_never_by_k
             .await
             .unwrap();
         assert_eq!(s.principal.as_ref(), Some(&alice));
-        assert_eq!(e.store.load(&s.key).await.unwrap().principal, Some(alice.clone()));
+        assert_eq!(
+            e.store.load(&s.key).await.unwrap().principal,
+            Some(alice.clone())
+        );
         made.push(s);
         e.clock.advance(Duration::from_secs(10));
     }
     let other = e
         .store
-        .create_owned(SessionData::new(), Expiry::Default, Some(principal("user-2")))
+        .create_owned(
+            SessionData::new(),
+            Expiry::Default,
+            Some(principal("user-2")),
+        )
         .await
         .unwrap();
-    let anonymous = e.store.create(SessionData::new(), Expiry::Default).await.unwrap();
+    let anonymous = e
+        .store
+        .create(SessionData::new(), Expiry::Default)
+        .await
+        .unwrap();
     assert_eq!(anonymous.principal, None);
     let newest_first: Vec<String> = made.iter().rev().map(|s| handle(&s.key)).collect();
     let pages = listed_handles(&e.store, &alice, 2).await;
@@ -967,8 +892,14 @@ async fn a_principals_live_sessions_are_listed_newest_first_by_handle_never_by_k
     }
     assert_eq!(page.sessions[0].created, made[2].meta.created);
     assert_eq!(page.sessions[0].expires_at, made[2].meta.expires_at);
-    assert_eq!(listed_handles(&e.store, &principal("user-2"), 50).await, [[handle(&other.key)]]);
-    assert_eq!(listed_handles(&e.store, &principal("nobody"), 50).await, [Vec::<String>::new()]);
+    assert_eq!(
+        listed_handles(&e.store, &principal("user-2"), 50).await,
+        [[handle(&other.key)]]
+    );
+    assert_eq!(
+        listed_handles(&e.store, &principal("nobody"), 50).await,
+        [Vec::<String>::new()]
+    );
 }
 
 #[tokio::test]
@@ -977,16 +908,40 @@ async fn a_session_leaves_its_principals_listing_when_it_dies_moves_or_changes_h
     let alice = principal("alice");
     let bob = principal("bob");
     let own = |p: &session_store::Principal| Some(p.clone());
-    let deleted = e.store.create_owned(SessionData::new(), Expiry::Default, own(&alice)).await.unwrap();
-    let _expiring = e
+    let deleted = e
         .store
-        .create_owned(SessionData::new(), Expiry::idle_seconds(60).unwrap(), own(&alice))
+        .create_owned(SessionData::new(), Expiry::Default, own(&alice))
         .await
         .unwrap();
-    let cycled = e.store.create_owned(SessionData::new(), Expiry::Default, own(&alice)).await.unwrap();
-    let handed = e.store.create_owned(SessionData::new(), Expiry::Default, own(&alice)).await.unwrap();
-    let cleared = e.store.create_owned(SessionData::new(), Expiry::Default, own(&alice)).await.unwrap();
-    let login = e.store.create(data(json!({"cart": 1})), Expiry::Default).await.unwrap();
+    let _expiring = e
+        .store
+        .create_owned(
+            SessionData::new(),
+            Expiry::idle_seconds(60).unwrap(),
+            own(&alice),
+        )
+        .await
+        .unwrap();
+    let cycled = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, own(&alice))
+        .await
+        .unwrap();
+    let handed = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, own(&alice))
+        .await
+        .unwrap();
+    let cleared = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, own(&alice))
+        .await
+        .unwrap();
+    let login = e
+        .store
+        .create(data(json!({"cart": 1})), Expiry::Default)
+        .await
+        .unwrap();
 
     e.store.delete(&deleted.key, None).await.unwrap();
     let moved = e.store.cycle(&cycled.key, None).await.unwrap();
@@ -996,12 +951,21 @@ async fn a_session_leaves_its_principals_listing_when_it_dies_moves_or_changes_h
     assert_eq!(to_bob.principal, own(&bob));
     let none = e
         .store
-        .replace_owned(&cleared.key, SessionData::new(), Expiry::Default, Ownership::Clear, None)
+        .replace_owned(
+            &cleared.key,
+            SessionData::new(),
+            Expiry::Default,
+            Ownership::Clear,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(none.principal, None);
     let logged_in = log_in(&e.store, &login.key, data(json!({"cart": 1})), &alice).await;
-    assert_eq!(e.store.load(&login.key).await.unwrap().principal, own(&alice));
+    assert_eq!(
+        e.store.load(&login.key).await.unwrap().principal,
+        own(&alice)
+    );
     assert_eq!(logged_in.meta.created, login.meta.created);
     e.clock.advance(Duration::from_secs(61));
 
@@ -1009,8 +973,14 @@ async fn a_session_leaves_its_principals_listing_when_it_dies_moves_or_changes_h
     listed.sort();
     let mut wanted = vec![handle(&moved.key), handle(&login.key)];
     wanted.sort();
-    assert_eq!(listed, wanted, "not the deleted, expired, cycled-away, handed-over or cleared ones");
-    assert_eq!(listed_handles(&e.store, &bob, 50).await.concat(), [handle(&handed.key)]);
+    assert_eq!(
+        listed, wanted,
+        "not the deleted, expired, cycled-away, handed-over or cleared ones"
+    );
+    assert_eq!(
+        listed_handles(&e.store, &bob, 50).await.concat(),
+        [handle(&handed.key)]
+    );
 }
 
 #[tokio::test]
@@ -1027,7 +997,10 @@ async fn revoking_a_session_by_handle_removes_it_and_only_for_its_principal() {
     assert!(not_found(e.store.revoke(&alice, &id).await), "only once");
     let unknown = session_store::SessionHandle::of(&SessionKey::generate().unwrap());
     assert!(not_found(e.store.revoke(&alice, &unknown).await));
-    assert_eq!(listed_handles(&e.store, &alice, 50).await.concat(), [handle(&kept.key)]);
+    assert_eq!(
+        listed_handles(&e.store, &alice, 50).await.concat(),
+        [handle(&kept.key)]
+    );
 }
 
 #[tokio::test]
@@ -1035,8 +1008,16 @@ async fn after_a_revoke_of_all_answers_no_earlier_session_of_the_principal_is_se
     let e = env().await;
     let alice = principal("alice");
     let own = || Some(alice.clone());
-    let listed = e.store.create_owned(SessionData::new(), Expiry::Default, own()).await.unwrap();
-    let mine = e.store.create_owned(SessionData::new(), Expiry::Default, own()).await.unwrap();
+    let listed = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, own())
+        .await
+        .unwrap();
+    let mine = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, own())
+        .await
+        .unwrap();
     let bobs = e
         .store
         .create_owned(SessionData::new(), Expiry::Default, Some(principal("bob")))
@@ -1053,7 +1034,13 @@ async fn after_a_revoke_of_all_answers_no_earlier_session_of_the_principal_is_se
     assert!(e.store.exists(&unlisted).await.unwrap());
 
     let done = e.store.revoke_all(&alice, Some(&mine.key)).await.unwrap();
-    assert_eq!(done, session_store::Revocation { revoked: 1, complete: true });
+    assert_eq!(
+        done,
+        session_store::Revocation {
+            revoked: 1,
+            complete: true
+        }
+    );
     for key in [&listed.key, &unlisted] {
         assert!(not_found(e.store.load(key).await));
         assert!(!e.store.exists(key).await.unwrap());
@@ -1061,21 +1048,39 @@ async fn after_a_revoke_of_all_answers_no_earlier_session_of_the_principal_is_se
         assert!(not_found(e.store.update(key, None, |_| Ok(())).await));
         assert!(not_found(e.store.cycle(key, None).await));
     }
-    assert!(e.store.load(&mine.key).await.is_ok(), "the caller's own session survives");
+    assert!(
+        e.store.load(&mine.key).await.is_ok(),
+        "the caller's own session survives"
+    );
     assert!(e.store.load(&bobs.key).await.is_ok());
-    assert_eq!(listed_handles(&e.store, &alice, 50).await.concat(), [handle(&mine.key)]);
+    assert_eq!(
+        listed_handles(&e.store, &alice, 50).await.concat(),
+        [handle(&mine.key)]
+    );
 
     // A session that gets the principal after the revoke survives it: a new login, and
     // an older anonymous session logged in.
     e.clock.advance(Duration::from_secs(1));
-    let anonymous = e.store.create(SessionData::new(), Expiry::Default).await.unwrap();
-    let later = e.store.create_owned(SessionData::new(), Expiry::Default, own()).await.unwrap();
+    let anonymous = e
+        .store
+        .create(SessionData::new(), Expiry::Default)
+        .await
+        .unwrap();
+    let later = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, own())
+        .await
+        .unwrap();
     log_in(&e.store, &anonymous.key, SessionData::new(), &alice).await;
     assert!(e.store.load(&later.key).await.is_ok());
     assert!(e.store.load(&anonymous.key).await.is_ok());
     let mut now_listed = listed_handles(&e.store, &alice, 50).await.concat();
     now_listed.sort();
-    let mut wanted = vec![handle(&mine.key), handle(&later.key), handle(&anonymous.key)];
+    let mut wanted = vec![
+        handle(&mine.key),
+        handle(&later.key),
+        handle(&anonymous.key),
+    ];
     wanted.sort();
     assert_eq!(now_listed, wanted);
 }
@@ -1085,13 +1090,29 @@ async fn with_a_cap_one_session_more_revokes_the_one_that_has_had_the_principal_
     let e = env_with(|c| c.max_per_principal = Some(2)).await;
     let alice = principal("alice");
     let own = || Some(alice.clone());
-    let first = e.store.create_owned(SessionData::new(), Expiry::Default, own()).await.unwrap();
+    let first = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, own())
+        .await
+        .unwrap();
     e.clock.advance(Duration::from_secs(1));
-    let second = e.store.create_owned(SessionData::new(), Expiry::Default, own()).await.unwrap();
+    let second = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, own())
+        .await
+        .unwrap();
     let bobs = owned_by(&e.store, &principal("bob")).await;
-    let anonymous = e.store.create(SessionData::new(), Expiry::Default).await.unwrap();
+    let anonymous = e
+        .store
+        .create(SessionData::new(), Expiry::Default)
+        .await
+        .unwrap();
     e.clock.advance(Duration::from_secs(1));
-    let third = e.store.create_owned(SessionData::new(), Expiry::Default, own()).await.unwrap();
+    let third = e
+        .store
+        .create_owned(SessionData::new(), Expiry::Default, own())
+        .await
+        .unwrap();
     assert!(not_found(e.store.load(&first.key).await), "the oldest went");
     for key in [&second.key, &third.key, &bobs.key, &anonymous.key] {
         assert!(e.store.load(key).await.is_ok());
@@ -1107,7 +1128,10 @@ async fn with_a_cap_one_session_more_revokes_the_one_that_has_had_the_principal_
     let mut wanted = vec![handle(&moved.key), handle(&anonymous.key)];
     wanted.sort();
     assert_eq!(listed, wanted);
-    assert!(e.store.load(&bobs.key).await.is_ok(), "another principal's are not counted");
+    assert!(
+        e.store.load(&bobs.key).await.is_ok(),
+        "another principal's are not counted"
+    );
 }
 
 #[tokio::test]
@@ -1119,7 +1143,9 @@ async fn with_a_cap_concurrent_logins_leave_no_more_than_the_cap_once_all_have_a
         let store = e.other_writer();
         let p = carol.clone();
         logins.spawn(async move {
-            store.create_owned(SessionData::new(), Expiry::Default, Some(p)).await
+            store
+                .create_owned(SessionData::new(), Expiry::Default, Some(p))
+                .await
         });
     }
     let created: Vec<SessionKey> = logins
@@ -1134,39 +1160,65 @@ async fn with_a_cap_concurrent_logins_leave_no_more_than_the_cap_once_all_have_a
     for key in &created {
         live += usize::from(reader.load(key).await.is_ok());
     }
-    assert_eq!(live, 2, "the cap, and no fewer: each login removed only the excess");
+    assert_eq!(
+        live, 2,
+        "the cap, and no fewer: each login removed only the excess"
+    );
     assert_eq!(listed_handles(&reader, &carol, 50).await.concat().len(), 2);
 }
 
 #[tokio::test]
 async fn on_a_global_table_a_session_is_written_only_in_its_home_region() {
     let e = env_with(|c| c.region = Some("eu-west-1".into())).await;
-    let ours = e.store.create(data(json!({"n": 1})), Expiry::Default).await.unwrap();
+    let ours = e
+        .store
+        .create(data(json!({"n": 1})), Expiry::Default)
+        .await
+        .unwrap();
     let home = |i: Option<Item>| i.and_then(|i| item::View(&i).home_region().map(str::to_owned));
-    assert_eq!(home(e.raw_item(&ours.key).await).as_deref(), Some("eu-west-1"));
+    assert_eq!(
+        home(e.raw_item(&ours.key).await).as_deref(),
+        Some("eu-west-1")
+    );
     // A session of another region, as replication brings it here.
     let theirs = e.copy_homed_in(&ours.key, "us-east-1").await;
     let before = e.raw_item(&theirs).await;
     e.clock.advance(Duration::from_secs(600));
     // Read anywhere, and a read's refresh is left to the home region.
-    assert_eq!(e.store.load(&theirs).await.unwrap().data, data(json!({"n": 1})));
+    assert_eq!(
+        e.store.load(&theirs).await.unwrap().data,
+        data(json!({"n": 1}))
+    );
     assert!(e.store.load_and_touch(&theirs).await.is_ok());
     assert!(e.store.exists(&theirs).await.unwrap());
-    let refused = |r: Result<(), StoreError>| {
-        matches!(r, Err(StoreError::Misdirected { home }) if home == "us-east-1")
-    };
+    let refused = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Misdirected { home }) if home == "us-east-1");
     let tag = Some(Expected::Exists);
-    assert!(refused(e.store.replace(&theirs, SessionData::new(), Expiry::Default, None).await.map(drop)));
-    assert!(refused(e.store.replace(&theirs, SessionData::new(), Expiry::Default, tag).await.map(drop)));
+    assert!(refused(
+        e.store
+            .replace(&theirs, SessionData::new(), Expiry::Default, None)
+            .await
+            .map(drop)
+    ));
+    assert!(refused(
+        e.store
+            .replace(&theirs, SessionData::new(), Expiry::Default, tag)
+            .await
+            .map(drop)
+    ));
     assert!(refused(e.store.touch(&theirs, None).await.map(drop)));
-    assert!(refused(e.store.update(&theirs, None, |_| Ok(())).await.map(drop)));
+    assert!(refused(
+        e.store.update(&theirs, None, |_| Ok(())).await.map(drop)
+    ));
     assert!(refused(e.store.cycle(&theirs, None).await.map(drop)));
     assert!(refused(e.store.delete(&theirs, None).await));
     assert!(refused(e.store.delete(&theirs, tag).await));
     assert_eq!(e.raw_item(&theirs).await, before, "nothing written");
     // This region's own are written as ever, and a cycle keeps this region as home.
     let moved = e.store.cycle(&ours.key, None).await.unwrap();
-    assert_eq!(home(e.raw_item(&moved.key).await).as_deref(), Some("eu-west-1"));
+    assert_eq!(
+        home(e.raw_item(&moved.key).await).as_deref(),
+        Some("eu-west-1")
+    );
     e.store.delete(&moved.key, None).await.unwrap();
     assert!(e.raw_item(&moved.key).await.is_none());
 }
@@ -1235,7 +1287,11 @@ async fn with_the_django_codec_the_user_in_the_data_is_the_principal() {
         .await;
     assert!(invalid(disagreeing));
     // Django's login into an anonymous session: a merge that adds the user.
-    let anonymous = e.store.create(data(json!({"cart": 1})), Expiry::Default).await.unwrap();
+    let anonymous = e
+        .store
+        .create(data(json!({"cart": 1})), Expiry::Default)
+        .await
+        .unwrap();
     let logged_in = e
         .store
         .update(&anonymous.key, None, |d| {
@@ -1253,7 +1309,12 @@ async fn with_the_django_codec_the_user_in_the_data_is_the_principal() {
     // A replace with another user moves the session; clearing it under a user is refused.
     let moved = e
         .store
-        .replace(&s.key, data(json!({"_auth_user_id": 43})), Expiry::Default, None)
+        .replace(
+            &s.key,
+            data(json!({"_auth_user_id": 43})),
+            Expiry::Default,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(moved.principal, Some(principal("43")));
@@ -1268,7 +1329,10 @@ async fn with_the_django_codec_the_user_in_the_data_is_the_principal() {
         )
         .await;
     assert!(invalid(cleared));
-    assert_eq!(listed_handles(&e.store, &user, 50).await.concat(), [handle(&anonymous.key)]);
+    assert_eq!(
+        listed_handles(&e.store, &user, 50).await.concat(),
+        [handle(&anonymous.key)]
+    );
 }
 
 #[tokio::test]
@@ -1277,14 +1341,20 @@ async fn with_the_django_codec_a_revoked_session_is_a_tombstone_outside_every_li
     let alice = principal("alice");
     let s = owned_by(&e.store, &alice).await;
     let gone = owned_by(&e.store, &alice).await;
-    e.store.revoke(&alice, &session_store::SessionHandle::of(&s.key)).await.unwrap();
+    e.store
+        .revoke(&alice, &session_store::SessionHandle::of(&s.key))
+        .await
+        .unwrap();
     e.store.delete(&gone.key, None).await.unwrap();
     for key in [&s.key, &gone.key] {
         let item = e.raw_item(key).await.unwrap();
         assert!(is_tombstone_of_empty_session(&item, t(0)));
         assert!(!item.contains_key("principal") && !item.contains_key("principal_position"));
     }
-    assert_eq!(listed_handles(&e.store, &alice, 50).await, [Vec::<String>::new()]);
+    assert_eq!(
+        listed_handles(&e.store, &alice, 50).await,
+        [Vec::<String>::new()]
+    );
 }
 
 /// A session that expired a second ago.
@@ -1310,7 +1380,11 @@ async fn a_delete_of_an_expired_session_answers_as_for_a_missing_one_and_leaves_
     let demanded = e.store.delete(&s.key, Some(Expected::Exists)).await;
     assert!(matches!(demanded, Err(StoreError::VersionConflict)));
     // A live one and a missing one are deleted as ever.
-    let live = e.store.create(SessionData::new(), Expiry::Default).await.unwrap();
+    let live = e
+        .store
+        .create(SessionData::new(), Expiry::Default)
+        .await
+        .unwrap();
     e.store.delete(&live.key, None).await.unwrap();
     assert!(e.raw_item(&live.key).await.is_none());
     e.store.delete(&live.key, None).await.unwrap();
@@ -1319,8 +1393,16 @@ async fn a_delete_of_an_expired_session_answers_as_for_a_missing_one_and_leaves_
 #[tokio::test]
 async fn with_the_django_codec_a_removal_leaves_a_tombstone_that_reads_as_absent() {
     let e = django_env().await;
-    let deleted = e.store.create(data(json!({"u": 1})), Expiry::Default).await.unwrap();
-    let cycled_away = e.store.create(data(json!({"u": 2})), Expiry::Default).await.unwrap();
+    let deleted = e
+        .store
+        .create(data(json!({"u": 1})), Expiry::Default)
+        .await
+        .unwrap();
+    let cycled_away = e
+        .store
+        .create(data(json!({"u": 2})), Expiry::Default)
+        .await
+        .unwrap();
     // The Django backend ignores `expires_at` and would go on loading an expired one.
     let expired = expired_session(&e).await;
     e.store.delete(&deleted.key, None).await.unwrap();
@@ -1334,38 +1416,64 @@ async fn with_the_django_codec_a_removal_leaves_a_tombstone_that_reads_as_absent
         assert!(!e.store.exists(key).await.unwrap());
         assert!(not_found(e.store.touch(key, None).await));
         assert!(not_found(
-            e.store.replace(key, SessionData::new(), Expiry::Default, None).await
+            e.store
+                .replace(key, SessionData::new(), Expiry::Default, None)
+                .await
         ));
         assert!(not_found(e.store.update(key, None, |_| Ok(())).await));
         assert!(not_found(e.store.cycle(key, None).await));
         let demanded = e.store.delete(key, Some(Expected::Exists)).await;
         assert!(matches!(demanded, Err(StoreError::VersionConflict)));
         e.store.delete(key, None).await.unwrap();
-        assert_eq!(e.raw_item(key).await, Some(item), "a tombstone is never rewritten");
+        assert_eq!(
+            e.raw_item(key).await,
+            Some(item),
+            "a tombstone is never rewritten"
+        );
     }
-    assert_eq!(e.store.load(&cycled.key).await.unwrap().data, data(json!({"u": 2})));
+    assert_eq!(
+        e.store.load(&cycled.key).await.unwrap().data,
+        data(json!({"u": 2}))
+    );
     // A write of the Django backend onto a tombstone changes its data, not what it is.
-    e.backend_save(&deleted.key, &django_codec_data(json!({"u": 1}))).await;
+    e.backend_save(&deleted.key, &django_codec_data(json!({"u": 1})))
+        .await;
     assert!(not_found(e.store.load(&deleted.key).await));
     assert!(!e.store.exists(&deleted.key).await.unwrap());
-    assert_eq!(e.count().await, 4, "the three tombstones and the cycled session");
+    assert_eq!(
+        e.count().await,
+        4,
+        "the three tombstones and the cycled session"
+    );
 }
 
 #[tokio::test]
 async fn with_the_django_codec_a_tag_names_the_data_and_a_backend_write_fails_it() {
     let e = django_env().await;
-    let s = e.store.create(data(json!({"cart": 1})), Expiry::Default).await.unwrap();
+    let s = e
+        .store
+        .create(data(json!({"cart": 1})), Expiry::Default)
+        .await
+        .unwrap();
     let read = e.store.load(&s.key).await.unwrap().meta.tag();
     assert_eq!(read, s.meta.tag());
     assert!(read.data.is_some());
     // The backend saves: the data changes, the version does not.
-    e.backend_save(&s.key, &django_codec_data(json!({"cart": 2}))).await;
+    e.backend_save(&s.key, &django_codec_data(json!({"cart": 2})))
+        .await;
     let now = e.store.load(&s.key).await.unwrap();
-    assert_eq!((now.meta.version, now.data.clone()), (read.version, data(json!({"cart": 2}))));
+    assert_eq!(
+        (now.meta.version, now.data.clone()),
+        (read.version, data(json!({"cart": 2})))
+    );
     assert_ne!(now.meta.tag(), read);
     let before = e.raw_item(&s.key).await;
     let stale = Some(Expected::Tag(read));
-    assert!(conflict(e.store.replace(&s.key, data(json!({"cart": 3})), Expiry::Default, stale).await));
+    assert!(conflict(
+        e.store
+            .replace(&s.key, data(json!({"cart": 3})), Expiry::Default, stale)
+            .await
+    ));
     assert!(conflict(e.store.touch(&s.key, stale).await));
     assert!(conflict(e.store.update(&s.key, stale, |_| Ok(())).await));
     assert!(conflict(e.store.cycle(&s.key, stale).await));
@@ -1377,25 +1485,44 @@ async fn with_the_django_codec_a_tag_names_the_data_and_a_backend_write_fails_it
     // With the tag of what the backend wrote, the write goes through.
     let replaced = e
         .store
-        .replace(&s.key, data(json!({"cart": 3})), Expiry::Default, Some(now.meta.tag().into()))
+        .replace(
+            &s.key,
+            data(json!({"cart": 3})),
+            Expiry::Default,
+            Some(now.meta.tag().into()),
+        )
         .await
         .unwrap();
     assert_eq!(replaced.meta.version, read.version.next());
-    assert_eq!(e.store.load(&s.key).await.unwrap().meta.tag(), replaced.meta.tag());
-    e.store.delete(&s.key, Some(replaced.meta.tag().into())).await.unwrap();
+    assert_eq!(
+        e.store.load(&s.key).await.unwrap().meta.tag(),
+        replaced.meta.tag()
+    );
+    e.store
+        .delete(&s.key, Some(replaced.meta.tag().into()))
+        .await
+        .unwrap();
     assert!(not_found(e.store.load(&s.key).await));
 }
 
 #[tokio::test]
 async fn with_the_json_codec_a_tag_with_a_data_hash_never_matches() {
     let e = env().await;
-    let s = e.store.create(data(json!({"a": 1})), Expiry::Default).await.unwrap();
+    let s = e
+        .store
+        .create(data(json!({"a": 1})), Expiry::Default)
+        .await
+        .unwrap();
     assert_eq!(s.meta.tag().data, None);
     let foreign = session_store::EntityTag::parse(&format!("{}.0123456789ab", s.meta.version))
         .map(Expected::Tag);
     e.reset_requests();
     assert!(conflict(e.store.touch(&s.key, foreign).await));
-    assert!(conflict(e.store.replace(&s.key, SessionData::new(), Expiry::Default, foreign).await));
+    assert!(conflict(
+        e.store
+            .replace(&s.key, SessionData::new(), Expiry::Default, foreign)
+            .await
+    ));
     assert!(conflict(e.store.delete(&s.key, foreign).await));
     e.expect_requests(0, "refused before any request");
     assert_eq!(e.store.load(&s.key).await.unwrap(), s);
@@ -1424,10 +1551,18 @@ async fn data_inflating_past_the_cap_is_an_error_never_an_empty_session() {
     let attributes: Vec<(&str, AttributeValue)> =
         item.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     e.put_raw(&s.key, &attributes).await;
-    let over = |r: Result<_, StoreError>| matches!(r, Err(StoreError::DataOverCap { limit: 1_048_576 }));
+    let over =
+        |r: Result<_, StoreError>| matches!(r, Err(StoreError::DataOverCap { limit: 1_048_576 }));
     assert!(over(e.store.load(&s.key).await));
     assert!(over(e.store.load_and_touch(&s.key).await));
-    assert!(over(e.store.update(&s.key, None, |d| { d.clear(); Ok(()) }).await));
+    assert!(over(
+        e.store
+            .update(&s.key, None, |d| {
+                d.clear();
+                Ok(())
+            })
+            .await
+    ));
     assert!(over(e.store.cycle(&s.key, None).await));
     assert_eq!(e.raw_item(&s.key).await, Some(item), "nothing written");
     assert!(e.store.exists(&s.key).await.unwrap());
@@ -1511,7 +1646,6 @@ async fn items_of_the_django_backend_expired_by_their_data_are_never_served_nor_
         assert_eq!(e.raw_item(&key).await, before, "{expiry}: nothing written");
     }
     assert_eq!(e.count().await, 2, "no new key");
-}
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
-//! Test support: a local DynamoDB (moto's server), tables made from `template.yaml`'s
-//! definition, and a counter of the requests a client sends.
+//! Test support: a local DynamoDB (Dynoxide, in process), tables made from
+//! `template.yaml`'s definition, and a counter of the requests a client sends.
 
+pub mod emulator;
 pub mod proxy;
 pub mod runtime_api;
 
@@ -48,29 +49,37 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// The DynamoDB endpoint for tests: `AWS_ENDPOINT_URL_DYNAMODB` when set, else a
-/// moto server (`tools/local_dynamodb.py`) started once for this process on a free loopback port, which the
-/// kernel stops when the process exits.
+/// The DynamoDB endpoint for tests: `AWS_ENDPOINT_URL_DYNAMODB` when set, else an
+/// in-process Dynoxide (see [`emulator`]) started once for this process on a free
+/// loopback port, which ends with the process.
 pub fn endpoint() -> &'static str {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
     ENDPOINT.get_or_init(|| match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
         Ok(url) if !url.trim().is_empty() => url,
-        _ => start_moto().unwrap_or_else(|e| panic!("cannot start moto's server: {e}")),
+        _ => emulator::serve_memory()
+            .map(|server| server.url)
+            .unwrap_or_else(|e| panic!("cannot start Dynoxide: {e}")),
     })
+}
+
+/// The SSM endpoint for the tests of the Django key parameter: moto's server, which
+/// serves SSM (Dynoxide serves DynamoDB only), started once for this process on a free
+/// loopback port; the kernel stops it when the process exits.
+pub fn ssm_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| start_moto().unwrap_or_else(|e| panic!("cannot start moto's server: {e}")))
 }
 
 fn start_moto() -> Result<String, Error> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let root = workspace_root();
-    let program = root.join(".venv/bin/python");
-    let script = root.join("tools/local_dynamodb.py");
+    let program = workspace_root().join(".venv/bin/moto_server");
     let (tx, rx) = mpsc::channel();
     // The server's parent-death signal fires when the spawning thread ends, so spawn
     // from a thread that lives as long as the process.
     std::thread::spawn(move || {
         let mut command = Command::new(&program);
         command
-            .arg(&script)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -176,12 +185,18 @@ pub fn lambda_env(endpoint: &str) -> impl Fn(&str) -> Option<String> + use<> {
 
 /// A client for the local endpoint with dummy credentials, counting what it sends.
 pub fn client(counter: &RequestCounter) -> Client {
+    client_at(endpoint(), counter)
+}
+
+/// A client for the DynamoDB endpoint at `url` with dummy credentials, counting what it
+/// sends.
+pub fn client_at(url: &str, counter: &RequestCounter) -> Client {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
         .http_client(http_client())
-        .endpoint_url(endpoint())
+        .endpoint_url(url)
         .interceptor(counter.clone())
         .build();
     Client::from_conf(config)
@@ -316,9 +331,14 @@ impl TableSpec {
         Ok(Self(serde_yaml_ng::from_value(table.properties)?))
     }
 
-    /// The workspace's own `template.yaml`.
-    pub fn of_workspace() -> Result<Self, Error> {
-        Self::from_template(&workspace_root().join("template.yaml"))
+    /// The workspace's own `template.yaml`, read once per process: tests make many tables.
+    pub fn of_workspace() -> Result<&'static Self, Error> {
+        static SPEC: OnceLock<Result<TableSpec, String>> = OnceLock::new();
+        SPEC.get_or_init(|| {
+            Self::from_template(&workspace_root().join("template.yaml")).map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| e.clone().into())
     }
 
     pub fn ttl_attribute(&self) -> Option<&str> {
@@ -420,30 +440,41 @@ pub async fn item_count(client: &Client, table: &str) -> Result<usize, Error> {
     }
 }
 
-/// One JSON request to the local endpoint, answered as raw JSON: the records of
+/// One JSON request to a local endpoint, answered as raw JSON: the records of
 /// DynamoDB Streams arrive exactly as Lambda receives them. `target` is the
-/// `X-Amz-Target`, such as `DynamoDBStreams_20120810.GetRecords` or
-/// `AmazonSSM.PutParameter` (SSM's JSON dialect, sent to moto's SSM).
+/// `X-Amz-Target`, such as `DynamoDBStreams_20120810.GetRecords` (sent to [`endpoint`])
+/// or `AmazonSSM.PutParameter` (SSM's JSON dialect, sent to [`ssm_endpoint`]). Signed
+/// with SigV4 and the test credentials, as the SDK signs.
 pub fn raw_json_call(target: &str, body: &serde_json::Value) -> Result<serde_json::Value, Error> {
     use std::io::{Read, Write};
-    let url = endpoint();
+    let (url, service, content_type) = if target.starts_with("AmazonSSM.") {
+        (ssm_endpoint(), "ssm", "application/x-amz-json-1.1")
+    } else {
+        (endpoint(), "dynamodb", "application/x-amz-json-1.0")
+    };
     let authority = url
         .strip_prefix("http://")
         .ok_or("raw calls need an http:// endpoint")?
         .trim_end_matches('/');
     let payload = body.to_string();
-    let (service, content_type) = if target.starts_with("AmazonSSM.") {
-        ("ssm", "application/x-amz-json-1.1")
-    } else {
-        ("dynamodb", "application/x-amz-json-1.0")
-    };
+    let headers = [
+        ("host", authority),
+        ("content-type", content_type),
+        ("x-amz-target", target),
+    ];
+    let signed = sigv4_headers(service, &format!("http://{authority}/"), &headers, &payload)?;
     let mut stream = TcpStream::connect(authority)?;
+    let mut head = String::from("POST / HTTP/1.1\r\n");
+    for (name, value) in headers
+        .iter()
+        .map(|(n, v)| (*n, *v))
+        .chain(signed.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
     write!(
         stream,
-        "POST / HTTP/1.1\r\nHost: {authority}\r\nContent-Type: {content_type}\r\n\
-         X-Amz-Target: {target}\r\nAuthorization: AWS4-HMAC-SHA256 \
-         Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, \
-         Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
         payload.len()
     )?;
     let mut response = String::new();
@@ -455,6 +486,38 @@ pub fn raw_json_call(target: &str, body: &serde_json::Value) -> Result<serde_jso
         return Err(format!("{target} failed: {head} {body}").into());
     }
     Ok(serde_json::from_str(body)?)
+}
+
+/// The headers SigV4 adds to a request (`Authorization`, `X-Amz-Date`), signed with
+/// the test credentials for `service` in us-east-1.
+fn sigv4_headers(
+    service: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    payload: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4::SigningParams;
+    let identity = Credentials::new("test", "test", None, None, "testkit").into();
+    let params = SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name(service)
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()?
+        .into();
+    let request = SignableRequest::new(
+        "POST",
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(payload.as_bytes()),
+    )?;
+    let (instructions, _) = sign(request, &params)?.into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect())
 }
 
 /// Every record on the table's stream so far, in the shape of a Lambda DynamoDB event.

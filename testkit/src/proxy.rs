@@ -1,7 +1,7 @@
 //! A proxy on 127.0.0.1 in front of the emulator, for two uses:
-//! - keep-alive: moto's server closes the connection after every response, which
-//!   DynamoDB does not, so without this front every request would pay for a new TCP
-//!   connection; it also sums the time spent waiting for the emulator (the bench);
+//! - keep-alive and timing: it keeps each client connection open whatever the emulator
+//!   does with its own, as DynamoDB keeps them, and sums the time spent waiting for the
+//!   emulator (the bench);
 //! - faults: it answers chosen requests itself with DynamoDB's throttling errors or a
 //!   500, holds them unanswered, or drops the connection, and counts what it injected
 //!   (the fault-injection tests).

@@ -1,5 +1,5 @@
 //! The load test: many concurrent clients against the API in process (the handler and
-//! store of `session-api`, the functions' own client settings, moto behind the
+//! store of `session-api`, the functions' own client settings, Dynoxide behind the
 //! keep-alive front) for a bounded time, with a mixed workload. Some clients increment
 //! shared counters by read, then `PUT` with `If-Match`, retrying on 412; at the end each
 //! counter must equal the increments that were acknowledged, or an update was lost.

@@ -28,8 +28,8 @@ const JSON: &str = "application/json";
 /// this long before Lambda would cut the function off.
 const ANSWER_MARGIN: Duration = Duration::from_millis(500);
 
-/// What every request shares: the store, built once per container. Any
-/// [`SessionStore`] serves: DynamoDB in the function, the in-memory store in tests.
+/// What every request shares: the store, built once per container: DynamoDB in the
+/// function, Dynoxide behind the same store in tests.
 #[derive(Debug)]
 pub struct App<S = DynamoStore> {
     store: S,

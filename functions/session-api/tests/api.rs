@@ -1,4 +1,4 @@
-//! The session API, route by route and failure by failure, on the in-memory store (an
+//! The session API, route by route and failure by failure, on a fresh table (an
 //! unreachable DynamoDB for the 503s).
 
 mod support;

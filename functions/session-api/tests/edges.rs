@@ -141,7 +141,7 @@ async fn items_of_the_django_backend_whose_data_says_expired_are_404_everywhere(
             "{expiry}: nothing written"
         );
         assert_eq!(api.items().await.len(), 1, "{expiry}: no new key");
-        api.app.store().remove_item(&key);
+        api.delete_raw(&key).await;
     }
 }
 

@@ -1,4 +1,4 @@
-//! DynamoDB failing under the API, injected by a proxy in front of moto: throttling,
+//! DynamoDB failing under the API, injected by a proxy in front of Dynoxide: throttling,
 //! 500s, no answer, dropped connections. After the client's bounded tries the answer is
 //! a 503 with `Retry-After`, and the table holds exactly what it held before.
 

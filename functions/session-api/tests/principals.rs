@@ -1,6 +1,6 @@
 //! Sessions by principal over HTTP: a session's principal on create, replace and read;
 //! a principal's listing (by handle, never by key, newest first, paged by an opaque
-//! cursor); revoking one session. On the in-memory store and on moto alike.
+//! cursor); revoking one session.
 
 mod support;
 
@@ -187,7 +187,7 @@ async fn one_session_past_the_cap_revokes_the_oldest<S: SessionStore>(api: Api<S
 }
 
 #[tokio::test]
-async fn one_session_past_the_cap_revokes_the_oldest_in_memory() {
+async fn one_session_past_the_cap_revokes_the_oldest_in_dynamodb() {
     one_session_past_the_cap_revokes_the_oldest(
         support::api_with(|c| c.max_per_principal = Some(2)).await,
     )
@@ -195,35 +195,15 @@ async fn one_session_past_the_cap_revokes_the_oldest_in_memory() {
 }
 
 #[tokio::test]
-async fn one_session_past_the_cap_revokes_the_oldest_in_dynamodb() {
-    one_session_past_the_cap_revokes_the_oldest(
-        support::dynamo_api_with(|c| c.max_per_principal = Some(2)).await,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn logging_out_everywhere_but_here_in_memory() {
-    logging_out_everywhere_but_here_revokes_every_other_session(api().await).await;
-}
-
-#[tokio::test]
 async fn logging_out_everywhere_but_here_in_dynamodb() {
-    logging_out_everywhere_but_here_revokes_every_other_session(
-        support::dynamo_api_with(|_| {}).await,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn a_principals_sessions_are_listed_and_revoked_in_memory() {
-    a_principals_sessions_are_listed_by_handle_and_revoked_one_by_one(api().await).await;
+    logging_out_everywhere_but_here_revokes_every_other_session(support::api_with(|_| {}).await)
+        .await;
 }
 
 #[tokio::test]
 async fn a_principals_sessions_are_listed_and_revoked_in_dynamodb() {
     a_principals_sessions_are_listed_by_handle_and_revoked_one_by_one(
-        support::dynamo_api_with(|_| {}).await,
+        support::api_with(|_| {}).await,
     )
     .await;
 }

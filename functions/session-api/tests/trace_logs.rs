@@ -1,6 +1,6 @@
 //! Whatever log level is asked for, nothing logs a session key, a data value, a
 //! caller's `Authorization` or the function's credentials: the binary runs a whole
-//! session's life as Lambda runs it (a local Runtime API, moto behind it) at
+//! session's life as Lambda runs it (a local Runtime API, Dynoxide behind it) at
 //! `RUST_LOG=trace`, and its whole output is searched.
 
 mod support;

@@ -1,4 +1,4 @@
-//! The auditor on real stream records from moto, on the sample events, on a bad record
+//! The auditor on real stream records from Dynoxide, on the sample events, on a bad record
 //! in the middle of a batch, and on what it must never print.
 
 use std::sync::{Arc, Mutex};

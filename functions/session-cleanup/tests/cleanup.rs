@@ -1,4 +1,4 @@
-//! The cleanup against moto: what it deletes, what it spares, and how it resumes.
+//! The cleanup against Dynoxide: what it deletes, what it spares, and how it resumes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,4 @@
-//! The two triggers of the cleanup function against moto: the stream upkeep that stamps
+//! The two triggers of the cleanup function against Dynoxide: the stream upkeep that stamps
 //! what the Django backend writes, and the Scan's lease that keeps it to one run at a
 //! time without holding the stream back.
 

@@ -1,13 +1,10 @@
-//! Writing a whole item: what create and cycle put, and a refresh done in memory (the
-//! in-memory store's write, kept beside the expression so that both stores write the
-//! same item).
+//! Writing a whole item: what create and cycle put.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
-    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, HOME_REGION, IDLE_TTL, Item, Layout, Owner,
-    PRINCIPAL, PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, Refresh, TOUCHED_AT, Tombstone,
-    VERSION, View, number, text,
+    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, HOME_REGION, IDLE_TTL, Item, Layout,
+    PRINCIPAL, PRINCIPAL_POSITION, PRINCIPAL_SINCE, TOUCHED_AT, VERSION, View, number, text,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -58,71 +55,6 @@ impl Layout {
             item.insert(HOME_REGION.into(), text(here));
         }
         item
-    }
-
-    /// What `refresh` does to an item, done in memory: the in-memory store's write, kept
-    /// here beside the expression so that both stores write the same item.
-    pub fn apply_refresh(&self, item: &mut Item, r: &Refresh<'_>) {
-        item.insert(EXPIRES_AT.into(), number(r.expires.epoch_seconds()));
-        item.insert(TOUCHED_AT.into(), number(r.now.epoch_seconds()));
-        let version = View(&*item).version().next();
-        item.insert(VERSION.into(), number(version.0));
-        if let Some(raw) = r.data {
-            item.insert(DATA.into(), text(raw));
-        }
-        if let Some(rule) = r.rule {
-            item.remove(IDLE_TTL);
-            item.remove(EXPIRES_FIXED);
-            write_rule(item, rule);
-        }
-        if let Some(d) = r.deadline {
-            item.entry(DEADLINE.into())
-                .or_insert_with(|| number(d.epoch_seconds()));
-        }
-        match r.owner {
-            None => {}
-            Some(Owner::Set {
-                principal,
-                position,
-                since_ms,
-            }) => {
-                item.insert(PRINCIPAL.into(), text(principal.as_str()));
-                item.insert(PRINCIPAL_POSITION.into(), text(position.as_str()));
-                item.insert(PRINCIPAL_SINCE.into(), number(since_ms));
-            }
-            Some(Owner::Clear) => {
-                item.remove(PRINCIPAL);
-                item.remove(PRINCIPAL_POSITION);
-                item.remove(PRINCIPAL_SINCE);
-            }
-        }
-    }
-}
-
-impl Layout {
-    /// What `spare` does to an item, done in memory.
-    pub fn apply_spare(&self, item: &mut Item, since_ms: i64) {
-        item.insert(PRINCIPAL_SINCE.into(), number(since_ms));
-    }
-
-    /// What `tombstone` does to an item, done in memory, as `apply_refresh` is.
-    pub fn apply_tombstone(&self, item: &mut Item, t: &Tombstone) {
-        let version = View(&*item).version().next();
-        item.insert(REMOVED_AT.into(), number(t.now.epoch_seconds()));
-        item.insert(DATA.into(), text(&t.empty));
-        item.insert(EXPIRES_AT.into(), number(t.until.epoch_seconds()));
-        item.insert(VERSION.into(), number(version.0));
-        for name in [
-            IDLE_TTL,
-            EXPIRES_FIXED,
-            DEADLINE,
-            TOUCHED_AT,
-            PRINCIPAL,
-            PRINCIPAL_POSITION,
-            PRINCIPAL_SINCE,
-        ] {
-            item.remove(name);
-        }
     }
 }
 

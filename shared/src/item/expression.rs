@@ -10,7 +10,7 @@ use super::{
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
-use crate::principal::{ListingPosition, Principal, SessionHandle};
+use crate::principal::{ListingPosition, Principal};
 use crate::session::Version;
 
 /// Placeholders and conditions of one request's expressions.
@@ -200,10 +200,10 @@ pub enum Removal<'a> {
 }
 
 /// A Query of the index of sessions by principal: its key condition and placeholders.
+/// It has no filter: DynamoDB refuses one that names a key attribute of the index.
 #[derive(Debug)]
 pub struct PrincipalQuery {
     pub key_condition: String,
-    pub filter: Option<String>,
     pub expr: Expr,
 }
 
@@ -440,13 +440,11 @@ impl Layout {
         )
     }
 
-    /// A page of `principal`'s entries in the index, newest first, after `after`; with
-    /// `handle`, only the entry of that session.
+    /// A page of `principal`'s entries in the index, newest first, after `after`.
     pub fn principal_query(
         &self,
         principal: &Principal,
         after: Option<&ListingPosition>,
-        handle: Option<&SessionHandle>,
     ) -> PrincipalQuery {
         let mut e = Expr::default();
         e.name("#principal", PRINCIPAL)
@@ -457,15 +455,8 @@ impl Layout {
                 .value(":after", text(at.as_str()));
             key_condition.push_str(" AND #position < :after");
         }
-        // The handle ends the position; a key condition can only test its start.
-        let filter = handle.map(|h| {
-            e.name("#position", PRINCIPAL_POSITION)
-                .value(":handle", text(&format!("#{}", h.as_str())));
-            "contains(#position, :handle)".to_owned()
-        });
         PrincipalQuery {
             key_condition,
-            filter,
             expr: e,
         }
     }

@@ -209,56 +209,6 @@ mod tests {
     }
 
     #[test]
-    fn a_refresh_in_memory_writes_what_its_expression_sets() {
-        let layout = Layout::new("session_key");
-        let m = SessionMeta {
-            created: Some(t(1)),
-            expires_at: Some(t(100)),
-            expiry: Expiry::IdleFor(Duration::from_secs(99)),
-            deadline: None,
-            touched_at: Some(t(1)),
-            version: Version(3),
-            data_tag: None,
-            tombstone: false,
-        };
-        let key = crate::key::SessionKey::generate().unwrap();
-        let mut item = layout.new_item(&key, "{}", &m);
-        let r = Refresh {
-            now: t(10),
-            expires: t(50),
-            data: Some("{\"a\":1}"),
-            rule: Some(Expiry::At(t(50))),
-            deadline: Some(t(70)),
-            owner: None,
-        };
-        layout.apply_refresh(&mut item, &r);
-        let after = meta(&item);
-        assert_eq!(after.version, Version(4));
-        assert_eq!(after.expiry, Expiry::At(t(50)));
-        assert_eq!(
-            (after.expires_at, after.deadline),
-            (Some(t(50)), Some(t(70)))
-        );
-        assert_eq!(View(&item).data(), Some("{\"a\":1}"));
-        let w = layout.refresh(
-            &r,
-            Guard::Known {
-                version: Version(3),
-                data: None,
-            },
-        );
-        let update = w.update.unwrap_or_default();
-        for clause in [
-            "#exp = :exp",
-            "#data = :data",
-            "#fixed = :fixed",
-            "REMOVE #idle",
-        ] {
-            assert!(update.contains(clause), "{update}");
-        }
-    }
-
-    #[test]
     fn checkpoints_round_trip() {
         let layout = Layout::new("session_key");
         let cursor = Cursor(Item::from([("session_key".into(), text("abc"))]));

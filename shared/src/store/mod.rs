@@ -1,12 +1,11 @@
-//! Sessions behind one small trait, [`SessionStore`], with two implementations held to
-//! one conformance suite: [`DynamoStore`] and [`MemoryStore`]. What a session is and how
-//! its expiry moves is decided once, in [`Rules`], which both use; what the item looks
-//! like is decided in [`crate::item`].
+//! Sessions behind one small trait, [`SessionStore`], implemented once, on DynamoDB:
+//! [`DynamoStore`], which the tests run against Dynoxide. What a session is and how its
+//! expiry moves is decided once, in [`Rules`]; what the item looks like is decided in
+//! [`crate::item`].
 
 mod cap;
 mod cycle;
 mod dynamo;
-mod memory;
 mod principals;
 mod refresh;
 mod rules;
@@ -16,7 +15,6 @@ use std::future::Future;
 use std::time::Instant;
 
 pub use dynamo::DynamoStore;
-pub use memory::MemoryStore;
 pub use principals::{BackendOutcome, BackendWrite};
 pub use sweep::{Candidate, Page};
 

@@ -53,9 +53,8 @@ impl DynamoStore {
         principal: &Principal,
         limit: usize,
         after: Option<&ListingPosition>,
-        handle: Option<&SessionHandle>,
     ) -> Result<(Vec<SessionKey>, Option<ListingPosition>), StoreError> {
-        let q = self.rules.layout.principal_query(principal, after, handle);
+        let q = self.rules.layout.principal_query(principal, after);
         let (names, values) = q.expr.into_parts();
         let request = self
             .client
@@ -63,7 +62,6 @@ impl DynamoStore {
             .table_name(&self.rules.config.table_name)
             .index_name(PRINCIPAL_INDEX)
             .key_condition_expression(q.key_condition)
-            .set_filter_expression(q.filter)
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(values)
             .scan_index_forward(false)
@@ -200,9 +198,7 @@ impl DynamoStore {
         let mut revoked = 0;
         let mut after = None;
         loop {
-            let (keys, next) = self
-                .index_page(principal, 100, after.as_ref(), None)
-                .await?;
+            let (keys, next) = self.index_page(principal, 100, after.as_ref()).await?;
             for key in keys.iter().filter(|k| Some(*k) != spared.as_ref()) {
                 if self.time_is_short() {
                     let spared = spared.as_ref().map(SessionKey::as_str);
@@ -356,9 +352,7 @@ impl DynamoStore {
         limit: usize,
         after: Option<ListingPosition>,
     ) -> Result<PrincipalPage, StoreError> {
-        let (keys, next) = self
-            .index_page(principal, limit, after.as_ref(), None)
-            .await?;
+        let (keys, next) = self.index_page(principal, limit, after.as_ref()).await?;
         let sessions = self
             .live_of(principal, &keys)
             .await?
@@ -378,8 +372,9 @@ impl DynamoStore {
         })
     }
 
-    /// Finds the session by its handle in the index, then removes it on the condition
-    /// that it is still alive and still the principal's.
+    /// Finds the session by its handle in the index, page by page (DynamoDB refuses a
+    /// filter on the index's sort key, which holds the handle), then removes it on the
+    /// condition that it is still alive and still the principal's.
     pub(super) async fn revoke_one(
         &self,
         principal: &Principal,
@@ -387,9 +382,7 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         let mut after = None;
         let key = loop {
-            let (keys, next) = self
-                .index_page(principal, 100, after.as_ref(), Some(id))
-                .await?;
+            let (keys, next) = self.index_page(principal, 100, after.as_ref()).await?;
             if let Some(key) = keys.into_iter().find(|k| &SessionHandle::of(k) == id) {
                 break key;
             }

@@ -1,24 +1,25 @@
 //! Drives the API as API Gateway does: JSON events parsed by lambda_http, and a clock
-//! that moves only when told. Tests about HTTP run on the in-memory store; tests about
-//! DynamoDB (faults, an unreachable table) on a fresh moto table made from template.yaml.
+//! that moves only when told, on a fresh table made from template.yaml in Dynoxide (the
+//! tests' DynamoDB, in process); or behind a fault proxy, or on an unreachable DynamoDB.
 #![allow(dead_code)]
 
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use lambda_http::http::HeaderMap;
 use serde_json::{Value, json};
 use session_api::App;
 use session_store::item::Item;
-use session_store::{DynamoStore, ManualClock, MemoryStore, SessionStore, StoreConfig, Timestamp};
+use session_store::{DynamoStore, ManualClock, SessionStore, StoreConfig, Timestamp};
 use testkit::RequestCounter;
 
 pub use testkit::START;
 pub const JSON: (&str, &str) = ("content-type", "application/json");
 pub const MERGE: (&str, &str) = ("content-type", "application/merge-patch+json");
 
-pub struct Api<S: SessionStore = MemoryStore> {
+pub struct Api<S: SessionStore = DynamoStore> {
     pub app: App<S>,
     pub clock: ManualClock,
     table: Table,
@@ -26,7 +27,6 @@ pub struct Api<S: SessionStore = MemoryStore> {
 
 /// Where the items behind the API are, for tests that look at or write them directly.
 enum Table {
-    Memory(MemoryStore),
     Dynamo {
         client: Client,
         name: String,
@@ -74,31 +74,17 @@ fn clock() -> ManualClock {
     ManualClock::at(Timestamp::from_epoch_seconds(START))
 }
 
-/// The API on the in-memory store.
+/// The API on a fresh table.
 pub async fn api() -> Api {
     api_with(|_| {}).await
 }
 
+/// The API on a fresh table with these settings.
 pub async fn api_with(configure: impl FnOnce(&mut StoreConfig)) -> Api {
-    let mut config = StoreConfig::default();
-    configure(&mut config);
-    let clock = clock();
-    let store = MemoryStore::new(config)
-        .unwrap()
-        .with_clock(Arc::new(clock.clone()));
-    Api {
-        app: App::new(store.clone()),
-        clock,
-        table: Table::Memory(store),
-    }
-}
-
-/// The API on a fresh moto table with these settings.
-pub async fn dynamo_api_with(configure: impl FnOnce(&mut StoreConfig)) -> Api<DynamoStore> {
     dynamo_api(None, configure).await
 }
 
-/// The API on a fresh moto table, with `client` as the store's client.
+/// The API on a fresh table, with `client` as the store's client.
 async fn dynamo_api(
     client: Option<Client>,
     configure: impl FnOnce(&mut StoreConfig),
@@ -296,7 +282,6 @@ impl<S: SessionStore> Api<S> {
 
     pub async fn items(&self) -> Vec<Item> {
         let mut items = match &self.table {
-            Table::Memory(store) => store.items(),
             Table::Unreachable => Vec::new(),
             Table::Dynamo { client, name } => client
                 .scan()
@@ -314,16 +299,28 @@ impl<S: SessionStore> Api<S> {
 
     pub async fn raw_item(&self, key: &str) -> Option<Item> {
         match &self.table {
-            Table::Memory(store) => store.item(key),
             Table::Dynamo { client, name } => testkit::raw_item(client, name, key).await,
             Table::Unreachable => None,
         }
     }
 
+    /// Deletes an item unconditionally, as another program writing the table would.
+    pub async fn delete_raw(&self, key: &str) {
+        let Table::Dynamo { client, name } = &self.table else {
+            panic!("nothing can be deleted from an unreachable table")
+        };
+        client
+            .delete_item()
+            .table_name(name)
+            .key("session_key", AttributeValue::S(key.into()))
+            .send()
+            .await
+            .expect("raw DeleteItem");
+    }
+
     /// Writes an item as it is, as another program writing the table would.
     pub async fn put_raw(&self, item: Item) {
         match &self.table {
-            Table::Memory(store) => store.put_item(item),
             Table::Unreachable => panic!("nothing can be written to an unreachable table"),
             Table::Dynamo { client, name } => {
                 client
