@@ -134,8 +134,8 @@ cleanup: venv
 build: venv
 	sam build
 
-# Release binaries, then the harness (bench/src) runs every measurement against a moto
-# server of its own and writes bench/results.json and results.md; the plot follows.
+# Release binaries, then the harness (bench/src) runs every measurement against Dynoxide
+# in its own process and writes bench/results.json and results.md; the plot follows.
 # bench/floors holds the two floors ours is measured against (lambda_http alone, and
 # the workload's DynamoDB calls without session logic), built on the same profile.
 # The API is built a second time with its AWS clients made without aws-config's

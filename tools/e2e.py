@@ -166,9 +166,10 @@ def other_functions(api_port):
               answer == {"batchItemFailures": []}, str(answer))
 
 
-def audited(log_path, key, action):
-    """Whether make dev's output holds the audit line of `action` on `key`'s session,
-    which the stream runner's delivery to the auditor prints; waits up to a minute."""
+def audited(log_path, key, action, **fields):
+    """Whether make dev's output holds the audit line of `action` on `key`'s session (with
+    these `fields`, when given), which the stream runner's delivery to the auditor prints;
+    waits up to a minute."""
     fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -176,7 +177,9 @@ def audited(log_path, key, action):
             for line in f:
                 if line.startswith("{") and f'"session":"{fingerprint}"' in line:
                     try:
-                        if json.loads(line).get("action") == action:
+                        audit = json.loads(line)
+                        if audit.get("action") == action and all(
+                                audit.get(k) == v for k, v in fields.items()):
                             return True
                     except ValueError:
                         pass
@@ -209,6 +212,19 @@ def upkeep_stamps_backend_writes(log_path, db_port):
         time.sleep(0.5)
     check("the upkeep stamps an expiry on the Django backend's write, from the stream",
           "expires_at" in item, str(item))
+
+
+def ttl_removal_reaches_the_auditor(base, log_path):
+    """A session past its expiry is deleted by the emulator's TTL sweep as DynamoDB's TTL
+    deletes it (the record's userIdentity is the service), and the stream runner brings
+    that removal to the auditor, which logs it as expired by TTL."""
+    status, _, text = call("POST", f"{base}/sessions", '{"data": {"n": 1}, "ttl_seconds": 1}',
+                           {"content-type": "application/json"})
+    key = json.loads(text).get("session_key") if status == 201 else None
+    check("a session of one second is created", status == 201, text)
+    check("Dynoxide's TTL removal of it reaches the auditor as removed_by ttl",
+          key is not None and audited(log_path, key, "expired", removed_by="ttl"),
+          f"see {log_path}")
 
 
 def stop_dev(dev):
@@ -394,6 +410,7 @@ def main():
               audited(log.name, key, "created"), f"see {log.name}")
         check("and its deletion under the cycled key", audited(log.name, new_key, "deleted"),
               f"see {log.name}")
+        ttl_removal_reaches_the_auditor(base, log.name)
         walkthrough.run(os.path.join(ROOT, "README.md"), api_port, check)
         upkeep_stamps_backend_writes(log.name, db_port)
         other_functions(api_port)

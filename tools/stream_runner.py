@@ -129,7 +129,13 @@ def _plain(value):
 
 def lambda_record(record, stream_arn):
     """A GetRecords record as Lambda hands it to a function."""
-    out = {k: _plain(v) for k, v in record.items() if k != "dynamodb"}
+    out = {k: _plain(v) for k, v in record.items() if k not in ("dynamodb", "userIdentity")}
+    identity = record.get("userIdentity")
+    if identity:
+        # Lambda's event spells the members `type` and `principalId`; GetRecords spells
+        # them `Type` and `PrincipalId` (the Streams API reference's Identity).
+        out["userIdentity"] = {"type": identity.get("Type", identity.get("type")),
+                               "principalId": identity.get("PrincipalId", identity.get("principalId"))}
     change = {k: _plain(v) for k, v in record["dynamodb"].items()}
     when = record["dynamodb"].get("ApproximateCreationDateTime")
     if hasattr(when, "timestamp"):
@@ -181,6 +187,20 @@ def wait_for(port):
         time.sleep(0.2)
 
 
+def _keep_identities(http_response, parsed, **_):
+    """Dynoxide spells a record's userIdentity members `type` and `principalId`, where the
+    Streams API reference spells them `Type` and `PrincipalId`, so botocore's parser drops
+    them: the TTL's identity is taken from the raw answer instead."""
+    try:
+        raw = json.loads(http_response.content).get("Records", [])
+    except (ValueError, AttributeError):
+        return
+    identities = {r.get("eventID"): r["userIdentity"] for r in raw if r.get("userIdentity")}
+    for record in parsed.get("Records", []):
+        if not record.get("userIdentity") and record.get("eventID") in identities:
+            record["userIdentity"] = identities[record["eventID"]]
+
+
 def run(endpoint, table, port, template):
     import boto3
 
@@ -191,6 +211,7 @@ def run(endpoint, table, port, template):
     # the DynamoDB Streams API reference gives as ShardId's minimum, which botocore checks
     # before sending: the ids are the emulator's, so the check is left out here.
     streams = boto3.client("dynamodbstreams", config=Config(parameter_validation=False), **kw)
+    streams.meta.events.register("after-call.dynamodbstreams.GetRecords", _keep_identities)
     arn = boto3.client("dynamodb", **kw).describe_table(TableName=table)["Table"]["LatestStreamArn"]
     targets = mappings(template)
     wait_for(port)
