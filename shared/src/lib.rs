@@ -29,7 +29,9 @@ pub use principal::{
     SessionHandle,
 };
 pub use session::{DataTag, EntityTag, Expected, Session, SessionData, SessionMeta, Version};
-pub use store::{BackendOutcome, BackendWrite, Candidate, DynamoStore, Page, SessionStore};
+pub use store::{
+    BackendOutcome, BackendWrite, Candidate, DynamoStore, Page, Principals, SessionStore, Upkeep,
+};
 
 /// The API's cold start: the AWS settings and the store settings from the
 /// environment, the Django key fetched when it is a parameter. The API builds its

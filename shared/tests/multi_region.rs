@@ -21,8 +21,8 @@ use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 use serde_json::json;
 use session_store::item::{Item, View};
 use session_store::{
-    Clock, DynamoStore, EntityTag, Expected, Expiry, ManualClock, Principal, SessionData,
-    SessionKey, SessionStore, StoreConfig, StoreError, Timestamp,
+    Clock, DynamoStore, EntityTag, Expected, Expiry, ManualClock, Principal, Principals,
+    SessionData, SessionKey, SessionStore, StoreConfig, StoreError, Timestamp,
 };
 use testkit::{START, data};
 

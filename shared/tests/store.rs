@@ -11,8 +11,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use session_store::item::{self, Item};
 use session_store::{
-    DynamoStore, Expected, Expiry, ManualClock, SessionData, SessionKey, SessionStore, StoreConfig,
-    StoreError, Timestamp, Version,
+    DynamoStore, Expected, Expiry, ManualClock, Principals, SessionData, SessionKey, SessionStore,
+    StoreConfig, StoreError, Timestamp, Version,
 };
 use testkit::{RequestCounter, START, data};
 
@@ -238,7 +238,7 @@ fn principal(p: &str) -> session_store::Principal {
 }
 
 /// The handles a listing shows, page by page, `limit` at a time.
-async fn listed_handles<S: SessionStore>(
+async fn listed_handles<S: Principals>(
     store: &S,
     p: &session_store::Principal,
     limit: usize,

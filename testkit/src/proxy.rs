@@ -38,7 +38,13 @@ pub enum Fault {
     TransactionThrottled,
     /// 400 `TransactionCanceledException` whose reasons say a write was invalid.
     TransactionInvalid,
+    /// The request is carried out and answered after [`SLOW`]: a slow DynamoDB, which
+    /// spends an invocation's time without failing anything.
+    Slow,
 }
+
+/// How long a [`Fault::Slow`] request waits before it is forwarded.
+pub const SLOW: Duration = Duration::from_millis(150);
 
 impl Fault {
     fn error_response(self) -> Option<Vec<u8>> {
@@ -54,7 +60,7 @@ impl Fault {
             Self::Validation => (bad, "ValidationException", None),
             Self::TransactionThrottled => (bad, cancelled, Some(["ThrottlingError", "None"])),
             Self::TransactionInvalid => (bad, cancelled, Some(["ValidationError", "None"])),
-            Self::Timeout | Self::DropConnection | Self::LoseResponse => return None,
+            Self::Timeout | Self::DropConnection | Self::LoseResponse | Self::Slow => return None,
         };
         let reasons = reasons.map_or(String::new(), |codes| {
             let listed: Vec<String> = codes
@@ -263,6 +269,7 @@ async fn serve(
         let fault = faults.take(&target);
         match fault {
             None | Some(Fault::LoseResponse) => {}
+            Some(Fault::Slow) => tokio::time::sleep(SLOW).await,
             Some(Fault::DropConnection) => return Ok(()),
             Some(Fault::Timeout) => {
                 tokio::time::sleep(Duration::from_secs(60)).await;

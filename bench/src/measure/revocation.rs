@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use session_store::item::{Item, PRINCIPAL, PRINCIPAL_POSITION};
-use session_store::{DynamoStore, Expiry, Principal, SessionStore, StoreConfig};
+use session_store::{DynamoStore, Expiry, Principal, Principals, SessionStore, StoreConfig};
 use testkit::RequestCounter;
 
 use crate::figures::{Error, Stats};

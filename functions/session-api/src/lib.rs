@@ -13,7 +13,7 @@ use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use session_store::{
-    AccessLogConfig, DynamoStore, Expected, SessionKey, SessionStore, StoreError,
+    AccessLogConfig, DynamoStore, Expected, Principals, SessionKey, StoreError,
     invocation_time_left,
 };
 use tracing::{error, info};
@@ -39,7 +39,7 @@ pub struct App<S = DynamoStore> {
     access_log: AccessLogConfig,
 }
 
-impl<S: SessionStore> App<S> {
+impl<S: Principals> App<S> {
     pub fn new(store: S) -> Self {
         let max_body_bytes = store.config().max_session_bytes.saturating_mul(2);
         Self {
@@ -61,7 +61,7 @@ impl<S: SessionStore> App<S> {
 }
 
 /// The entry point for the Lambda runtime: never fails, every error is a response.
-pub async fn handler<S: SessionStore>(
+pub async fn handler<S: Principals>(
     app: &App<S>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
@@ -70,7 +70,7 @@ pub async fn handler<S: SessionStore>(
 
 /// Answers one request and writes its one access-log line: always for an error or a
 /// slow request, otherwise for the configured share of requests.
-pub async fn handle<S: SessionStore>(app: &App<S>, request: Request) -> Response<Body> {
+pub async fn handle<S: Principals>(app: &App<S>, request: Request) -> Response<Body> {
     let started = Instant::now();
     let route = Route::of(&request);
     let mut session = None;
@@ -137,7 +137,7 @@ pub(crate) fn gateway_context(request: &Request) -> (Option<&str>, Option<&str>)
     }
 }
 
-async fn dispatch<S: SessionStore>(
+async fn dispatch<S: Principals>(
     app: &App<S>,
     request: &Request,
     route: &Route,
@@ -241,7 +241,7 @@ const LIST_ATTEMPTS: usize = 3;
 /// as the write's own demand. A list of several tags is true when the session is in any
 /// of those states: the current tag is read, and the write demands exactly that one, so
 /// it succeeds only if the session is still in a listed state when written.
-async fn on_condition<'a, S: SessionStore, T>(
+async fn on_condition<'a, S: Principals, T>(
     store: &S,
     key: &SessionKey,
     precondition: Option<Precondition>,

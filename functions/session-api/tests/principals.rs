@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use session_store::{SessionHandle, SessionKey, SessionStore};
+use session_store::{Principals, SessionHandle, SessionKey};
 use support::{Api, JSON, Payload, api, put};
 
 fn handle(key: &str) -> String {
@@ -14,7 +14,7 @@ fn handle(key: &str) -> String {
         .to_owned()
 }
 
-async fn create_for<S: SessionStore>(api: &Api<S>, principal: Value) -> Value {
+async fn create_for<S: Principals>(api: &Api<S>, principal: Value) -> Value {
     let reply = api
         .post_json(
             "/sessions",
@@ -26,7 +26,7 @@ async fn create_for<S: SessionStore>(api: &Api<S>, principal: Value) -> Value {
 }
 
 /// Every page of a principal's listing, `limit` at a time.
-async fn pages<S: SessionStore>(api: &Api<S>, path: &str, limit: usize) -> Vec<Value> {
+async fn pages<S: Principals>(api: &Api<S>, path: &str, limit: usize) -> Vec<Value> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -45,7 +45,7 @@ async fn pages<S: SessionStore>(api: &Api<S>, path: &str, limit: usize) -> Vec<V
     }
 }
 
-async fn a_principals_sessions_are_listed_by_handle_and_revoked_one_by_one<S: SessionStore>(
+async fn a_principals_sessions_are_listed_by_handle_and_revoked_one_by_one<S: Principals>(
     api: Api<S>,
 ) {
     let mut made = Vec::new();
@@ -131,7 +131,7 @@ async fn a_principals_sessions_are_listed_by_handle_and_revoked_one_by_one<S: Se
     );
 }
 
-async fn logging_out_everywhere_but_here_revokes_every_other_session<S: SessionStore>(api: Api<S>) {
+async fn logging_out_everywhere_but_here_revokes_every_other_session<S: Principals>(api: Api<S>) {
     let mut keys = Vec::new();
     for _ in 0..3 {
         let s = create_for(&api, json!("user-9")).await;
@@ -161,7 +161,7 @@ async fn logging_out_everywhere_but_here_revokes_every_other_session<S: SessionS
 
 /// With `SESSION_MAX_PER_PRINCIPAL=2`, a third `POST /sessions` for one principal
 /// revokes the first: it is a 404, and the listing shows the two newest.
-async fn one_session_past_the_cap_revokes_the_oldest<S: SessionStore>(api: Api<S>) {
+async fn one_session_past_the_cap_revokes_the_oldest<S: Principals>(api: Api<S>) {
     let mut made = Vec::new();
     for _ in 0..3 {
         made.push(create_for(&api, json!("capped")).await);

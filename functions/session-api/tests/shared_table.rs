@@ -20,7 +20,7 @@ fn with_django_codec(c: &mut session_store::StoreConfig) {
 }
 
 /// The Django backend's `save()` of `data` under `key`: only `data` changes.
-async fn backend_save<S: session_store::SessionStore>(api: &Api<S>, key: &str, data: Value) {
+async fn backend_save<S: session_store::Principals>(api: &Api<S>, key: &str, data: Value) {
     use session_store::Codec;
     let Value::Object(map) = data else {
         panic!("data is an object")
@@ -35,7 +35,7 @@ async fn backend_save<S: session_store::SessionStore>(api: &Api<S>, key: &str, d
 
 /// GET, then a backend save, then writes with the ETag the GET gave: each is a 412,
 /// whatever the store; the ETag of the backend's data works.
-async fn a_backend_save_fails_the_etag_read_before_it<S: session_store::SessionStore>(api: Api<S>) {
+async fn a_backend_save_fails_the_etag_read_before_it<S: session_store::Principals>(api: Api<S>) {
     let key = api.create(json!({"cart": ["book"]})).await;
     let path = format!("/sessions/{key}");
     let read = api.get(&path).await;

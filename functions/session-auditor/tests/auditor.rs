@@ -8,7 +8,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use session_auditor::{Auditor, BatchReport, handler, render};
 use session_store::{CodecConfig, DjangoKeys, DjangoSecrets, Secret};
-use session_store::{DynamoStore, Expiry, SessionData, SessionStore, StoreConfig};
+use session_store::{DynamoStore, Expiry, Principals, SessionData, SessionStore, StoreConfig};
 use testkit::{RequestCounter, data};
 
 fn auditor() -> Auditor {

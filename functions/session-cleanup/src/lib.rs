@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 use session_store::item::Position;
 use session_store::metrics::{Emf, Unit};
 use session_store::{
-    CleanupConfig, Clock, ConfigError, DynamoStore, SessionKey, StoreConfig, invocation_time_left,
+    CleanupConfig, Clock, ConfigError, DynamoStore, SessionKey, StoreConfig, Upkeep,
+    invocation_time_left,
 };
 use tokio::sync::Semaphore;
 use tracing::warn;

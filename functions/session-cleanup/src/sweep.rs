@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use session_store::item::{Cursor, Position};
 use session_store::retry::delay;
-use session_store::{Candidate, Page, SessionStore, StoreError};
+use session_store::{Candidate, Page, SessionStore, StoreError, Upkeep};
 use tokio::sync::{Mutex, Semaphore};
 use tracing::warn;
 

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use session_store::item::{Item, View};
 use session_store::metrics::Emf;
-use session_store::{BackendOutcome, BackendWrite, SessionKey, SessionStore, StoreError};
+use session_store::{BackendOutcome, BackendWrite, SessionKey, SessionStore, StoreError, Upkeep};
 use tracing::warn;
 
 use crate::{Cleanup, Error};

@@ -13,7 +13,7 @@ use session_cleanup::{Cleanup, Overrides, handler};
 use session_store::item::{Item, LEASE_KEY};
 use session_store::{
     CleanupConfig, Clock, CodecConfig, DjangoCodec, DjangoKeys, DjangoSecrets, DynamoStore, Expiry,
-    ManualClock, Secret, SessionKey, SessionStore, StoreConfig, Timestamp,
+    ManualClock, Principals, Secret, SessionKey, SessionStore, StoreConfig, Timestamp, Upkeep,
 };
 use testkit::{RequestCounter, data};
 

@@ -8,8 +8,8 @@
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
-use super::cycle::{cancelled, delete, put_under, update};
 use super::dynamo::DynamoStore;
+use super::transact::{cancelled, delete, put_under, update};
 use crate::error::StoreError;
 use crate::item::{Removal, View, registry_key};
 use crate::key::SessionKey;

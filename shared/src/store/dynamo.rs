@@ -1,41 +1,31 @@
 //! Sessions in DynamoDB: every write is conditional, and each operation costs the
 //! fewest requests we could manage (docs/store.md).
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use tracing::warn;
 
+use super::requests::conditional;
 use super::rules::{Change, Known, Rules};
-use super::sweep::conditional;
-use super::{SessionStore, missing_is_unmet, new_key};
+use super::{Principals, SessionStore, missing_is_unmet, new_key};
 use crate::clock::{Clock, Timestamp};
 use crate::config::StoreConfig;
 use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
-use crate::item::{Item, Removal, View, Write, watermark_key};
+use crate::item::{Item, Removal, View, watermark_key};
 use crate::key::SessionKey;
 use crate::principal::{
     ListingPosition, Ownership, Principal, PrincipalPage, Revocation, SessionHandle,
 };
-use crate::retry::delay;
 use crate::session::{Expected, Session, SessionData};
 
 /// Fresh keys tried before giving up on create; one collision is already astronomically rare.
 const CREATE_ATTEMPTS: u32 = 5;
-/// A DynamoDB call is not started with less time than this left before the deadline:
-/// it could not finish, and the caller would get no answer at all.
-const MIN_CALL_TIME: Duration = Duration::from_millis(100);
-/// Long work (revoking all of a principal's sessions) stops with this much time left,
-/// room for a last write and the answer.
-pub(super) const SHORT_TIME: Duration = Duration::from_millis(300);
 
 /// The DynamoDB implementation of [`SessionStore`]. Cheap to clone: clones share the
 /// client, settings and codec, and each may carry its own deadline.
@@ -44,7 +34,7 @@ pub struct DynamoStore {
     pub(super) client: Client,
     pub(super) rules: Rules,
     /// No DynamoDB call runs past this instant (the invocation's deadline less a margin).
-    deadline: Option<Instant>,
+    pub(super) deadline: Option<Instant>,
 }
 
 impl DynamoStore {
@@ -70,78 +60,6 @@ impl DynamoStore {
     /// The store's clock.
     pub fn now(&self) -> Timestamp {
         self.rules.now()
-    }
-
-    /// Runs one DynamoDB call within the deadline: not started when too little time is
-    /// left, abandoned when the deadline comes first. The outer error is the deadline's.
-    pub(super) async fn call<T, E>(
-        &self,
-        call: impl Future<Output = Result<T, E>>,
-    ) -> Result<Result<T, E>, StoreError> {
-        let Some(deadline) = self.deadline else {
-            return Ok(call.await);
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left < MIN_CALL_TIME {
-            return Err(out_of_time());
-        }
-        tokio::time::timeout(left, call)
-            .await
-            .map_err(|_| out_of_time())
-    }
-
-    /// Whether so little time is left before the deadline that long work should stop
-    /// and say so, rather than start a call that would be cut off.
-    pub(super) fn time_is_short(&self) -> bool {
-        self.deadline
-            .is_some_and(|d| d.saturating_duration_since(Instant::now()) < SHORT_TIME)
-    }
-
-    /// Backoff before try `attempt` of a contended write; fails instead of sleeping when
-    /// the sleep and one more call would not fit before the deadline.
-    pub(super) async fn pause(&self, attempt: u32) -> Result<(), StoreError> {
-        let wait = delay(
-            attempt,
-            Duration::from_millis(5),
-            Duration::from_millis(100),
-        );
-        if let Some(deadline) = self.deadline
-            && Instant::now() + wait + MIN_CALL_TIME > deadline
-        {
-            return Err(out_of_time());
-        }
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        Ok(())
-    }
-
-    pub(super) async fn get_item(
-        &self,
-        key: &SessionKey,
-        consistent: bool,
-    ) -> Result<Option<Item>, StoreError> {
-        self.get_raw(key.as_str(), consistent).await
-    }
-
-    /// The item under any key, a session's or not.
-    pub(super) async fn get_raw(
-        &self,
-        key: &str,
-        consistent: bool,
-    ) -> Result<Option<Item>, StoreError> {
-        let (name, value) = self.rules.layout.key(key);
-        let request = self
-            .client
-            .get_item()
-            .table_name(&self.rules.config.table_name)
-            .key(name, value)
-            .consistent_read(consistent);
-        let out = self
-            .call(request.send())
-            .await?
-            .map_err(StoreError::from_sdk)?;
-        Ok(out.item)
     }
 
     pub(super) async fn load_with(
@@ -175,48 +93,6 @@ impl DynamoStore {
             return Ok(false);
         };
         Ok(view.revoked_by(&View(&mark)))
-    }
-
-    /// A DeleteItem of `key`'s item under `write`'s condition.
-    pub(super) fn delete_request(&self, key: &str, write: Write) -> DeleteItemFluentBuilder {
-        let (name, value) = self.rules.layout.key(key);
-        let w = write.parts();
-        self.client
-            .delete_item()
-            .table_name(&self.rules.config.table_name)
-            .key(name, value)
-            .set_condition_expression(w.condition)
-            .set_expression_attribute_names(w.names)
-            .set_expression_attribute_values(w.values)
-    }
-
-    /// An UpdateItem of `key`'s item: `write`'s update under its condition.
-    pub(super) fn update_request(&self, key: &str, write: Write) -> UpdateItemFluentBuilder {
-        let (name, value) = self.rules.layout.key(key);
-        let w = write.parts();
-        self.client
-            .update_item()
-            .table_name(&self.rules.config.table_name)
-            .key(name, value)
-            .set_update_expression(w.update)
-            .set_condition_expression(w.condition)
-            .set_expression_attribute_names(w.names)
-            .set_expression_attribute_values(w.values)
-    }
-
-    /// One PutItem of `item` under `guard`'s condition; a failed condition is a version
-    /// conflict.
-    pub(super) async fn put_guarded(&self, item: Item, guard: Write) -> Result<(), StoreError> {
-        let w = guard.parts();
-        let request = self
-            .client
-            .put_item()
-            .table_name(&self.rules.config.table_name)
-            .set_item(Some(item))
-            .set_condition_expression(w.condition)
-            .set_expression_attribute_names(w.names)
-            .set_expression_attribute_values(w.values);
-        super::sweep::conditional(self.call(request.send()).await?).map(|_| ())
     }
 
     /// One conditional PutItem of a new session's item; `Ok(false)` when the key is taken.
@@ -492,7 +368,9 @@ impl SessionStore for DynamoStore {
     ) -> Result<Session, StoreError> {
         self.move_to_new_key(key, expected).await
     }
+}
 
+impl Principals for DynamoStore {
     /// A GetItem of the watermark, a PutItem of it before and after, one Query of the
     /// index per 100 sessions and one conditional write per session.
     async fn revoke_all(
@@ -531,8 +409,4 @@ fn removed<T>(
         Err(StoreError::VersionConflict) if expected.is_none() => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-fn out_of_time() -> StoreError {
-    StoreError::Unavailable("no time left before the invocation's deadline".into())
 }

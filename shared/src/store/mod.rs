@@ -1,5 +1,7 @@
-//! Sessions behind one small trait, [`SessionStore`], implemented once, on DynamoDB:
-//! [`DynamoStore`], which the tests run against Dynoxide. What a session is and how its
+//! Sessions behind three small traits, by concern: [`SessionStore`] (a session's own
+//! operations), [`Principals`] (a principal's sessions listed and revoked) and
+//! [`Upkeep`] (what the cleanup function asks of the table). Each is implemented once,
+//! on DynamoDB: [`DynamoStore`], which the tests run against Dynoxide. What a session is and how its
 //! expiry moves is decided once, in [`Rules`]; what the item looks like is decided in
 //! [`crate::item`].
 
@@ -8,15 +10,19 @@ mod cycle;
 mod dynamo;
 mod principals;
 mod refresh;
+mod requests;
 mod rules;
-mod sweep;
+mod transact;
+mod upkeep;
 
 use std::future::Future;
 use std::time::Instant;
 
 pub use dynamo::DynamoStore;
-pub use principals::{BackendOutcome, BackendWrite};
-pub use sweep::{Candidate, Page};
+pub use upkeep::{BackendOutcome, BackendWrite, Candidate, Page};
+
+use crate::clock::Timestamp;
+use crate::item::{Cursor, Item, Position};
 
 use crate::config::StoreConfig;
 use crate::error::StoreError;
@@ -116,6 +122,18 @@ pub trait SessionStore: Send + Sync + Sized {
         expected: Option<Expected>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Moves the session to a fresh key, atomically: the old key is gone, nothing else
+    /// changes but the expiry and the version.
+    fn cycle(
+        &self,
+        key: &SessionKey,
+        expected: Option<Expected>,
+    ) -> impl Future<Output = Result<Session, StoreError>> + Send;
+}
+
+/// The principal administration: a principal's sessions listed and revoked, one or all.
+/// (The cap, `SESSION_MAX_PER_PRINCIPAL`, is kept by the session writes themselves.)
+pub trait Principals: SessionStore {
     /// A page of `principal`'s live sessions, newest first, after `after` when given: at
     /// most `limit`, maybe fewer (entries the index still holds for sessions gone or
     /// given to another principal are skipped); `next` is `None` only at the end.
@@ -144,14 +162,77 @@ pub trait SessionStore: Send + Sync + Sized {
         principal: &Principal,
         except: Option<&SessionKey>,
     ) -> impl Future<Output = Result<Revocation, StoreError>> + Send;
+}
 
-    /// Moves the session to a fresh key, atomically: the old key is gone, nothing else
-    /// changes but the expiry and the version.
-    fn cycle(
+/// The upkeep: what the cleanup function asks of the table, the backfill Scan's pages
+/// and writes, and the stream upkeep's settlement of what the Django backend wrote.
+pub trait Upkeep: Send + Sync {
+    /// One page of segment `segment` of `segments` of the Scan for items that are
+    /// expired or have no expiry, at most `limit` items, after `cursor`.
+    fn expired_page(
+        &self,
+        segment: u32,
+        segments: u32,
+        limit: u32,
+        cursor: Option<&Cursor>,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+
+    /// What the Scan and the stream upkeep need of an item; `None` for one that is no
+    /// session.
+    fn sweep_candidate(&self, item: &Item) -> Option<Candidate>;
+
+    /// The user Django's signed data names, when the codec reads one there.
+    fn user_in(&self, raw: &str) -> Option<Principal>;
+
+    /// Deletes the session only if it is still expired.
+    fn delete_expired(
         &self,
         key: &SessionKey,
-        expected: Option<Expected>,
-    ) -> impl Future<Output = Result<Session, StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stamps an expiry, and the rule it follows, on an item that still has none.
+    fn stamp_expiry(
+        &self,
+        key: &SessionKey,
+        at: Timestamp,
+        rule: Expiry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes a tombstone the Django backend wrote onto, while it is still one.
+    fn remove_tombstone(
+        &self,
+        key: &SessionKey,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes the Scan's lease for `holder` until `until`; `false` while another holds it.
+    fn take_lease(
+        &self,
+        holder: &str,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the lease back, if `holder` still holds it.
+    fn give_back_lease(&self, holder: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Where an unfinished Scan stopped: its segment count and each segment's position.
+    #[allow(clippy::type_complexity)]
+    fn checkpoint(
+        &self,
+    ) -> impl Future<Output = Result<Option<(Option<u32>, Vec<Position>)>, StoreError>> + Send;
+
+    /// Saves where each segment stopped; when all are done, removes the checkpoint.
+    fn save_checkpoint(
+        &self,
+        positions: &[Position],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stamps an item of the Django backend and gives it the principal its data names,
+    /// as decided on one stream record (see [`BackendWrite`]).
+    fn settle_backend_write(
+        &self,
+        key: &SessionKey,
+        w: BackendWrite<'_>,
+    ) -> impl Future<Output = Result<BackendOutcome, StoreError>> + Send;
 }
 
 /// A caller who expected the session (`If-Match`) is told its demand failed, not that

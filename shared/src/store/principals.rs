@@ -7,11 +7,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::dynamo::DynamoStore;
-use super::sweep::conditional;
-use crate::clock::Timestamp;
+use super::requests::conditional;
 use crate::error::StoreError;
-use crate::expiry::Expiry;
-use crate::item::{Item, Owner, PRINCIPAL_INDEX, Removal, Stamp, View, watermark_key};
+use crate::item::{Item, PRINCIPAL_INDEX, Removal, View, watermark_key};
 use crate::key::SessionKey;
 use crate::principal::{
     Listed, ListingPosition, Principal, PrincipalPage, Revocation, SessionHandle,
@@ -19,32 +17,6 @@ use crate::principal::{
 
 /// Rounds of a BatchGetItem's unprocessed keys before giving up as unavailable.
 const BATCH_ATTEMPTS: u32 = 8;
-
-/// What the upkeep's write to an item of the Django backend came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendOutcome {
-    /// Written: the expiry stamped, the principal given, or both.
-    Written,
-    /// Given a principal that a revocation had covered by then: removed at once, as the
-    /// revocation would have removed it had the index listed it.
-    Revoked,
-    /// The item changed or went since the record: a later record carries what it holds.
-    Stale,
-}
-
-/// The upkeep's write to one item of the Django backend, decided on one stream record.
-#[derive(Debug, Clone, Copy)]
-pub struct BackendWrite<'a> {
-    /// The data the record shows: the write is conditioned on it.
-    pub seen: &'a str,
-    /// The expiry to stamp, with its rule, for an item that has none yet.
-    pub stamp: Option<(Timestamp, Expiry)>,
-    /// The user the data names, when the item is not theirs yet.
-    pub user: Option<&'a Principal>,
-    /// When the backend wrote that data (the record's time, in milliseconds).
-    pub since_ms: i64,
-    pub created: Option<Timestamp>,
-}
 
 impl DynamoStore {
     /// One page of the index: the keys it names, in order, and where the next page starts.
@@ -269,7 +241,7 @@ impl DynamoStore {
 
     /// Deletes `key`'s session if it is alive and had `principal` (by `before`, when
     /// given): `true` when it did. No tombstone, whatever the codec.
-    async fn delete_owned(
+    pub(super) async fn delete_owned(
         &self,
         key: &SessionKey,
         principal: &Principal,
@@ -283,67 +255,6 @@ impl DynamoStore {
             .call(self.delete_request(key.as_str(), write).send())
             .await?;
         removed_if_met(conditional(sent))
-    }
-
-    /// Stamps an item of the Django backend and gives it the principal its data names
-    /// (see [`BackendWrite`]). A principal given is checked against its watermark after
-    /// the write, as the API's writes are: a revocation that answered before then has
-    /// covered this session, which the index may not have listed yet.
-    pub async fn settle_backend_write(
-        &self,
-        key: &SessionKey,
-        w: BackendWrite<'_>,
-    ) -> Result<BackendOutcome, StoreError> {
-        let now = self.rules.now();
-        let layout = &self.rules.layout;
-        let position = ListingPosition::of(w.created.unwrap_or(now), &SessionHandle::of(key));
-        let owner = w.user.map(|principal| Owner::Set {
-            principal,
-            position: &position,
-            since_ms: w.since_ms,
-        });
-        let write = match (w.stamp, owner) {
-            (Some((at, rule)), owner) => layout.stamp(&Stamp {
-                at,
-                rule,
-                now,
-                seen: Some(w.seen),
-                owner,
-            }),
-            (None, Some(owner)) => layout.backend_owner(w.seen, owner),
-            (None, None) => return Ok(BackendOutcome::Stale),
-        };
-        let sent = self
-            .call(self.update_request(key.as_str(), write).send())
-            .await?;
-        match conditional(sent) {
-            Ok(_) => {}
-            Err(StoreError::VersionConflict) => return Ok(BackendOutcome::Stale),
-            Err(e) => return Err(e),
-        }
-        let Some(principal) = w.user else {
-            return Ok(BackendOutcome::Written);
-        };
-        let before = self
-            .get_raw(&watermark_key(principal), true)
-            .await?
-            .and_then(|m| View(&m).watermark())
-            .map(|(before, _, _)| before);
-        match before {
-            // Deleted rather than left a tombstone, whose empty session only the API
-            // can sign: the backend's next load finds nothing and starts afresh, as
-            // after the upkeep's removal of a tombstone.
-            Some(before) if w.since_ms <= before => {
-                Ok(
-                    match self.delete_owned(key, principal, Some(before)).await? {
-                        true => BackendOutcome::Revoked,
-                        // Gone, or given to someone else, since.
-                        false => BackendOutcome::Stale,
-                    },
-                )
-            }
-            _ => Ok(BackendOutcome::Written),
-        }
     }
 
     pub(super) async fn list_page(

@@ -12,14 +12,14 @@ use lambda_http::http::HeaderMap;
 use serde_json::{Value, json};
 use session_api::App;
 use session_store::item::Item;
-use session_store::{DynamoStore, ManualClock, SessionStore, StoreConfig, Timestamp};
+use session_store::{DynamoStore, ManualClock, Principals, StoreConfig, Timestamp};
 use testkit::RequestCounter;
 
 pub use testkit::START;
 pub const JSON: (&str, &str) = ("content-type", "application/json");
 pub const MERGE: (&str, &str) = ("content-type", "application/merge-patch+json");
 
-pub struct Api<S: SessionStore = DynamoStore> {
+pub struct Api<S: Principals = DynamoStore> {
     pub app: App<S>,
     pub clock: ManualClock,
     table: Table,
@@ -174,7 +174,7 @@ pub fn http_event(method: &str, path: &str, headers: &[(&str, &str)], body: Payl
     event
 }
 
-impl<S: SessionStore> Api<S> {
+impl<S: Principals> Api<S> {
     /// The same API, writing access lines as `config` says.
     pub fn with_access_log(self, config: session_store::AccessLogConfig) -> Self {
         Self {
@@ -346,7 +346,7 @@ pub fn install(logs: &CapturedLogs) -> tracing::subscriber::DefaultGuard {
 }
 
 /// PATCH with a merge patch, and `If-Match` when given.
-pub async fn patch<S: SessionStore>(
+pub async fn patch<S: Principals>(
     api: &Api<S>,
     key: &str,
     patch: &Value,
@@ -367,7 +367,7 @@ pub async fn patch<S: SessionStore>(
 }
 
 /// PUT with a JSON body, and `If-Match` when given.
-pub async fn put<S: SessionStore>(
+pub async fn put<S: Principals>(
     api: &Api<S>,
     key: &str,
     body: &Value,

@@ -1,18 +1,22 @@
-//! What the scheduled cleanup asks of the table, through the store: pages of expired
-//! candidates, a delete that happens only while a session is still expired, an expiry
-//! stamped on items without one, and the checkpoint of an unfinished run.
+//! The upkeep in DynamoDB ([`Upkeep`]): the backfill Scan's pages of expired candidates,
+//! a delete that happens only while a session is still expired, an expiry stamped on
+//! items without one, the Scan's lease and checkpoint; and the stream upkeep's write to
+//! an item the Django backend wrote, decided on its stream record (the expiry stamped,
+//! the principal its data names given, both conditioned on the data the record shows,
+//! and checked against that principal's revocation watermark).
 
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-
+use super::Upkeep;
 use super::dynamo::DynamoStore;
+use super::requests::conditional;
 use crate::clock::Timestamp;
 use crate::codec::DecodeError;
 use crate::error::StoreError;
 use crate::expiry::Expiry;
-use crate::item::{CHECKPOINT_KEY, Cursor, Item, Position, Stamp, View, Write};
+use crate::item::{
+    CHECKPOINT_KEY, Cursor, Item, Owner, Position, Stamp, View, Write, watermark_key,
+};
 use crate::key::SessionKey;
-use crate::principal::Principal;
+use crate::principal::{ListingPosition, Principal, SessionHandle};
 
 /// An item the cleanup may have to settle: expired, or without an expiry.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,9 +42,35 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
-impl DynamoStore {
+/// What the upkeep's write to an item of the Django backend came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendOutcome {
+    /// Written: the expiry stamped, the principal given, or both.
+    Written,
+    /// Given a principal that a revocation had covered by then: removed at once, as the
+    /// revocation would have removed it had the index listed it.
+    Revoked,
+    /// The item changed or went since the record: a later record carries what it holds.
+    Stale,
+}
+
+/// The upkeep's write to one item of the Django backend, decided on one stream record.
+#[derive(Debug, Clone, Copy)]
+pub struct BackendWrite<'a> {
+    /// The data the record shows: the write is conditioned on it.
+    pub seen: &'a str,
+    /// The expiry to stamp, with its rule, for an item that has none yet.
+    pub stamp: Option<(Timestamp, Expiry)>,
+    /// The user the data names, when the item is not theirs yet.
+    pub user: Option<&'a Principal>,
+    /// When the backend wrote that data (the record's time, in milliseconds).
+    pub since_ms: i64,
+    pub created: Option<Timestamp>,
+}
+
+impl Upkeep for DynamoStore {
     /// One page of a parallel Scan for items that are expired or have no expiry.
-    pub async fn expired_page(
+    async fn expired_page(
         &self,
         segment: u32,
         segments: u32,
@@ -84,7 +114,7 @@ impl DynamoStore {
 
     /// What the sweep and the stream upkeep need of an item; `None` for one that is no
     /// session (the checkpoint, the lease).
-    pub fn sweep_candidate(&self, item: &Item) -> Option<Candidate> {
+    fn sweep_candidate(&self, item: &Item) -> Option<Candidate> {
         let key = SessionKey::parse(self.rules.layout.key_of(item)?).ok()?;
         let view = View(item);
         let meta = view.meta();
@@ -107,7 +137,7 @@ impl DynamoStore {
     /// The user that data in the table names (Django's `_auth_user_id`), for codecs that
     /// keep one there; `None` as well for data that cannot be read or names no valid
     /// principal.
-    pub fn user_in(&self, raw: &str) -> Option<Principal> {
+    fn user_in(&self, raw: &str) -> Option<Principal> {
         let codec = &self.rules.codec;
         let user = codec.principal_in(&codec.decode(raw).ok()?)?;
         Principal::parse(&user).ok()
@@ -115,7 +145,7 @@ impl DynamoStore {
 
     /// Deletes the session only if it is still expired at the store's now; a version
     /// conflict when it is not (refreshed, or gone, since the scan).
-    pub async fn delete_expired(&self, key: &SessionKey) -> Result<(), StoreError> {
+    async fn delete_expired(&self, key: &SessionKey) -> Result<(), StoreError> {
         let guard = self.rules.layout.still_expired(self.rules.now());
         let request = self.delete_request(key.as_str(), guard);
         conditional(self.call(request.send()).await?).map(|_| ())
@@ -123,7 +153,7 @@ impl DynamoStore {
 
     /// Stamps an expiry, and the rule it follows, on an item that still has none; a
     /// version conflict when it has one by now, or is gone.
-    pub async fn stamp_expiry(
+    async fn stamp_expiry(
         &self,
         key: &SessionKey,
         at: Timestamp,
@@ -142,14 +172,14 @@ impl DynamoStore {
 
     /// Deletes a tombstone that the Django backend wrote onto, so that its next load
     /// starts a fresh session; a version conflict when it is no tombstone by now, or gone.
-    pub async fn remove_tombstone(&self, key: &SessionKey) -> Result<(), StoreError> {
+    async fn remove_tombstone(&self, key: &SessionKey) -> Result<(), StoreError> {
         let request = self.delete_request(key.as_str(), self.rules.layout.still_tombstone());
         conditional(self.call(request.send()).await?).map(|_| ())
     }
 
     /// Takes the Scan's lease for `holder` until `until`, unless another run holds it
     /// still: `false` then.
-    pub async fn take_lease(&self, holder: &str, until: Timestamp) -> Result<bool, StoreError> {
+    async fn take_lease(&self, holder: &str, until: Timestamp) -> Result<bool, StoreError> {
         let free = self.rules.layout.lease_free(self.rules.now());
         self.put_lease(holder, until, free).await
     }
@@ -157,13 +187,104 @@ impl DynamoStore {
     /// Gives the lease back, if `holder` still holds it: it is then held by nobody.
     /// A PutItem rather than a DeleteItem, so that the lease item stays and the Scan's
     /// own deletes are all sessions.
-    pub async fn give_back_lease(&self, holder: &str) -> Result<(), StoreError> {
+    async fn give_back_lease(&self, holder: &str) -> Result<(), StoreError> {
         let held = self.rules.layout.lease_held_by(holder);
         self.put_lease("", Timestamp::from_epoch_seconds(0), held)
             .await
             .map(|_| ())
     }
 
+    /// The positions an unfinished run saved, and the segment count they are for.
+    async fn checkpoint(&self) -> Result<Option<(Option<u32>, Vec<Position>)>, StoreError> {
+        let item = self.get_raw(CHECKPOINT_KEY, true).await?;
+        Ok(item.map(|i| self.rules.layout.positions(&i)))
+    }
+
+    /// Saves where each segment stopped, or, when all are done, removes the checkpoint.
+    async fn save_checkpoint(&self, positions: &[Position]) -> Result<(), StoreError> {
+        let table = &self.rules.config.table_name;
+        if positions.iter().all(|p| *p == Position::Done) {
+            let request = self.delete_request(CHECKPOINT_KEY, Write::unconditional());
+            self.call(request.send())
+                .await?
+                .map_err(StoreError::from_sdk)?;
+            return Ok(());
+        }
+        let item = self.rules.layout.checkpoint(positions, self.rules.now());
+        let request = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item));
+        self.call(request.send())
+            .await?
+            .map_err(StoreError::from_sdk)?;
+        Ok(())
+    }
+
+    /// Stamps an item of the Django backend and gives it the principal its data names
+    /// (see [`BackendWrite`]). A principal given is checked against its watermark after
+    /// the write, as the API's writes are: a revocation that answered before then has
+    /// covered this session, which the index may not have listed yet.
+    async fn settle_backend_write(
+        &self,
+        key: &SessionKey,
+        w: BackendWrite<'_>,
+    ) -> Result<BackendOutcome, StoreError> {
+        let now = self.rules.now();
+        let layout = &self.rules.layout;
+        let position = ListingPosition::of(w.created.unwrap_or(now), &SessionHandle::of(key));
+        let owner = w.user.map(|principal| Owner::Set {
+            principal,
+            position: &position,
+            since_ms: w.since_ms,
+        });
+        let write = match (w.stamp, owner) {
+            (Some((at, rule)), owner) => layout.stamp(&Stamp {
+                at,
+                rule,
+                now,
+                seen: Some(w.seen),
+                owner,
+            }),
+            (None, Some(owner)) => layout.backend_owner(w.seen, owner),
+            (None, None) => return Ok(BackendOutcome::Stale),
+        };
+        let sent = self
+            .call(self.update_request(key.as_str(), write).send())
+            .await?;
+        match conditional(sent) {
+            Ok(_) => {}
+            Err(StoreError::VersionConflict) => return Ok(BackendOutcome::Stale),
+            Err(e) => return Err(e),
+        }
+        let Some(principal) = w.user else {
+            return Ok(BackendOutcome::Written);
+        };
+        let before = self
+            .get_raw(&watermark_key(principal), true)
+            .await?
+            .and_then(|m| View(&m).watermark())
+            .map(|(before, _, _)| before);
+        match before {
+            // Deleted rather than left a tombstone, whose empty session only the API
+            // can sign: the backend's next load finds nothing and starts afresh, as
+            // after the upkeep's removal of a tombstone.
+            Some(before) if w.since_ms <= before => {
+                Ok(
+                    match self.delete_owned(key, principal, Some(before)).await? {
+                        true => BackendOutcome::Revoked,
+                        // Gone, or given to someone else, since.
+                        false => BackendOutcome::Stale,
+                    },
+                )
+            }
+            _ => Ok(BackendOutcome::Written),
+        }
+    }
+}
+
+impl DynamoStore {
     async fn put_lease(
         &self,
         holder: &str,
@@ -184,49 +305,5 @@ impl DynamoStore {
             Err(StoreError::VersionConflict) => Ok(false),
             Err(e) => Err(e),
         }
-    }
-
-    /// The positions an unfinished run saved, and the segment count they are for.
-    pub async fn checkpoint(&self) -> Result<Option<(Option<u32>, Vec<Position>)>, StoreError> {
-        let item = self.get_raw(CHECKPOINT_KEY, true).await?;
-        Ok(item.map(|i| self.rules.layout.positions(&i)))
-    }
-
-    /// Saves where each segment stopped, or, when all are done, removes the checkpoint.
-    pub async fn save_checkpoint(&self, positions: &[Position]) -> Result<(), StoreError> {
-        let table = &self.rules.config.table_name;
-        if positions.iter().all(|p| *p == Position::Done) {
-            let request = self.delete_request(CHECKPOINT_KEY, Write::unconditional());
-            self.call(request.send())
-                .await?
-                .map_err(StoreError::from_sdk)?;
-            return Ok(());
-        }
-        let item = self.rules.layout.checkpoint(positions, self.rules.now());
-        let request = self
-            .client
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item));
-        self.call(request.send())
-            .await?
-            .map_err(StoreError::from_sdk)?;
-        Ok(())
-    }
-}
-
-/// A conditional write's result: a failed condition is a version conflict.
-pub(super) fn conditional<T, E>(sent: Result<T, SdkError<E, HttpResponse>>) -> Result<T, StoreError>
-where
-    E: ProvideErrorMetadata + std::fmt::Debug,
-{
-    match sent {
-        Ok(out) => Ok(out),
-        Err(SdkError::ServiceError(e))
-            if e.err().code() == Some("ConditionalCheckFailedException") =>
-        {
-            Err(StoreError::VersionConflict)
-        }
-        Err(e) => Err(StoreError::from_sdk(e)),
     }
 }
