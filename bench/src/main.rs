@@ -11,6 +11,7 @@ mod measure;
 mod process;
 mod report;
 mod runner;
+mod targets;
 mod tls;
 mod upkeep_cost;
 

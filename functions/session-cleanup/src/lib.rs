@@ -1,9 +1,13 @@
-//! Scheduled cleanup: deletes expired sessions, each only while it is still expired, so
-//! a session refreshed after the scan survives; stamps an expiry on items the Django
-//! backend wrote without one; stops before the invocation deadline and resumes where it
-//! stopped on the next run. Every read and write goes through the store
-//! (`DynamoStore`'s sweep operations); this crate keeps the pace, the segments and the
-//! deadline.
+//! Session cleanup, on two triggers. Every read and write goes through the store
+//! (`DynamoStore`); this crate keeps the pace, the segments and the deadline.
+//! - The table's stream (upkeep.rs), through the event source mapping whose filters in
+//!   template.yaml pass the Django backend's writes: stamps `expires_at` on items the
+//!   backend wrote without one, deletes tombstones it wrote onto, and gives the item of
+//!   a backend login its principal.
+//! - The EventBridge schedule's backfill Scan (sweep.rs): deletes expired sessions, each
+//!   only while it is still expired, so a session refreshed after the Scan survives;
+//!   stamps an expiry on items without one; stops before the invocation's deadline and
+//!   resumes where it stopped on the next run.
 
 mod input;
 mod sweep;
