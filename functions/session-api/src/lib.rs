@@ -1,29 +1,27 @@
 //! Session CRUD over HTTP. `handle` is a plain function of (app, request) that tests call
 //! directly; `main` only wires it to the Lambda runtime.
 
+mod body;
+mod precondition;
 mod problem;
 mod request;
 mod response;
+mod route;
+mod routes;
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime};
 
-use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::http::Method;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use session_store::{
-    AccessLogConfig, DynamoStore, Expected, Principals, SessionKey, StoreError,
-    invocation_time_left,
-};
+use session_store::{AccessLogConfig, DynamoStore, Principals, SessionKey, invocation_time_left};
 use tracing::{error, info};
 
 pub use problem::ApiError;
 pub use request::{Operation, merge_patch};
-use request::{Precondition, Route};
-use response::{empty, listing_response, revocation_response, session_response};
+use route::{Route, gateway_context};
 
-const JSON: &str = "application/json";
 /// Time kept back from the invocation's deadline to send the answer: DynamoDB calls end
 /// this long before Lambda would cut the function off.
 const ANSWER_MARGIN: Duration = Duration::from_millis(500);
@@ -129,14 +127,13 @@ fn front_door(request: &Request) -> &'static str {
     }
 }
 
-pub(crate) fn gateway_context(request: &Request) -> (Option<&str>, Option<&str>) {
-    match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(c)) => (c.request_id.as_deref(), c.stage.as_deref()),
-        Some(RequestContext::ApiGatewayV1(c)) => (c.request_id.as_deref(), c.stage.as_deref()),
-        _ => (None, None),
-    }
-}
+/// Hex digits of a key's hash in an access line: enough to follow one session, never
+/// the key itself.
+const LOGGED_KEY_DIGITS: usize = 12;
 
+/// Runs the request's operation on the store, bounded by the invocation's deadline.
+/// `session` is the session the access line names: the one asked for, or the new one
+/// once a create or a cycle has made it.
 async fn dispatch<S: Principals>(
     app: &App<S>,
     request: &Request,
@@ -144,133 +141,52 @@ async fn dispatch<S: Principals>(
     session: &mut Option<String>,
 ) -> Result<Response<Body>, ApiError> {
     let operation = Operation::of_route(request, route, app.max_body_bytes)?;
-    *session = operation.key().map(|k| k.fingerprint(12));
+    let logged = |key: &SessionKey| key.fingerprint(LOGGED_KEY_DIGITS);
+    *session = operation.key().map(logged);
     let bounded = answer_by(request).map(|deadline| app.store.until(deadline));
     let store = bounded.as_ref().unwrap_or(&app.store);
-    let answer = match operation {
+    match operation {
         Operation::Create {
             data,
             expiry,
             principal,
         } => {
-            let created = store.create_owned(data, expiry, principal).await?;
-            *session = Some(created.key.fingerprint(12));
-            let location = format!("{}/{}", request.uri().path(), created.key.as_str());
-            let mut response = session_response(StatusCode::CREATED, &created);
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                response.headers_mut().insert(header::LOCATION, v);
-            }
-            return Ok(response);
+            let path = request.uri().path();
+            let (response, key) = routes::create(store, path, data, expiry, principal).await?;
+            *session = Some(logged(&key));
+            Ok(response)
         }
-        Operation::Cycle { key, expected } => {
-            let cycled =
-                on_condition(store, &key, expected, |x| Box::pin(store.cycle(&key, x))).await?;
-            *session = Some(cycled.key.fingerprint(12));
-            cycled
-        }
-        Operation::Touch { key, expected } => {
-            on_condition(store, &key, expected, |x| Box::pin(store.touch(&key, x))).await?
-        }
-        Operation::Read { key, touch: true } => store.load_and_touch(&key).await?,
-        Operation::Read { key, touch: false } => store.load(&key).await?,
-        Operation::Exists(key) => {
-            if store.exists(&key).await? {
-                return Ok(empty(StatusCode::OK));
-            }
-            return Err(session_store::StoreError::NotFound.into());
-        }
-        Operation::Delete { key, expected } => {
-            on_condition(store, &key, expected, |x| Box::pin(store.delete(&key, x))).await?;
-            return Ok(empty(StatusCode::NO_CONTENT));
-        }
+        Operation::Read { key, touch } => routes::read(store, &key, touch).await,
+        Operation::Exists(key) => routes::exists(store, &key).await,
         Operation::Replace {
             key,
             data,
             expiry,
             owner,
             expected,
-        } => {
-            on_condition(store, &key, expected, |x| {
-                Box::pin(store.replace_owned(&key, data.clone(), expiry, owner.clone(), x))
-            })
-            .await?
-        }
-        Operation::List {
-            principal,
-            limit,
-            after,
-        } => {
-            let page = store.list(&principal, limit, after).await?;
-            return Ok(listing_response(&principal, &page));
-        }
-        Operation::Revoke { principal, id } => {
-            store.revoke(&principal, &id).await?;
-            return Ok(empty(StatusCode::NO_CONTENT));
-        }
-        // The one route where running out of time is no 503: the work done stands, and
-        // the same call continues it under the same watermark.
-        Operation::RevokeAll { principal, except } => {
-            let done = store.revoke_all(&principal, except.as_ref()).await?;
-            return Ok(revocation_response(&done));
-        }
+        } => routes::replace(store, &key, data, expiry, owner, expected).await,
         Operation::Patch {
             key,
             patch,
             expected,
-        } => {
-            on_condition(store, &key, expected, |x| {
-                Box::pin(store.update(&key, x, |data| {
-                    merge_patch(data, &patch);
-                    Ok(())
-                }))
-            })
-            .await?
+        } => routes::patch(store, &key, &patch, expected).await,
+        Operation::Delete { key, expected } => routes::delete(store, &key, expected).await,
+        Operation::Cycle { key, expected } => {
+            let (response, key) = routes::cycle(store, &key, expected).await?;
+            *session = Some(logged(&key));
+            Ok(response)
         }
-    };
-    Ok(session_response(StatusCode::OK, &answer))
-}
-
-/// A store call under way.
-type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
-
-/// Tries of a write whose `If-Match` lists several tags, when the session moves from
-/// one listed state to another between the read and the write.
-const LIST_ATTEMPTS: usize = 3;
-
-/// Runs `write` under the request's `If-Match`. A single tag (or `*`) goes to the store
-/// as the write's own demand. A list of several tags is true when the session is in any
-/// of those states: the current tag is read, and the write demands exactly that one, so
-/// it succeeds only if the session is still in a listed state when written.
-async fn on_condition<'a, S: Principals, T>(
-    store: &S,
-    key: &SessionKey,
-    precondition: Option<Precondition>,
-    write: impl Fn(Option<Expected>) -> Pending<'a, T>,
-) -> Result<T, StoreError> {
-    let listed = match precondition {
-        None => return write(None).await,
-        Some(Precondition::Exists) => return write(Some(Expected::Exists)).await,
-        Some(Precondition::OneOf(tags)) => tags,
-    };
-    match listed.as_slice() {
-        [] => return Err(StoreError::VersionConflict),
-        [only] => return write(Some(Expected::Tag(*only))).await,
-        _ => {}
-    }
-    for _ in 0..LIST_ATTEMPTS {
-        let current = match store.load(key).await {
-            Err(StoreError::NotFound) => return Err(StoreError::VersionConflict),
-            other => other?.meta.tag(),
-        };
-        if !listed.contains(&current) {
-            return Err(StoreError::VersionConflict);
-        }
-        match write(Some(Expected::Tag(current))).await {
-            Err(StoreError::VersionConflict) => continue,
-            done => return done,
+        Operation::Touch { key, expected } => routes::touch(store, &key, expected).await,
+        Operation::List {
+            principal,
+            limit,
+            after,
+        } => routes::list(store, &principal, limit, after).await,
+        Operation::Revoke { principal, id } => routes::revoke(store, &principal, &id).await,
+        Operation::RevokeAll { principal, except } => {
+            routes::revoke_all(store, &principal, except.as_ref()).await
         }
     }
-    Err(StoreError::Contention)
 }
 
 /// The instant by which DynamoDB calls must be over for the answer to reach the caller:

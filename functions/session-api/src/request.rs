@@ -1,74 +1,18 @@
-//! What a request asks for: its route, its operation, and every check of its input,
-//! all before any DynamoDB call, so that bad input of any kind is a 4xx and leaves the
-//! table untouched.
+//! What a request asks for: the operation its route and method name, with its query,
+//! headers and body checked.
 
 use lambda_http::aws_lambda_events::query_map::QueryMap;
-use lambda_http::http::{HeaderMap, Method, header};
-use lambda_http::{Body, Request, RequestExt};
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer};
+use lambda_http::http::Method;
+use lambda_http::{Request, RequestExt};
 use serde_json::Value;
 use session_store::{
-    EntityTag, Expiry, ListingPosition, Ownership, Principal, SessionData, SessionHandle,
-    SessionKey,
+    Expiry, ListingPosition, Ownership, Principal, SessionData, SessionHandle, SessionKey,
 };
 
-use crate::{ApiError, JSON, gateway_context};
-
-const MERGE_PATCH: &str = "application/merge-patch+json";
-
-/// The routes of the API, found in the path after any stage prefix.
-pub(crate) enum Route {
-    Collection,
-    Session(String),
-    Cycle(String),
-    Touch(String),
-    /// `/principals/{principal}/sessions`, the principal still percent-encoded.
-    PrincipalSessions(String),
-    /// `/principals/{principal}/sessions/{id}`.
-    PrincipalSession(String, String),
-    Unknown,
-}
-
-impl Route {
-    pub(crate) fn of(request: &Request) -> Self {
-        // lambda_http's raw path leaves out REST API stages, but an HTTP API's raw path
-        // still starts with a named stage.
-        let path = request.raw_http_path();
-        let path = match gateway_context(request).1 {
-            Some(stage) if stage != "$default" => path
-                .strip_prefix('/')
-                .and_then(|p| p.strip_prefix(stage))
-                .filter(|rest| rest.is_empty() || rest.starts_with('/'))
-                .unwrap_or(path),
-            _ => path,
-        };
-        let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
-        match segments.as_slice() {
-            ["sessions"] => Self::Collection,
-            ["sessions", key] => Self::Session((*key).to_owned()),
-            ["sessions", key, "cycle"] => Self::Cycle((*key).to_owned()),
-            ["sessions", key, "touch"] => Self::Touch((*key).to_owned()),
-            ["principals", p, "sessions"] => Self::PrincipalSessions((*p).to_owned()),
-            ["principals", p, "sessions", id] => {
-                Self::PrincipalSession((*p).to_owned(), (*id).to_owned())
-            }
-            _ => Self::Unknown,
-        }
-    }
-
-    pub(crate) fn template(&self) -> &'static str {
-        match self {
-            Self::Collection => "/sessions",
-            Self::Session(_) => "/sessions/{key}",
-            Self::Cycle(_) => "/sessions/{key}/cycle",
-            Self::Touch(_) => "/sessions/{key}/touch",
-            Self::PrincipalSessions(_) => "/principals/{principal}/sessions",
-            Self::PrincipalSession(..) => "/principals/{principal}/sessions/{id}",
-            Self::Unknown => "unknown",
-        }
-    }
-}
+use crate::body::{JSON, MERGE_PATCH, SessionBody, read_json};
+use crate::precondition::{Precondition, if_match};
+use crate::problem::ApiError;
+use crate::route::Route;
 
 /// What a request asks for, parsed and checked in full before any DynamoDB call, so
 /// that bad input of any kind is a 4xx and leaves the table untouched.
@@ -326,184 +270,10 @@ fn principal_in_path(raw: &str) -> Result<Principal, ApiError> {
     Principal::parse(&decoded).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-/// The body of POST and PUT: `{"data": {...}, "ttl_seconds": n, "principal": "..."}`,
-/// each optional. A `principal` of `null` clears it (PUT); leaving it out keeps it.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SessionBody {
-    #[serde(default, deserialize_with = "object")]
-    data: Option<SessionData>,
-    #[serde(default, rename = "ttl_seconds", deserialize_with = "ttl_seconds")]
-    expiry: Expiry,
-    #[serde(default, deserialize_with = "ownership")]
-    principal: Ownership,
-}
-
-fn ownership<'de, D: Deserializer<'de>>(d: D) -> Result<Ownership, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Null => Ok(Ownership::Clear),
-        Value::String(s) => Principal::parse(&s)
-            .map(Ownership::Set)
-            .map_err(|e| D::Error::custom(e.to_string())),
-        _ => Err(D::Error::custom("principal must be a string or null")),
-    }
-}
-
-impl SessionBody {
-    fn parse(body: Value) -> Result<Self, ApiError> {
-        if !body.is_object() {
-            return Err(ApiError::BadRequest(
-                "the body must be a JSON object".into(),
-            ));
-        }
-        Self::deserialize(body).map_err(|e| ApiError::BadRequest(e.to_string()))
-    }
-}
-
-fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SessionData>, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Object(map) => Ok(Some(map)),
-        _ => Err(D::Error::custom("data must be a JSON object")),
-    }
-}
-
-/// A whole number of seconds, also when written as `60.0` or `6e1`: JSON Schema counts
-/// those as integers, and so do the clients generated from the OpenAPI document.
-fn ttl_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Expiry, D::Error> {
-    let v = Value::deserialize(d)?;
-    if v.is_null() {
-        return Ok(Expiry::Default);
-    }
-    let secs = v
-        .as_u64()
-        .or_else(|| {
-            v.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
-                .map(|f| f as u64)
-        })
-        .ok_or_else(|| D::Error::custom("ttl_seconds must be a whole number of seconds"))?;
-    Expiry::idle_seconds(secs).map_err(|e| D::Error::custom(e.to_string()))
-}
-
 fn wants_touch(query: Option<&QueryMap>) -> Result<bool, ApiError> {
     match query.and_then(|q| q.first("touch")) {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
         Some(_) => Err(ApiError::BadRequest("touch must be true or false".into())),
     }
-}
-
-/// What `If-Match` demands (RFC 9110, section 13.1.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Precondition {
-    /// `*`: that the session exists.
-    Exists,
-    /// That the session is in one of these states: the strong tags of the list that
-    /// this API could have issued. Empty when no member can match (weak tags, foreign
-    /// tags): the precondition then fails whatever the session.
-    OneOf(Vec<EntityTag>),
-}
-
-/// `If-Match`, every line of it: a list of entity tags matches when any member matches
-/// by strong comparison, so a weak member never matches but a strong one beside it may.
-/// Several lines count as one list, as API Gateway's payload 2.0 joins them with commas.
-/// A malformed member, `*` inside a list, or a line that is not text fails the
-/// precondition (412) rather than the request's syntax. Tags are the version as a
-/// canonical decimal integer, with the Django codec followed by `.` and 12 hex digits of
-/// the data's hash: a tag such as `"01"` or `"+1"` is well formed but never matches.
-fn if_match(headers: &HeaderMap) -> Result<Option<Precondition>, ApiError> {
-    let mut lines = Vec::new();
-    for line in headers.get_all(header::IF_MATCH) {
-        lines.push(line.to_str().map_err(|_| ApiError::PreconditionFailed)?);
-    }
-    if lines.is_empty() {
-        return Ok(None);
-    }
-    let field = lines.join(", ");
-    if field.trim() == "*" {
-        return Ok(Some(Precondition::Exists));
-    }
-    let tags = entity_tags(&field).ok_or(ApiError::PreconditionFailed)?;
-    let mut ours: Vec<EntityTag> = tags
-        .into_iter()
-        .filter(|(weak, _)| !weak)
-        .filter_map(|(_, opaque)| EntityTag::parse(opaque))
-        .collect();
-    ours.sort();
-    ours.dedup();
-    Ok(Some(Precondition::OneOf(ours)))
-}
-
-/// The members of a list of entity tags, `(weak, opaque tag)` each, or `None` when the
-/// list is malformed. Empty list elements (`"1", , "2"`) are allowed, as RFC 9110
-/// section 5.6.1 asks of a recipient; a tag may itself hold a comma.
-fn entity_tags(field: &str) -> Option<Vec<(bool, &str)>> {
-    let mut tags = Vec::new();
-    let mut rest = field;
-    loop {
-        rest = rest.trim_start_matches([' ', '\t', ',']);
-        if rest.is_empty() {
-            return (!tags.is_empty()).then_some(tags);
-        }
-        let (weak, quoted) = match rest.strip_prefix("W/") {
-            Some(after) => (true, after),
-            None => (false, rest),
-        };
-        let inner = quoted.strip_prefix('"')?;
-        let end = inner.find('"')?;
-        let opaque = &inner[..end];
-        // etagc: any visible character but DQUOTE, and obs-text.
-        if !opaque
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
-        {
-            return None;
-        }
-        tags.push((weak, opaque));
-        rest = inner[end + 1..].trim_start_matches([' ', '\t']);
-        if !(rest.is_empty() || rest.starts_with(',')) {
-            return None;
-        }
-    }
-}
-
-/// The request body as JSON, `None` when empty; checks size, media type and encoding.
-fn read_json(
-    request: &Request,
-    media_type: &'static str,
-    limit: usize,
-) -> Result<Option<Value>, ApiError> {
-    let bytes: &[u8] = match request.body() {
-        Body::Empty => return Ok(None),
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => return Err(ApiError::BadRequest("unreadable body".into())),
-    };
-    if bytes.is_empty() {
-        return Ok(None);
-    }
-    if bytes.len() > limit {
-        return Err(ApiError::BodyTooLarge(limit));
-    }
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mut parts = content_type.split(';').map(str::trim);
-    let essence = parts.next().unwrap_or("");
-    let charset_ok = parts.all(|p| match p.split_once('=') {
-        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
-            value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
-        }
-        _ => true,
-    });
-    if !essence.eq_ignore_ascii_case(media_type) || !charset_ok {
-        return Err(ApiError::UnsupportedMediaType(media_type));
-    }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| ApiError::BadRequest("the body is not valid UTF-8".into()))?;
-    serde_json::from_str(text)
-        .map(Some)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
 }

@@ -5,7 +5,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 use session_store::{Principal, PrincipalPage, Revocation, Session, SessionData, Timestamp};
 
-use crate::JSON;
+use crate::body::JSON;
 
 /// A session as the API shows it, times in RFC 3339 UTC.
 #[derive(Serialize)]
