@@ -1,12 +1,12 @@
-//! Every condition, update, projection and filter expression the table is written and
-//! scanned with.
+//! The expressions of a session's own writes (create, refresh, delete, tombstone) and
+//! what every expression is built from; a principal's items are written by
+//! `principal_writes`, the upkeep's by `upkeep_writes`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
-    CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, HOME_REGION, IDLE_TTL, Item, Layout, Names,
-    PRINCIPAL, PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, REVOKE_EXCEPT, REVOKE_PENDING,
-    REVOKED_BEFORE, REVOKED_COUNT, STAMPED_AT, TOUCHED_AT, VERSION, number, text,
+    DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, HOME_REGION, IDLE_TTL, Item, Layout, Names,
+    PRINCIPAL, PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, TOUCHED_AT, VERSION, number, text,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -38,7 +38,7 @@ impl Expr {
     }
 
     /// The test "the item is at version `v`" (items of the Django backend have none: 0).
-    fn version_is(&mut self, v: Version) -> &mut Self {
+    pub(super) fn version_is(&mut self, v: Version) -> &mut Self {
         self.name("#ver", VERSION);
         if v.0 == 0 {
             self.condition("attribute_not_exists(#ver)")
@@ -49,22 +49,58 @@ impl Expr {
     }
 
     /// The test "the session belongs to `p`".
-    fn owned_by(&mut self, p: &Principal) -> &mut Self {
+    pub(super) fn owned_by(&mut self, p: &Principal) -> &mut Self {
         self.name("#principal", PRINCIPAL)
             .value(":owner", text(p.as_str()))
             .condition("#principal = :owner")
     }
 
     /// The test "the session had its principal by `ms`".
-    fn owned_since_at_most(&mut self, ms: i64) -> &mut Self {
+    pub(super) fn owned_since_at_most(&mut self, ms: i64) -> &mut Self {
         self.name("#since", PRINCIPAL_SINCE)
             .value(":since", number(ms))
             .condition("attribute_not_exists(#since) OR #since <= :since")
     }
 
+    /// The test "not expired at `now`": no expiry (an item of the Django backend the
+    /// upkeep has not stamped yet) or a later one. `SessionMeta::is_alive` is the same
+    /// test on an item read.
+    pub(super) fn unexpired(&mut self, now: Timestamp) -> &mut Self {
+        self.name("#exp", EXPIRES_AT)
+            .value(":now", number(now.epoch_seconds()))
+            .condition("attribute_not_exists(#exp) OR #exp > :now")
+    }
+
+    /// The test "expired at `now`"; with `unstamped`, items without an expiry pass too.
+    pub(super) fn expired(&mut self, now: Timestamp, unstamped: bool) -> &mut Self {
+        self.name("#exp", EXPIRES_AT)
+            .value(":now", number(now.epoch_seconds()))
+            .condition(if unstamped {
+                "attribute_not_exists(#exp) OR #exp <= :now"
+            } else {
+                "#exp <= :now"
+            })
+    }
+
+    /// The test "the item is (or, with `false`, is not) a tombstone" (see [`REMOVED_AT`]).
+    pub(super) fn tombstone(&mut self, is: bool) -> &mut Self {
+        self.name("#tomb", REMOVED_AT).condition(if is {
+            "attribute_exists(#tomb)"
+        } else {
+            "attribute_not_exists(#tomb)"
+        })
+    }
+
+    /// The conditions so far, taken out to serve as a Scan's filter.
+    pub(super) fn take_conditions(&mut self) -> Option<String> {
+        let text = self.condition_text();
+        self.conditions.clear();
+        text
+    }
+
     /// The test "the item holds exactly the data `raw`", which catches a write of the
     /// Django backend: it changes the data without bumping the version.
-    fn data_is(&mut self, raw: &str) -> &mut Self {
+    pub(super) fn data_is(&mut self, raw: &str) -> &mut Self {
         self.name("#data", DATA)
             .value(":read", text(raw))
             .condition("#data = :read")
@@ -199,24 +235,8 @@ pub enum Removal<'a> {
     Owned(&'a Principal, Option<i64>),
 }
 
-/// A Query of the index of sessions by principal: its key condition and placeholders.
-/// It has no filter: DynamoDB refuses one that names a key attribute of the index.
-#[derive(Debug)]
-pub struct PrincipalQuery {
-    pub key_condition: String,
-    pub expr: Expr,
-}
-
-/// A Scan's parts: projection, filter, and their placeholders.
-#[derive(Debug)]
-pub struct Scan {
-    pub projection: String,
-    pub filter: String,
-    pub expr: Expr,
-}
-
 impl Layout {
-    fn expr(&self) -> Expr {
+    pub(super) fn expr(&self) -> Expr {
         let mut e = Expr::default();
         e.name("#k", &self.key);
         e
@@ -224,19 +244,16 @@ impl Layout {
 
     /// The item exists and has not expired at `now`, and is no tombstone; and, on a
     /// global table, it is this region's to write.
-    fn alive(&self, e: &mut Expr, now: Timestamp) {
-        e.name("#exp", EXPIRES_AT)
-            .value(":now", number(now.epoch_seconds()))
-            .condition("attribute_exists(#k) AND (attribute_not_exists(#exp) OR #exp > :now)");
+    pub(super) fn alive(&self, e: &mut Expr, now: Timestamp) {
+        e.condition("attribute_exists(#k)").unexpired(now);
         if self.tombstones {
-            e.name("#tomb", REMOVED_AT)
-                .condition("attribute_not_exists(#tomb)");
+            e.tombstone(false);
         }
         self.at_home(e);
     }
 
     /// On a global table: the item has no home, or its home is this region.
-    fn at_home(&self, e: &mut Expr) {
+    pub(super) fn at_home(&self, e: &mut Expr) {
         if let Some(here) = &self.region {
             e.name("#home", HOME_REGION)
                 .value(":here", text(here))
@@ -280,9 +297,7 @@ impl Layout {
     /// left for TTL to remove (a missing item passes, so the delete stays idempotent).
     pub fn delete_unless_expired(&self, now: Timestamp) -> Write {
         let mut e = Expr::default();
-        e.name("#exp", EXPIRES_AT)
-            .value(":now", number(now.epoch_seconds()))
-            .condition("attribute_not_exists(#exp) OR #exp > :now");
+        e.unexpired(now);
         self.at_home(&mut e);
         Write {
             update: None,
@@ -300,8 +315,7 @@ impl Layout {
         let mut e = self.expr();
         match removal {
             Removal::Any => {
-                e.name("#tomb", REMOVED_AT)
-                    .condition("attribute_exists(#k) AND attribute_not_exists(#tomb)");
+                e.condition("attribute_exists(#k)").tombstone(false);
                 self.at_home(&mut e);
             }
             Removal::Live { version, data } => {
@@ -348,131 +362,6 @@ impl Layout {
         }
     }
 
-    /// A revocation's delete (codec json): a live session of `principal`, which had it
-    /// by `since_at_most` when that is given.
-    pub fn revocation(
-        &self,
-        now: Timestamp,
-        principal: &Principal,
-        since_at_most: Option<i64>,
-    ) -> Write {
-        let mut e = self.expr();
-        self.alive(&mut e, now);
-        e.owned_by(principal);
-        if let Some(ms) = since_at_most {
-            e.owned_since_at_most(ms);
-        }
-        Write {
-            update: None,
-            expr: e,
-        }
-    }
-
-    /// The spared session of a revocation: it gets its principal anew at `since_ms`,
-    /// after the watermark, if it is still a live session of `principal`.
-    pub fn spare(&self, now: Timestamp, principal: &Principal, since_ms: i64) -> Write {
-        let mut e = self.expr();
-        self.alive(&mut e, now);
-        e.owned_by(principal);
-        e.name("#since", PRINCIPAL_SINCE)
-            .value(":since", number(since_ms));
-        Write {
-            update: Some("SET #since = :since".into()),
-            expr: e,
-        }
-    }
-
-    /// A principal's watermark item, as a revocation writes it: only ever later.
-    pub fn watermark(
-        &self,
-        principal: &Principal,
-        before_ms: i64,
-        pending: bool,
-        except: Option<&str>,
-        revoked: u64,
-    ) -> (Item, Write) {
-        let mut item = Item::from([
-            self.key(&super::watermark_key(principal)),
-            (REVOKED_BEFORE.to_owned(), number(before_ms)),
-            (REVOKE_PENDING.to_owned(), AttributeValue::Bool(pending)),
-            (REVOKED_COUNT.to_owned(), number(revoked)),
-        ]);
-        if let Some(k) = except {
-            item.insert(REVOKE_EXCEPT.to_owned(), text(k));
-        }
-        let mut e = Expr::default();
-        e.name("#before", REVOKED_BEFORE)
-            .value(":before", number(before_ms))
-            .condition("attribute_not_exists(#before) OR #before <= :before");
-        (
-            item,
-            Write {
-                update: None,
-                expr: e,
-            },
-        )
-    }
-
-    /// A principal's registry with `members`, written only over version `read` (0: none
-    /// yet), so that of two logins counting at once, one counts again.
-    pub fn registry(
-        &self,
-        principal: &Principal,
-        read: Version,
-        members: &[&str],
-    ) -> (Item, Write) {
-        let item = Item::from([
-            self.key(&super::registry_key(principal)),
-            (VERSION.to_owned(), number(read.0 + 1)),
-            (
-                super::MEMBERS.to_owned(),
-                AttributeValue::L(members.iter().map(|k| text(k)).collect()),
-            ),
-        ]);
-        let mut e = Expr::default();
-        e.version_is(read);
-        (
-            item,
-            Write {
-                update: None,
-                expr: e,
-            },
-        )
-    }
-
-    /// A page of `principal`'s entries in the index, newest first, after `after`.
-    pub fn principal_query(
-        &self,
-        principal: &Principal,
-        after: Option<&ListingPosition>,
-    ) -> PrincipalQuery {
-        let mut e = Expr::default();
-        e.name("#principal", PRINCIPAL)
-            .value(":principal", text(principal.as_str()));
-        let mut key_condition = "#principal = :principal".to_owned();
-        if let Some(at) = after {
-            e.name("#position", PRINCIPAL_POSITION)
-                .value(":after", text(at.as_str()));
-            key_condition.push_str(" AND #position < :after");
-        }
-        PrincipalQuery {
-            key_condition,
-            expr: e,
-        }
-    }
-
-    /// The upkeep's delete of a tombstone the Django backend wrote onto: only while it
-    /// is still a tombstone.
-    pub fn still_tombstone(&self) -> Write {
-        let mut e = Expr::default();
-        e.name("#tomb", REMOVED_AT)
-            .condition("attribute_exists(#tomb)");
-        Write {
-            update: None,
-            expr: e,
-        }
-    }
-
     /// The UpdateItem of a refresh (replace, merge-update, touch).
     pub fn refresh(&self, r: &Refresh<'_>, guard: Guard) -> Write {
         let mut e = self.expr();
@@ -509,119 +398,10 @@ impl Layout {
             expr: e,
         }
     }
-
-    /// The cleanup's Scan for candidates: items without an expiry or past it, with the
-    /// data too when the codec keeps an expiry in it.
-    pub fn expired_scan(&self, now: Timestamp, with_data: bool) -> Scan {
-        let mut e = self.expr();
-        e.name("#exp", EXPIRES_AT)
-            .name("#created", CREATED)
-            .value(":now", number(now.epoch_seconds()));
-        let mut projection = "#k, #exp, #created".to_owned();
-        if with_data {
-            e.name("#data", DATA);
-            projection.push_str(", #data");
-        }
-        Scan {
-            projection,
-            filter: "attribute_not_exists(#exp) OR #exp <= :now".into(),
-            expr: e,
-        }
-    }
-
-    /// The cleanup's delete: only if the session is still expired at `now`.
-    pub fn still_expired(&self, now: Timestamp) -> Write {
-        let mut e = Expr::default();
-        e.name("#exp", EXPIRES_AT)
-            .value(":now", number(now.epoch_seconds()))
-            .condition("#exp <= :now");
-        Write {
-            update: None,
-            expr: e,
-        }
-    }
-
-    /// The cleanup's stamp on an item without an expiry: the expiry, and the rule's own
-    /// attributes as the store's writes keep them, so reads need not decode the data;
-    /// the marker that the Django backend wrote the item; and, from the stream, the
-    /// principal its data names, on the condition that the data is still what was read.
-    pub fn stamp(&self, s: &Stamp<'_>) -> Write {
-        let mut e = self.expr();
-        e.name("#exp", EXPIRES_AT)
-            .name("#ver", VERSION)
-            .name("#stamped", STAMPED_AT)
-            .value(":at", number(s.at.epoch_seconds()))
-            .value(":stamped", number(s.now.epoch_seconds()))
-            .value(":zero", number(0))
-            .value(":one", number(1))
-            .condition("attribute_exists(#k) AND attribute_not_exists(#exp)");
-        let mut set = vec![
-            "#exp = :at".to_owned(),
-            "#stamped = if_not_exists(#stamped, :stamped)".to_owned(),
-            "#ver = if_not_exists(#ver, :zero) + :one".to_owned(),
-        ];
-        match s.rule {
-            Expiry::Default => {}
-            Expiry::IdleFor(d) => {
-                e.name("#idle", IDLE_TTL)
-                    .value(":idle", number(d.as_secs()));
-                set.push("#idle = :idle".into());
-            }
-            Expiry::At(_) => {
-                e.name("#fixed", EXPIRES_FIXED)
-                    .value(":fixed", AttributeValue::Bool(true));
-                set.push("#fixed = :fixed".into());
-            }
-        }
-        let mut remove = Vec::new();
-        if let Some(owner) = s.owner {
-            set_owner(&mut e, owner, &mut set, &mut remove);
-        }
-        if let Some(raw) = s.seen {
-            e.data_is(raw);
-        }
-        Write {
-            update: Some(set_and_remove(&set, &remove)),
-            expr: e,
-        }
-    }
-
-    /// The upkeep's new principal for an item the Django backend owns, after the backend
-    /// wrote data `seen` naming another user (a login) or none (the version moves, as
-    /// the session's representation does): only while the data is still that, and the
-    /// item no tombstone.
-    pub fn backend_owner(&self, seen: &str, owner: Owner<'_>) -> Write {
-        let mut e = Expr::default();
-        e.name("#stamped", STAMPED_AT)
-            .name("#tomb", REMOVED_AT)
-            .name("#ver", VERSION)
-            .value(":zero", number(0))
-            .value(":one", number(1))
-            .condition("attribute_exists(#stamped) AND attribute_not_exists(#tomb)");
-        e.data_is(seen);
-        let mut set = vec!["#ver = if_not_exists(#ver, :zero) + :one".to_owned()];
-        let mut remove = Vec::new();
-        set_owner(&mut e, owner, &mut set, &mut remove);
-        Write {
-            update: Some(set_and_remove(&set, &remove)),
-            expr: e,
-        }
-    }
-}
-
-/// What the cleanup stamps on an item without an expiry (see [`Layout::stamp`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Stamp<'a> {
-    pub at: Timestamp,
-    pub rule: Expiry,
-    pub now: Timestamp,
-    /// The data the stamp was decided on, when it must still be that.
-    pub seen: Option<&'a str>,
-    pub owner: Option<Owner<'a>>,
 }
 
 /// An update expression from its SET and (possibly no) REMOVE clauses.
-fn set_and_remove(set: &[String], remove: &[&str]) -> String {
+pub(super) fn set_and_remove(set: &[String], remove: &[&str]) -> String {
     let mut update = format!("SET {}", set.join(", "));
     if !remove.is_empty() {
         update.push_str(&format!(" REMOVE {}", remove.join(", ")));
@@ -630,7 +410,12 @@ fn set_and_remove(set: &[String], remove: &[&str]) -> String {
 }
 
 /// SET or REMOVE clauses that give the session `owner`'s principal, or take it away.
-fn set_owner(e: &mut Expr, owner: Owner<'_>, set: &mut Vec<String>, remove: &mut Vec<&str>) {
+pub(super) fn set_owner(
+    e: &mut Expr,
+    owner: Owner<'_>,
+    set: &mut Vec<String>,
+    remove: &mut Vec<&str>,
+) {
     e.name("#principal", PRINCIPAL)
         .name("#position", PRINCIPAL_POSITION)
         .name("#since", PRINCIPAL_SINCE);
@@ -652,7 +437,7 @@ fn set_owner(e: &mut Expr, owner: Owner<'_>, set: &mut Vec<String>, remove: &mut
 }
 
 /// SET and REMOVE clauses that store `rule` in place of whatever rule was stored.
-fn set_rule(e: &mut Expr, rule: Expiry, set: &mut Vec<String>, remove: &mut Vec<&str>) {
+pub(super) fn set_rule(e: &mut Expr, rule: Expiry, set: &mut Vec<String>, remove: &mut Vec<&str>) {
     e.name("#idle", IDLE_TTL).name("#fixed", EXPIRES_FIXED);
     match rule {
         Expiry::Default => remove.extend(["#idle", "#fixed"]),

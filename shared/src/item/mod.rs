@@ -8,12 +8,14 @@ mod checkpoint;
 mod decode;
 mod encode;
 mod expression;
+mod principal_writes;
+mod upkeep_writes;
 
 pub use checkpoint::{CHECKPOINT_KEY, Cursor, LEASE_KEY, Position};
 pub use decode::{Image, View, meta};
-pub use expression::{
-    Expr, Guard, Owner, Parts, PrincipalQuery, Refresh, Removal, Scan, Stamp, Tombstone, Write,
-};
+pub use expression::{Expr, Guard, Owner, Parts, Refresh, Removal, Tombstone, Write};
+pub use principal_writes::PrincipalQuery;
+pub use upkeep_writes::{Scan, Stamp};
 
 use std::collections::HashMap;
 

@@ -24,15 +24,7 @@ impl DynamoStore {
             let data = self.rules.decode(key, &old);
             let old_meta = self.rules.meta_of(&old, data.as_ref().ok());
             let now = self.rules.now();
-            if !old_meta.is_alive(now) {
-                return Err(gone());
-            }
-            if let Some(home) = self.rules.layout.elsewhere(&old) {
-                return Err(StoreError::Misdirected { home });
-            }
-            if expected.is_some_and(|x| !x.is_met_by(&old_meta)) {
-                return Err(StoreError::VersionConflict);
-            }
+            self.rules.writable_here(&old, &old_meta, expected, now)?;
             let data = data?;
             let meta = self.rules.cycled(&old_meta, now);
             let new = new_key()?;

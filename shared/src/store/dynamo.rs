@@ -129,15 +129,7 @@ impl DynamoStore {
         let gone = || missing_is_unmet(StoreError::NotFound, expected);
         let item = self.get_item(key, true).await?.ok_or_else(gone)?;
         let meta = self.rules.meta_of(&item, None);
-        if !meta.is_alive(now) {
-            return Err(gone());
-        }
-        if let Some(home) = self.rules.layout.elsewhere(&item) {
-            return Err(StoreError::Misdirected { home });
-        }
-        if expected.is_some_and(|x| !x.is_met_by(&meta)) {
-            return Err(StoreError::VersionConflict);
-        }
+        self.rules.writable_here(&item, &meta, expected, now)?;
         Ok(self.rules.known(&item, meta))
     }
 
@@ -266,7 +258,8 @@ impl SessionStore for DynamoStore {
         self.load_with(key, self.rules.config.consistent_read).await
     }
 
-    /// One GetItem, of two attributes unless the format may keep the expiry in the data.
+    /// One GetItem, projected to the key, the expiry and the principal with its time
+    /// unless the format may keep the expiry in the data.
     async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
         let (name, value) = self.rules.layout.key(key.as_str());
         let mut request = self

@@ -126,12 +126,8 @@ impl DynamoStore {
             let gone = || missing_is_unmet(StoreError::NotFound, expected);
             let item = self.get_item(key, true).await?.ok_or_else(gone)?;
             let current = self.rules.live_session(key, &item)?.ok_or_else(gone)?;
-            if let Some(home) = self.rules.layout.elsewhere(&item) {
-                return Err(StoreError::Misdirected { home });
-            }
-            if expected.is_some_and(|x| !x.is_met_by(&current.meta)) {
-                return Err(StoreError::VersionConflict);
-            }
+            self.rules
+                .writable_here(&item, &current.meta, expected, self.rules.now())?;
             // With the Django codec the write also compares the data read, so a backend
             // write in between (which bumps no version) fails it and it starts over.
             let known = self.rules.known(&item, current.meta);
@@ -199,16 +195,13 @@ impl DynamoStore {
             return Ok(Outcome::Gone);
         };
         let meta = self.rules.meta_of(&old, None);
-        if !meta.is_alive(now) {
-            return Ok(Outcome::Gone);
-        }
-        if let Some(home) = self.rules.layout.elsewhere(&old) {
-            return Err(StoreError::Misdirected { home });
-        }
-        Ok(if !change.allows(&meta) {
-            Outcome::Conflict
-        } else {
-            Outcome::Stale(self.rules.known(&old, meta))
-        })
+        Ok(
+            match self.rules.writable_here(&old, &meta, change.expected, now) {
+                Ok(()) => Outcome::Stale(self.rules.known(&old, meta)),
+                Err(e @ StoreError::Misdirected { .. }) => return Err(e),
+                Err(_) if !meta.is_alive(now) => Outcome::Gone,
+                Err(_) => Outcome::Conflict,
+            },
+        )
     }
 }

@@ -227,6 +227,30 @@ impl Rules {
         }
     }
 
+    /// Whether a write that demands `expected` may write the item read as `meta`, here:
+    /// a live session (else not found, or an unmet demand when one was made), this
+    /// region's to write (else misdirected to its home), meeting the demand. The one
+    /// check of every write that reads first; the condition of one that does not is
+    /// `Layout::alive` with the demand.
+    pub fn writable_here(
+        &self,
+        item: &Item,
+        meta: &SessionMeta,
+        expected: Option<Expected>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        if !meta.is_alive(now) {
+            return Err(super::missing_is_unmet(StoreError::NotFound, expected));
+        }
+        if let Some(home) = self.layout.elsewhere(item) {
+            return Err(StoreError::Misdirected { home });
+        }
+        if expected.is_some_and(|x| !x.is_met_by(meta)) {
+            return Err(StoreError::VersionConflict);
+        }
+        Ok(())
+    }
+
     /// What a write based on reading `item` knows of it; `meta` is its metadata.
     pub fn known(&self, item: &Item, meta: SessionMeta) -> Known {
         let shared = self.codec.shares_table_with_django();
