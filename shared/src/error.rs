@@ -2,6 +2,7 @@
 
 use std::fmt::Debug;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 use crate::key::InvalidKey;
@@ -88,6 +89,22 @@ impl StoreError {
             }
             _ => Self::Other(format!("DynamoDB request failed: {err:?}")),
         }
+    }
+}
+
+/// A conditional write's result: a failed condition is a version conflict.
+pub(crate) fn conditional<T, E>(sent: Result<T, SdkError<E, HttpResponse>>) -> Result<T, StoreError>
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+{
+    match sent {
+        Ok(out) => Ok(out),
+        Err(SdkError::ServiceError(e))
+            if e.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Err(StoreError::VersionConflict)
+        }
+        Err(e) => Err(StoreError::from_sdk(e)),
     }
 }
 

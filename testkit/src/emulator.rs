@@ -16,7 +16,8 @@ use crate::Error;
 pub struct Server {
     pub url: String,
     pub addr: SocketAddr,
-    /// The database behind the server, for what only the emulator can do (its TTL sweep).
+    /// The database behind the server, for what only its library does: writes below the
+    /// API (the two-region simulation's replication) and the TTL sweep.
     pub db: Database,
 }
 

@@ -122,7 +122,8 @@ impl TableSpec {
             .map(|t| t.attribute_name.as_str())
     }
 
-    /// Creates the table under `name` and waits until it is active.
+    /// Creates the table under `name`, with its TTL; a local emulator makes it active at
+    /// once, so nothing waits.
     pub async fn create(&self, client: &Client, name: &str) -> Result<(), Error> {
         let p = &self.0;
         let attributes = p.attribute_definitions.iter().map(|a| {

@@ -2,12 +2,12 @@
 //! directly; `main` only wires it to the Lambda runtime.
 
 mod body;
+mod handlers;
 mod precondition;
 mod problem;
 mod request;
 mod response;
 mod route;
-mod routes;
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant, SystemTime};
@@ -152,39 +152,39 @@ async fn dispatch<S: Principals>(
             principal,
         } => {
             let path = request.uri().path();
-            let (response, key) = routes::create(store, path, data, expiry, principal).await?;
+            let (response, key) = handlers::create(store, path, data, expiry, principal).await?;
             *session = Some(logged(&key));
             Ok(response)
         }
-        Operation::Read { key, touch } => routes::read(store, &key, touch).await,
-        Operation::Exists(key) => routes::exists(store, &key).await,
+        Operation::Read { key, touch } => handlers::read(store, &key, touch).await,
+        Operation::Exists(key) => handlers::exists(store, &key).await,
         Operation::Replace {
             key,
             data,
             expiry,
             owner,
             expected,
-        } => routes::replace(store, &key, data, expiry, owner, expected).await,
+        } => handlers::replace(store, &key, data, expiry, owner, expected).await,
         Operation::Patch {
             key,
             patch,
             expected,
-        } => routes::patch(store, &key, &patch, expected).await,
-        Operation::Delete { key, expected } => routes::delete(store, &key, expected).await,
+        } => handlers::patch(store, &key, &patch, expected).await,
+        Operation::Delete { key, expected } => handlers::delete(store, &key, expected).await,
         Operation::Cycle { key, expected } => {
-            let (response, key) = routes::cycle(store, &key, expected).await?;
+            let (response, key) = handlers::cycle(store, &key, expected).await?;
             *session = Some(logged(&key));
             Ok(response)
         }
-        Operation::Touch { key, expected } => routes::touch(store, &key, expected).await,
+        Operation::Touch { key, expected } => handlers::touch(store, &key, expected).await,
         Operation::List {
             principal,
             limit,
             after,
-        } => routes::list(store, &principal, limit, after).await,
-        Operation::Revoke { principal, id } => routes::revoke(store, &principal, &id).await,
+        } => handlers::list(store, &principal, limit, after).await,
+        Operation::Revoke { principal, id } => handlers::revoke(store, &principal, &id).await,
         Operation::RevokeAll { principal, except } => {
-            routes::revoke_all(store, &principal, except.as_ref()).await
+            handlers::revoke_all(store, &principal, except.as_ref()).await
         }
     }
 }

@@ -34,7 +34,7 @@ async fn backend_save<S: session_store::Principals>(api: &Api<S>, key: &str, dat
 }
 
 /// GET, then a backend save, then writes with the ETag the GET gave: each is a 412,
-/// whatever the store; the ETag of the backend's data works.
+/// and the ETag of the backend's data works.
 async fn a_backend_save_fails_the_etag_read_before_it<S: session_store::Principals>(api: Api<S>) {
     let key = api.create(json!({"cart": ["book"]})).await;
     let path = format!("/sessions/{key}");

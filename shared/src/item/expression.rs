@@ -64,7 +64,7 @@ impl Expr {
 
     /// The test "not expired at `now`": no expiry (an item of the Django backend the
     /// upkeep has not stamped yet) or a later one. `SessionMeta::is_alive` is the same
-    /// test on an item read.
+    /// test on an item read, with the tombstone's.
     pub(super) fn unexpired(&mut self, now: Timestamp) -> &mut Self {
         self.name("#exp", EXPIRES_AT)
             .value(":now", number(now.epoch_seconds()))
@@ -82,13 +82,16 @@ impl Expr {
             })
     }
 
-    /// The test "the item is (or, with `false`, is not) a tombstone" (see [`REMOVED_AT`]).
-    pub(super) fn tombstone(&mut self, is: bool) -> &mut Self {
-        self.name("#tomb", REMOVED_AT).condition(if is {
-            "attribute_exists(#tomb)"
-        } else {
-            "attribute_not_exists(#tomb)"
-        })
+    /// The test "the item is a tombstone" (see [`REMOVED_AT`]).
+    pub(super) fn is_tombstone(&mut self) -> &mut Self {
+        self.name("#tomb", REMOVED_AT)
+            .condition("attribute_exists(#tomb)")
+    }
+
+    /// The test "the item is no tombstone".
+    pub(super) fn no_tombstone(&mut self) -> &mut Self {
+        self.name("#tomb", REMOVED_AT)
+            .condition("attribute_not_exists(#tomb)")
     }
 
     /// The conditions so far, taken out to serve as a Scan's filter.
@@ -247,7 +250,7 @@ impl Layout {
     pub(super) fn alive(&self, e: &mut Expr, now: Timestamp) {
         e.condition("attribute_exists(#k)").unexpired(now);
         if self.tombstones {
-            e.tombstone(false);
+            e.no_tombstone();
         }
         self.at_home(e);
     }
@@ -271,7 +274,8 @@ impl Layout {
         }
     }
 
-    /// The projection of an existence check: the key and the expiry.
+    /// The projection of an existence check: the key, the expiry, and the principal
+    /// with its time (for the revocation check).
     pub fn exists_projection(&self) -> (String, Expr) {
         let mut e = self.expr();
         e.name("#exp", EXPIRES_AT)
@@ -315,7 +319,7 @@ impl Layout {
         let mut e = self.expr();
         match removal {
             Removal::Any => {
-                e.condition("attribute_exists(#k)").tombstone(false);
+                e.condition("attribute_exists(#k)").no_tombstone();
                 self.at_home(&mut e);
             }
             Removal::Live { version, data } => {

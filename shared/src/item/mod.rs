@@ -1,8 +1,9 @@
 //! The DynamoDB item, in one place: the attribute names (here), reading an item
 //! (`decode`), writing a whole item (`encode`), every condition, update, projection and
-//! filter expression (`expression`), and the cleanup's checkpoint item (`checkpoint`).
-//! Both stores, the cleanup and the auditor go through this module; nothing else names
-//! an attribute (docs/store.md).
+//! filter expression (`expression` for a session's own writes, `principal_writes`,
+//! `upkeep_writes`), and the cleanup's checkpoint item (`checkpoint`). The store, the
+//! cleanup and the auditor go through this module; nothing else names an attribute
+//! (docs/store.md).
 
 mod checkpoint;
 mod decode;

@@ -30,7 +30,7 @@ impl Layout {
     /// is still a tombstone.
     pub fn still_tombstone(&self) -> Write {
         let mut e = Expr::default();
-        e.tombstone(true);
+        e.is_tombstone();
         Write {
             update: None,
             expr: e,
@@ -109,7 +109,7 @@ impl Layout {
             .value(":zero", number(0))
             .value(":one", number(1))
             .condition("attribute_exists(#stamped)")
-            .tombstone(false);
+            .no_tombstone();
         e.data_is(seen);
         let mut set = vec!["#ver = if_not_exists(#ver, :zero) + :one".to_owned()];
         let mut remove = Vec::new();

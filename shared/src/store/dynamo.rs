@@ -10,12 +10,11 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use tracing::warn;
 
-use super::requests::conditional;
 use super::rules::{Change, Known, Rules};
 use super::{Principals, SessionStore, missing_is_unmet, new_key};
 use crate::clock::{Clock, Timestamp};
 use crate::config::StoreConfig;
-use crate::error::{ConfigError, StoreError};
+use crate::error::{ConfigError, StoreError, conditional};
 use crate::expiry::Expiry;
 use crate::item::{Item, Removal, View, watermark_key};
 use crate::key::SessionKey;

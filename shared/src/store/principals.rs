@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::dynamo::DynamoStore;
-use super::requests::conditional;
-use crate::error::StoreError;
+use crate::error::{StoreError, conditional};
 use crate::item::{Item, PRINCIPAL_INDEX, Removal, View, watermark_key};
 use crate::key::SessionKey;
 use crate::principal::{

@@ -4,13 +4,11 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 
 use super::dynamo::DynamoStore;
-use crate::error::StoreError;
+use crate::error::{StoreError, conditional};
 use crate::item::{Item, Write};
 use crate::key::SessionKey;
 use crate::retry::delay;
@@ -135,22 +133,6 @@ impl DynamoStore {
             .set_expression_attribute_names(w.names)
             .set_expression_attribute_values(w.values);
         conditional(self.call(request.send()).await?).map(|_| ())
-    }
-}
-
-/// A conditional write's result: a failed condition is a version conflict.
-pub(super) fn conditional<T, E>(sent: Result<T, SdkError<E, HttpResponse>>) -> Result<T, StoreError>
-where
-    E: ProvideErrorMetadata + std::fmt::Debug,
-{
-    match sent {
-        Ok(out) => Ok(out),
-        Err(SdkError::ServiceError(e))
-            if e.err().code() == Some("ConditionalCheckFailedException") =>
-        {
-            Err(StoreError::VersionConflict)
-        }
-        Err(e) => Err(StoreError::from_sdk(e)),
     }
 }
 

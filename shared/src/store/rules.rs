@@ -1,5 +1,6 @@
-//! What both stores decide alike: how data is encoded, what an item says about its
-//! session (rules kept in Django data included), and what a write stores.
+//! What the store decides before it asks DynamoDB: how data is encoded, what an item
+//! says about its session (rules kept in Django data included), whether it may be
+//! written here, and what a write stores.
 
 use std::sync::Arc;
 

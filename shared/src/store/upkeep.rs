@@ -7,10 +7,9 @@
 
 use super::Upkeep;
 use super::dynamo::DynamoStore;
-use super::requests::conditional;
 use crate::clock::Timestamp;
 use crate::codec::DecodeError;
-use crate::error::StoreError;
+use crate::error::{StoreError, conditional};
 use crate::expiry::Expiry;
 use crate::item::{
     CHECKPOINT_KEY, Cursor, Item, Owner, Position, Stamp, View, Write, watermark_key,
