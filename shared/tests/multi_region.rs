@@ -482,13 +482,13 @@ fn route(routing: Routing, home: usize, named: usize) -> usize {
     }
 }
 
-/// Histories per property: 32 keep `make test` within its time on two cores (each step
+/// Histories per property: 20 keep the simulation under 10 s on two cores (each step
 /// is a real request to the emulator); `SIMULATION_CASES` asks for more.
 fn config() -> Config {
     let cases = std::env::var("SIMULATION_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(32);
+        .unwrap_or(20);
     Config {
         cases,
         // The same histories on every run: a failure is reproduced by running again.
