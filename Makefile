@@ -26,24 +26,26 @@ export BC_SKIP_MAPPING := TRUE
 
 REQ := tools/requirements
 
+# --no-compile: Python compiles only the modules a tool imports, when it first does,
+# rather than every module of every package at install (half of the install's time).
 $(VENV)/.installed: $(REQ)/dev.txt $(REQ)/build.txt
 	python3 -m venv $(VENV)
-	PIP_CONSTRAINT=$(REQ)/build.txt $(PY) -m pip install --quiet --disable-pip-version-check -r $(REQ)/dev.txt
+	PIP_CONSTRAINT=$(REQ)/build.txt $(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/dev.txt
 	touch $@
 
 $(VENV)/checkov/.installed: $(REQ)/checkov.txt
 	python3 -m venv $(VENV)/checkov
-	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r $(REQ)/checkov.txt
+	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/checkov.txt
 	touch $@
 
 $(VENV)/schemathesis/.installed: $(REQ)/schemathesis.txt
 	python3 -m venv $(VENV)/schemathesis
-	$(VENV)/schemathesis/bin/python -m pip install --quiet --disable-pip-version-check -r $(REQ)/schemathesis.txt
+	$(VENV)/schemathesis/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/schemathesis.txt
 	touch $@
 
 $(VENV)/bench/.installed: $(REQ)/bench.txt
 	python3 -m venv $(VENV)/bench
-	$(VENV)/bench/bin/python -m pip install --quiet --disable-pip-version-check -r $(REQ)/bench.txt
+	$(VENV)/bench/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/bench.txt
 	touch $@
 
 venv: $(VENV)/.installed

@@ -66,7 +66,7 @@ def properties(base):
          # this check reads any POST as harmless and reports the old key's 404 after a cycle.
          "--exclude-checks", "ensure_resource_availability", "--workers", "1",
          "--max-examples", str(max(wanted // 6, 10)), "--seed", "20261128",
-         "--max-time", os.environ.get("API_PROPERTY_SECONDS", "120")],
+         "--max-time", os.environ.get("API_PROPERTY_SECONDS", "50")],
         cwd=work, capture_output=True, text=True)
     output = run.stdout + run.stderr
     with open(os.path.join(ROOT, "target", "e2e-schemathesis.log"), "w") as log:
