@@ -60,8 +60,7 @@ test: venv fmt lint deps docs unit one-build cfn-lint sam-validate policy openap
 check: fmt lint
 	cargo test --workspace --locked --lib --bins
 	cargo test --locked -p session-store --test store
-	cargo test --locked -p session-api --test api --test edges --test events --test logs \
-		--test openapi --test principals --test shared_table
+	cargo test --locked -p session-api --test http
 
 fmt:
 	cargo fmt --all -- --check

@@ -1,12 +1,10 @@
 //! A table shared with the Django backend (`SESSION_CODEC=django`): the `ETag` names the
 //! data, so a backend save between a client's GET and its write fails the write.
 
-mod support;
-
+use crate::support::{Api, Payload, START, api_with, patch, put};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use session_store::{CodecConfig, DjangoCodec, DjangoKeys, DjangoSecrets, Secret, Timestamp};
-use support::{Api, Payload, START, api_with, patch, put};
 
 fn keys() -> DjangoKeys {
     DjangoKeys {
@@ -84,7 +82,8 @@ async fn a_backend_save_fails_the_etag_read_before_it<S: session_store::Principa
 
 #[tokio::test]
 async fn a_backend_save_after_a_get_fails_a_write_with_that_etag_in_dynamodb() {
-    a_backend_save_fails_the_etag_read_before_it(support::api_with(with_django_codec).await).await;
+    a_backend_save_fails_the_etag_read_before_it(crate::support::api_with(with_django_codec).await)
+        .await;
 }
 
 #[tokio::test]

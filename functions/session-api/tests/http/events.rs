@@ -2,13 +2,11 @@
 //! handler against the store and gets the answer its route promises: `api-*` as the
 //! HTTP API sends them, `url-*` as a function URL does.
 
-mod support;
-
 use std::collections::BTreeMap;
 
+use crate::support::{START, api};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
-use support::{START, api};
 
 /// The key the sample events address.
 const KEY: &str = "k3jv8q0m2x7w4z9p1t6r5y8u0e3a2s7d";

@@ -1,16 +1,14 @@
 //! `openapi.yaml` and the implementation agree: every documented (path, method, status)
 //! is produced by a request here, and nothing here produces an undocumented one.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::{Api, Payload, api};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use session_store::{
     Codec, CodecConfig, DjangoCodec, DjangoKeys, DjangoSecrets, Principals, Secret, Timestamp,
 };
-use support::{Api, Payload, api};
 
 type Triple = (String, String, u16);
 
@@ -263,7 +261,7 @@ async fn every_documented_response() {
     // A revocation that the deadline cuts short: each session's removal is slow (see
     // `Fault::Slow`), so the walk stops with time left for its watermark and answers
     // what it did.
-    let (slow, proxy) = support::api_behind_proxy().await;
+    let (slow, proxy) = crate::support::api_behind_proxy().await;
     for _ in 0..30 {
         let made = slow
             .post_json("/sessions", &json!({"data": {}, "principal": "user/7"}))
@@ -286,7 +284,7 @@ async fn every_documented_response() {
         .insert((listing.to_owned(), "DELETE".to_owned(), 202));
 
     // The same operations with DynamoDB unreachable.
-    let down = support::unreachable_api().await;
+    let down = crate::support::unreachable_api().await;
     let mut d = Recorder {
         api: &down,
         seen: r.seen,
@@ -319,7 +317,7 @@ async fn every_documented_response() {
     .await;
 
     // A session of the django codec whose stored data inflates past the cap.
-    let django = support::api_with(|c| {
+    let django = crate::support::api_with(|c| {
         c.codec = CodecConfig::Django(DjangoSecrets::Keys(DjangoKeys {
             secret_key: Secret::new("openapi-secret"),
             fallbacks: vec![],
@@ -339,7 +337,7 @@ async fn every_documented_response() {
     .with_max_decompressed(16 * 1024 * 1024)
     .encode(
         pad.as_object().unwrap(),
-        Timestamp::from_epoch_seconds(support::START),
+        Timestamp::from_epoch_seconds(crate::support::START),
     )
     .unwrap();
     let mut item = django.raw_item(&key).await.unwrap();
@@ -352,7 +350,7 @@ async fn every_documented_response() {
     o.expect(tch, "POST", &key, &[], Payload::None, 409).await;
 
     // On a global table, a session whose home is another region is written only there.
-    let global = support::api_with(|c| c.region = Some("eu-west-1".into())).await;
+    let global = crate::support::api_with(|c| c.region = Some("eu-west-1".into())).await;
     let mut g = Recorder {
         api: &global,
         seen: o.seen,

@@ -2,11 +2,9 @@
 //! a principal's listing (by handle, never by key, newest first, paged by an opaque
 //! cursor); revoking one session.
 
-mod support;
-
+use crate::support::{Api, JSON, Payload, api, put};
 use serde_json::{Value, json};
 use session_store::{Principals, SessionHandle, SessionKey};
-use support::{Api, JSON, Payload, api, put};
 
 fn handle(key: &str) -> String {
     SessionHandle::of(&SessionKey::parse(key).unwrap())
@@ -189,21 +187,23 @@ async fn one_session_past_the_cap_revokes_the_oldest<S: Principals>(api: Api<S>)
 #[tokio::test]
 async fn one_session_past_the_cap_revokes_the_oldest_in_dynamodb() {
     one_session_past_the_cap_revokes_the_oldest(
-        support::api_with(|c| c.max_per_principal = Some(2)).await,
+        crate::support::api_with(|c| c.max_per_principal = Some(2)).await,
     )
     .await;
 }
 
 #[tokio::test]
 async fn logging_out_everywhere_but_here_in_dynamodb() {
-    logging_out_everywhere_but_here_revokes_every_other_session(support::api_with(|_| {}).await)
-        .await;
+    logging_out_everywhere_but_here_revokes_every_other_session(
+        crate::support::api_with(|_| {}).await,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_principals_sessions_are_listed_and_revoked_in_dynamodb() {
     a_principals_sessions_are_listed_by_handle_and_revoked_one_by_one(
-        support::api_with(|_| {}).await,
+        crate::support::api_with(|_| {}).await,
     )
     .await;
 }

@@ -3,13 +3,11 @@
 //! session's life as Lambda runs it (a local Runtime API, Dynoxide behind it) at
 //! `RUST_LOG=trace`, and its whole output is searched.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::{JSON, MERGE, Payload, http_event};
 use serde_json::{Value, json};
-use support::{JSON, MERGE, Payload, http_event};
 use testkit::RequestCounter;
 use testkit::runtime_api::RuntimeApi;
 

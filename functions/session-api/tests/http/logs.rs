@@ -1,15 +1,13 @@
 //! What the API logs. A binary of its own: tracing caches which call sites are enabled
 //! process-wide, and tests on other threads without this subscriber would race that cache.
 
-mod support;
-
+use crate::support::{CapturedLogs, Payload, api, patch};
 use serde_json::{Value, json};
-use support::{CapturedLogs, Payload, api, patch};
 
 #[tokio::test]
 async fn logs_hold_one_line_per_request_and_never_a_key_or_data() {
     let logs = CapturedLogs::default();
-    let _guard = support::install(&logs);
+    let _guard = crate::support::install(&logs);
     let api = api().await;
     let marker = "MARKER-5f3a-secret-value";
     let key = api.create(json!({"note": marker})).await;
@@ -58,7 +56,7 @@ async fn logs_hold_one_line_per_request_and_never_a_key_or_data() {
 #[tokio::test]
 async fn the_access_line_names_the_front_door_the_request_came_through() {
     let logs = CapturedLogs::default();
-    let _guard = support::install(&logs);
+    let _guard = crate::support::install(&logs);
     let api = api().await;
     let events = testkit::workspace_root().join("events");
     for (file, door) in [
@@ -94,7 +92,7 @@ async fn a_sample_rate_thins_the_success_lines_and_never_an_error_line() {
     use std::time::Duration;
 
     let logs = CapturedLogs::default();
-    let _guard = support::install(&logs);
+    let _guard = crate::support::install(&logs);
     let api = api().await.with_access_log(AccessLogConfig {
         sample_rate: 0.25,
         slow: Duration::from_secs(60),
@@ -123,7 +121,7 @@ async fn at_a_rate_of_zero_only_errors_and_slow_requests_are_written() {
     use std::time::Duration;
 
     let logs = CapturedLogs::default();
-    let _guard = support::install(&logs);
+    let _guard = crate::support::install(&logs);
     let quiet = api().await.with_access_log(AccessLogConfig {
         sample_rate: 0.0,
         slow: Duration::from_secs(60),
@@ -151,9 +149,9 @@ async fn django_data_that_fails_to_verify_reads_as_empty_with_a_warning_that_hol
     use session_store::{CodecConfig, DjangoKeys, DjangoSecrets, Secret};
 
     let logs = CapturedLogs::default();
-    let _guard = support::install(&logs);
+    let _guard = crate::support::install(&logs);
     let secret = "SECRET-KEY-never-logged";
-    let api = support::api_with(|c| {
+    let api = crate::support::api_with(|c| {
         c.codec = CodecConfig::Django(DjangoSecrets::Keys(DjangoKeys {
             secret_key: Secret::new(secret),
             fallbacks: vec![],

@@ -2,13 +2,11 @@
 //! 500s, no answer, dropped connections. After the client's bounded tries the answer is
 //! a 503 with `Retry-After`, and the table holds exactly what it held before.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{MERGE, Payload, api_behind_proxy};
 use lambda_http::Request;
 use serde_json::json;
-use support::{MERGE, Payload, api_behind_proxy};
 use testkit::proxy::Fault;
 
 /// The functions' client tries each request this many times.
@@ -68,7 +66,7 @@ async fn a_failed_patch_or_replace_leaves_the_session_as_it_was() {
         .call(
             "PUT",
             &path,
-            &[support::JSON],
+            &[crate::support::JSON],
             Payload::Text(r#"{"data": {"c": 4}}"#),
         )
         .await;
@@ -163,7 +161,7 @@ async fn a_cycle_transaction_refused_as_invalid_is_500_and_not_retried() {
 
 /// An event whose invocation ends `left` from now, as Lambda's context tells it.
 fn near_deadline(
-    api: &support::Api<session_store::DynamoStore>,
+    api: &crate::support::Api<session_store::DynamoStore>,
     method: &str,
     path: &str,
     left: Duration,

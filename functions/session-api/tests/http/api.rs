@@ -1,15 +1,13 @@
 //! The session API, route by route and failure by failure, on a fresh table (an
 //! unreachable DynamoDB for the 503s).
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{Payload, START, api, api_with, patch, put};
 use serde_json::{Value, json};
-use support::{Payload, START, api, api_with, patch, put};
 
-use support::{JSON, MERGE};
+use crate::support::{JSON, MERGE};
 
 fn rfc3339(offset: i64) -> Value {
     json!(session_store::Timestamp::from_epoch_seconds(START + offset).to_rfc3339())
@@ -527,7 +525,7 @@ async fn bad_input_gets_a_4xx_problem_and_leaves_the_table_unchanged() {
 
 #[tokio::test]
 async fn dynamodb_unavailable_gives_503_with_retry_after() {
-    let api = support::unreachable_api().await;
+    let api = crate::support::unreachable_api().await;
     let reply = api.call("POST", "/sessions", &[], Payload::None).await;
     reply.assert_problem(503);
     assert_eq!(reply.header("retry-after"), Some("1"));
@@ -541,7 +539,7 @@ async fn dynamodb_unavailable_gives_503_with_retry_after() {
 #[tokio::test]
 async fn stage_prefixes_and_rest_api_events_route_alike() {
     let api = api().await;
-    let mut event = support::http_event("POST", "/prod/sessions", &[], Payload::None);
+    let mut event = crate::support::http_event("POST", "/prod/sessions", &[], Payload::None);
     event["requestContext"]["stage"] = json!("prod");
     let created = api.send_event(&event).await;
     assert_eq!(created.status, 201, "{}", created.text);

@@ -1,12 +1,10 @@
 //! Expiry limits, items of the Django backend whose data says they expired, and
 //! `If-Match` as RFC 9110 section 13.1.1 defines it: regressions found in review.
 
-mod support;
-
+use crate::support::{Api, Payload, START, api, api_with, patch, put};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use session_store::{CodecConfig, DjangoCodec, DjangoKeys, DjangoSecrets, Secret, Timestamp};
-use support::{Api, Payload, START, api, api_with, patch, put};
 
 const SECRET: &str = "edge-test-secret";
 const TEN_YEARS: i64 = 315_360_000;
@@ -179,7 +177,12 @@ async fn versions_in_if_match_are_canonical_decimal_integers_only() {
 }
 
 /// A PUT, PATCH or DELETE of the session at `path` with these `If-Match` lines.
-async fn with_if_match_lines(api: &support::Api, method: &str, path: &str, lines: &[&str]) -> u16 {
+async fn with_if_match_lines(
+    api: &crate::support::Api,
+    method: &str,
+    path: &str,
+    lines: &[&str],
+) -> u16 {
     let (content_type, payload) = match method {
         "PUT" => ("application/json", Payload::Text(r#"{"data": {"a": 9}}"#)),
         "PATCH" => ("application/merge-patch+json", Payload::Text(r#"{"a": 9}"#)),
@@ -247,8 +250,8 @@ async fn any_if_match_on_a_missing_session_is_412_and_delete_without_it_stays_20
     let path = format!("/sessions/{}", "m".repeat(32));
     for tag in ["\"1\"", "\"0\"", "*"] {
         let h = [("if-match", tag)];
-        let json_h = [("if-match", tag), support::JSON];
-        let merge_h = [("if-match", tag), support::MERGE];
+        let json_h = [("if-match", tag), crate::support::JSON];
+        let merge_h = [("if-match", tag), crate::support::MERGE];
         api.call("DELETE", &path, &h, Payload::None)
             .await
             .assert_problem(412);
@@ -385,7 +388,7 @@ async fn a_session_whose_data_inflates_past_the_cap_is_a_409_and_only_put_or_del
 
 #[tokio::test]
 async fn the_api_never_writes_data_that_would_inflate_past_the_cap() {
-    let api = support::api_with(|c| {
+    let api = crate::support::api_with(|c| {
         c.codec = CodecConfig::Django(DjangoSecrets::Keys(keys()));
         c.max_decompressed_bytes = 2048;
     })
