@@ -3,7 +3,7 @@
 //! process, so that every test talks to it through the SDK exactly as the functions
 //! talk to DynamoDB.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -15,7 +15,6 @@ use crate::Error;
 #[derive(Clone)]
 pub struct Server {
     pub url: String,
-    pub addr: SocketAddr,
     /// The database behind the server, for what only its library does: writes below the
     /// API (the two-region simulation's replication) and the TTL sweep.
     pub db: Database,
@@ -63,7 +62,6 @@ pub fn serve_in_background(db: Database) -> Result<Server, Error> {
     rx.recv_timeout(Duration::from_secs(30))??;
     Ok(Server {
         url: format!("http://{addr}"),
-        addr,
         db,
     })
 }
