@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::{
     BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
 };
@@ -207,7 +208,8 @@ pub async fn item_count(client: &Client, table: &str) -> Result<usize, Error> {
 }
 
 /// A client for a loopback port where nothing listens: every request is refused, as
-/// when DynamoDB cannot be reached.
+/// when DynamoDB cannot be reached. It makes the standard three tries, 10 ms apart
+/// rather than the SDK's default of up to seconds: what is tested is the refusal.
 pub fn unreachable_client() -> Client {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -218,6 +220,11 @@ pub fn unreachable_client() -> Client {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
         .http_client(http_client())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(std::time::Duration::from_millis(10)),
+        )
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .build();
     Client::from_conf(config)
