@@ -26,21 +26,25 @@ export BC_SKIP_MAPPING := TRUE
 
 REQ := tools/requirements
 
+# The Python installs and checks run beside cargo in `make test` at the lowest priority:
+# they take the cores cargo leaves idle (its longest crates build alone), not its share.
+NICE := nice -n 19
+
 # --no-compile: Python compiles only the modules a tool imports, when it first does,
 # rather than every module of every package at install (half of the install's time).
 $(VENV)/.installed: $(REQ)/dev.txt $(REQ)/build.txt
 	python3 -m venv $(VENV)
-	PIP_CONSTRAINT=$(REQ)/build.txt $(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/dev.txt
+	PIP_CONSTRAINT=$(REQ)/build.txt $(NICE) $(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/dev.txt
 	touch $@
 
 $(VENV)/checkov/.installed: $(REQ)/checkov.txt
 	python3 -m venv $(VENV)/checkov
-	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/checkov.txt
+	$(NICE) $(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/checkov.txt
 	touch $@
 
 $(VENV)/schemathesis/.installed: $(REQ)/schemathesis.txt
 	python3 -m venv $(VENV)/schemathesis
-	$(VENV)/schemathesis/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/schemathesis.txt
+	$(NICE) $(VENV)/schemathesis/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/schemathesis.txt
 	touch $@
 
 $(VENV)/bench/.installed: $(REQ)/bench.txt
@@ -102,7 +106,7 @@ one-build: unit
 # Every tracked Markdown file, read by a Markdown parser: fences closed, no heading
 # swallowed by a code block, every relative link and anchor resolves.
 docs: venv
-	$(PY) tools/markdown_check.py --self-test $$(git ls-files '*.md')
+	$(NICE) $(PY) tools/markdown_check.py --self-test $$(git ls-files '*.md')
 
 # Each check runs on the template as it is (FrontDoor=HttpApi, TableMode=single), on a
 # copy whose FrontDoor default is FunctionUrl, and on one whose table is a global table
@@ -121,18 +125,18 @@ target/template-global.yaml: template.yaml
 	grep -q '^    Default: eu-west-1$$' $@
 
 cfn-lint: venv $(TEMPLATES)
-	cfn-lint $(TEMPLATES)
+	$(NICE) cfn-lint $(TEMPLATES)
 
 # Needs a region and no credentials.
 sam-validate: venv $(TEMPLATES)
-	for t in $(TEMPLATES); do AWS_DEFAULT_REGION=us-east-1 sam validate --template $$t || exit 1; done
+	for t in $(TEMPLATES); do AWS_DEFAULT_REGION=us-east-1 $(NICE) sam validate --template $$t || exit 1; done
 
 # Every rule passes or is skipped in template.yaml with the reason written down.
 policy: $(VENV)/checkov/.installed $(TEMPLATES)
-	$(CHECKOV) $(addprefix --file ,$(TEMPLATES)) --framework cloudformation --compact --quiet --skip-download
+	$(NICE) $(CHECKOV) $(addprefix --file ,$(TEMPLATES)) --framework cloudformation --compact --quiet --skip-download
 
 openapi: venv
-	openapi-spec-validator openapi.yaml
+	$(NICE) openapi-spec-validator openapi.yaml
 
 # Starts tools/dev.sh on free ports, walks through the README's curl example over HTTP,
 # stops it with SIGTERM and checks nothing is left listening.
