@@ -1004,6 +1004,34 @@ async fn revoking_a_session_by_handle_removes_it_and_only_for_its_principal() {
 }
 
 #[tokio::test]
+async fn each_of_more_sessions_than_one_index_page_is_revoked_by_its_handle() {
+    let e = env().await;
+    let alice = principal("alice");
+    let mut keys = Vec::new();
+    for _ in 0..130 {
+        keys.push(owned_by(&e.store, &alice).await.key);
+    }
+    // Oldest first: the first ones are on the index's second page of 100.
+    for (n, key) in keys.iter().enumerate() {
+        let id = session_store::SessionHandle::of(key);
+        e.store.revoke(&alice, &id).await.unwrap();
+        assert!(not_found(e.store.load(key).await), "session {n}");
+        if n == 0 {
+            assert_eq!(
+                listed_handles(&e.store, &alice, 100).await.concat().len(),
+                129
+            );
+        }
+    }
+    assert!(
+        listed_handles(&e.store, &alice, 100)
+            .await
+            .concat()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn after_a_revoke_of_all_answers_no_earlier_session_of_the_principal_is_served() {
     let e = env().await;
     let alice = principal("alice");
@@ -1083,6 +1111,84 @@ async fn after_a_revoke_of_all_answers_no_earlier_session_of_the_principal_is_se
     ];
     wanted.sort();
     assert_eq!(now_listed, wanted);
+}
+
+/// Takes `key`'s entry out of the principal index, as an index that has not listed the
+/// session yet would (the item keeps its principal and the time it got it).
+async fn unlisted<S: SessionStore>(e: &Env<S>, key: &SessionKey) {
+    let mut item = e.raw_item(key).await.unwrap();
+    item.remove("principal_position");
+    item.remove("session_key");
+    let attributes: Vec<(&str, AttributeValue)> =
+        item.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    e.put_raw(key, &attributes).await;
+}
+
+#[tokio::test]
+async fn no_write_brings_back_a_session_that_a_revocation_covers() {
+    for codec in ["json", "django"] {
+        let e = if codec == "json" {
+            env().await
+        } else {
+            django_env().await
+        };
+        let alice = principal("42");
+        let user_data = || data(json!({"_auth_user_id": "42"}));
+        let k = e
+            .store
+            .create_owned(user_data(), Expiry::Default, Some(alice.clone()))
+            .await
+            .unwrap()
+            .key;
+        unlisted(&e, &k).await;
+        let since = e.raw_item(&k).await.unwrap()["principal_since"].clone();
+        e.clock.advance(Duration::from_secs(1));
+        let done = e.store.revoke_all(&alice, None).await.unwrap();
+        assert_eq!(done.revoked, 0, "{codec}: the index did not list it");
+        assert!(not_found(e.store.load(&k).await), "{codec}");
+        e.clock.advance(Duration::from_secs(1));
+
+        let keep = session_store::Ownership::Keep;
+        let again = session_store::Ownership::Set(alice.clone());
+        let attempts = [
+            ("PUT with its principal", again.clone(), user_data()),
+            ("PUT with no principal field", keep, user_data()),
+        ];
+        for (what, owner, body) in attempts {
+            let put = e
+                .store
+                .replace_owned(&k, body, Expiry::Default, owner, None)
+                .await;
+            assert!(not_found(put), "{codec}: {what}");
+        }
+        if codec == "json" {
+            let cleared = e
+                .store
+                .replace_owned(
+                    &k,
+                    SessionData::new(),
+                    Expiry::Default,
+                    session_store::Ownership::Clear,
+                    None,
+                )
+                .await;
+            assert!(not_found(cleared), "{codec}: PUT with principal null");
+        }
+        assert!(
+            not_found(e.store.update(&k, None, |_| Ok(())).await),
+            "{codec}"
+        );
+        assert!(not_found(e.store.touch(&k, None).await), "{codec}");
+        assert!(not_found(e.store.cycle(&k, None).await), "{codec}");
+        assert!(not_found(e.store.load(&k).await), "{codec}: still dead");
+        let item = e.raw_item(&k).await;
+        if let Some(item) = item.filter(|i| i.contains_key("principal")) {
+            assert_eq!(
+                item["principal_since"], since,
+                "{codec}: the time it got its principal never moves"
+            );
+        }
+    }
 }
 
 #[tokio::test]

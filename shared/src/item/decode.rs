@@ -123,8 +123,14 @@ impl<I: Image + ?Sized> View<'_, I> {
 
     /// Whether a session with this view was revoked by a watermark item `mark`.
     pub fn revoked_by<M: Image + ?Sized>(&self, mark: &View<'_, M>) -> bool {
-        match mark.watermark() {
-            Some((before, _, _)) => self.principal_since().unwrap_or(0) <= before,
+        mark.covers(self.principal_since())
+    }
+
+    /// Of a watermark item: whether it covers a session that got its principal at
+    /// `since_ms` (none: at any time before, so covered).
+    pub fn covers(&self, since_ms: Option<i64>) -> bool {
+        match self.watermark() {
+            Some((before, _, _)) => since_ms.unwrap_or(0) <= before,
             None => false,
         }
     }

@@ -55,6 +55,24 @@ impl Expr {
             .condition("#principal = :owner")
     }
 
+    /// The test "the session's principal, and when it got it, are as read".
+    pub(super) fn owner_is(&mut self, read: OwnerRead<'_>) -> &mut Self {
+        self.name("#principal", PRINCIPAL)
+            .name("#since", PRINCIPAL_SINCE);
+        match read.principal {
+            Some(p) => self
+                .value(":owner_read", text(p))
+                .condition("#principal = :owner_read"),
+            None => self.condition("attribute_not_exists(#principal)"),
+        };
+        match read.since_ms {
+            Some(ms) => self
+                .value(":since_read", number(ms))
+                .condition("#since = :since_read"),
+            None => self.condition("attribute_not_exists(#since)"),
+        }
+    }
+
     /// The test "the session had its principal by `ms`".
     pub(super) fn owned_since_at_most(&mut self, ms: i64) -> &mut Self {
         self.name("#since", PRINCIPAL_SINCE)
@@ -205,12 +223,22 @@ pub enum Guard<'a> {
         keeps_rule: bool,
         rule_in_data: bool,
     },
-    /// Read before: the write is guarded by this exact version, and by the data read
-    /// where it is given (a table shared with the Django backend).
+    /// Read before: the write is guarded by this exact version, by the data read
+    /// where it is given (a table shared with the Django backend), and by the principal
+    /// and the time it got it where given (writes that do not bump the version change
+    /// that time: a revocation's spared session).
     Known {
         version: Version,
         data: Option<&'a str>,
+        owner: Option<OwnerRead<'a>>,
     },
+}
+
+/// A session's principal and the time it got it (epoch milliseconds), as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerRead<'a> {
+    pub principal: Option<&'a str>,
+    pub since_ms: Option<i64>,
 }
 
 /// What a tombstone writes (see [`REMOVED_AT`]): the marker, the data the Django
@@ -480,10 +508,17 @@ fn guard_refresh(e: &mut Expr, guard: Guard) {
             e.name("#deadline", DEADLINE)
                 .condition("attribute_not_exists(#deadline) OR #deadline >= :exp");
         }
-        Guard::Known { version, data } => {
+        Guard::Known {
+            version,
+            data,
+            owner,
+        } => {
             e.version_is(version);
             if let Some(raw) = data {
                 e.data_is(raw);
+            }
+            if let Some(read) = owner {
+                e.owner_is(read);
             }
         }
     }

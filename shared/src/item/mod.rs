@@ -14,7 +14,7 @@ mod upkeep_writes;
 
 pub use checkpoint::{CHECKPOINT_KEY, Cursor, LEASE_KEY, Position};
 pub use decode::{Image, View, meta};
-pub use expression::{Expr, Guard, Owner, Parts, Refresh, Removal, Tombstone, Write};
+pub use expression::{Expr, Guard, Owner, OwnerRead, Parts, Refresh, Removal, Tombstone, Write};
 pub use principal_writes::PrincipalQuery;
 pub use upkeep_writes::{Scan, Stamp};
 

@@ -85,13 +85,23 @@ impl DynamoStore {
     /// made only for a session that has a principal.
     pub(super) async fn revoked(&self, item: &Item) -> Result<bool, StoreError> {
         let view = View(item);
-        let Some(p) = view.principal() else {
+        self.revoked_owner(Some(&(view.principal(), view.principal_since())))
+            .await
+    }
+
+    /// Whether a session with this principal, got at this time (epoch milliseconds),
+    /// is covered by its principal's watermark; `None` when not read.
+    pub(super) async fn revoked_owner(
+        &self,
+        owner: Option<&(Option<Principal>, Option<i64>)>,
+    ) -> Result<bool, StoreError> {
+        let Some((Some(p), since)) = owner else {
             return Ok(false);
         };
-        let Some(mark) = self.get_raw(&watermark_key(&p), true).await? else {
+        let Some(mark) = self.get_raw(&watermark_key(p), true).await? else {
             return Ok(false);
         };
-        Ok(view.revoked_by(&View(&mark)))
+        Ok(View(&mark).covers(*since))
     }
 
     /// One conditional PutItem of a new session's item; `Ok(false)` when the key is taken.
@@ -303,7 +313,7 @@ impl SessionStore for DynamoStore {
         let change = self
             .rules
             .replacement(&mut data, expiry, expected, owner, now)?;
-        let item = self.refresh_relearning(key, &change, now).await?;
+        let item = self.refresh_relearning(key, change, now).await?;
         Ok(self.rules.written(key, &item, data))
     }
 
@@ -314,7 +324,7 @@ impl SessionStore for DynamoStore {
     ) -> Result<Session, StoreError> {
         let now = self.rules.now();
         let item = self
-            .refresh_relearning(key, &Change::touch(expected), now)
+            .refresh_relearning(key, Change::touch(expected), now)
             .await?;
         self.rules.session(key, &item)
     }

@@ -36,7 +36,7 @@ impl DynamoStore {
     pub(super) async fn refresh_relearning(
         &self,
         key: &SessionKey,
-        change: &Change,
+        mut change: Change,
         now: Timestamp,
     ) -> Result<Item, StoreError> {
         if !self.rules.can_meet(change.expected) {
@@ -45,9 +45,10 @@ impl DynamoStore {
         // A tag of a table shared with the Django backend names the data, which no
         // condition can check by its hash: the data is read first and the write compares
         // it whole (one request more than with the json codec).
-        // So does a write that gives the session a principal: its place in the listing
-        // follows the creation time the item holds.
-        let gives_owner = matches!(change.owner, Ownership::Set(_));
+        // So does a write that changes the session's principal: its place in the listing
+        // follows the creation time the item holds, and a revocation that covers the
+        // session as read refuses it.
+        let gives_owner = change.changes_owner();
         let mut known = match change.expected {
             Some(Expected::Tag(_)) if self.rules.layout.has_tombstones() || gives_owner => {
                 Some(self.read_known(key, change.expected, now).await?)
@@ -56,8 +57,16 @@ impl DynamoStore {
             _ => None,
         };
         for _ in 0..RELEARN_ATTEMPTS {
-            match self.refresh(key, change, known.as_ref(), now).await? {
-                // Written, but revoked meanwhile: never served.
+            if let Some(k) = &known {
+                change.settle_owner(k.principal());
+                if change.changes_owner() && self.revoked_owner(k.owner.as_ref()).await? {
+                    return Err(missing_is_unmet(StoreError::NotFound, change.expected));
+                }
+            }
+            match self.refresh(key, &change, known.as_ref(), now).await? {
+                // Written, but revoked meanwhile: never served. The write kept the time
+                // the session got its principal, unless it gave it a new one; either
+                // way the watermark read now covers what a revocation answered before.
                 Outcome::Written(item) if self.revoked(&item).await? => {
                     return Err(missing_is_unmet(StoreError::NotFound, change.expected));
                 }
@@ -95,6 +104,7 @@ impl DynamoStore {
         let known = Known {
             meta: session.meta,
             data: None,
+            owner: None,
         };
         match self.refresh(key, &change, Some(&known), now).await {
             Ok(Outcome::Written(item)) => Ok(Session {
@@ -137,6 +147,11 @@ impl DynamoStore {
             let write = self
                 .rules
                 .rewrite(&data, expected, current.principal.as_ref(), now)?;
+            // A write that gives the session another principal must not take it out of
+            // a revocation that covers it as read.
+            if write.changes_owner() && self.revoked(&item).await? {
+                return Err(gone());
+            }
             match self.refresh(key, &write, Some(&known), now).await? {
                 // Checked after the write, so that a revocation that answered before it
                 // is never missed: a session written on meanwhile is still not served.

@@ -11,7 +11,7 @@ use crate::codec::{Codec, DecodeError, EncodeError};
 use crate::config::StoreConfig;
 use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
-use crate::item::{Guard, Item, Layout, Owner, Refresh, Tombstone, View};
+use crate::item::{Guard, Item, Layout, Owner, OwnerRead, Refresh, Tombstone, View};
 use crate::key::SessionKey;
 use crate::principal::{ListingPosition, Ownership, Principal, SessionHandle};
 use crate::session::{DataTag, Expected, Session, SessionData, SessionMeta, Version};
@@ -66,6 +66,26 @@ impl Change {
             .then(|| ListingPosition::of(created.unwrap_or(now), &SessionHandle::of(key)))
     }
 
+    /// Whether the write changes whom the session belongs to. Such a write reads first,
+    /// and is refused when a revocation covers the session as read.
+    pub fn changes_owner(&self) -> bool {
+        !matches!(self.owner, Ownership::Keep)
+    }
+
+    /// The owner settled against the principal read: a write that gives the session the
+    /// principal it has, or clears one it lacks, keeps it, with the time it got it (a
+    /// revocation that covers the session goes on covering it).
+    pub fn settle_owner(&mut self, current: Option<&Principal>) {
+        let keeps = match &self.owner {
+            Ownership::Set(p) => current == Some(p),
+            Ownership::Clear => current.is_none(),
+            Ownership::Keep => true,
+        };
+        if keeps {
+            self.owner = Ownership::Keep;
+        }
+    }
+
     /// Whether the session in state `current` meets the caller's demand.
     pub fn allows(&self, current: &SessionMeta) -> bool {
         self.expected.is_none_or(|x| x.is_met_by(current))
@@ -79,6 +99,8 @@ impl Change {
 pub(crate) struct Known {
     pub meta: SessionMeta,
     pub data: Option<String>,
+    /// The principal and the time it got it, when read with the rest.
+    pub owner: Option<(Option<Principal>, Option<i64>)>,
 }
 
 impl Known {
@@ -87,7 +109,16 @@ impl Known {
         Guard::Known {
             version: self.meta.version,
             data: self.data.as_deref(),
+            owner: self.owner.as_ref().map(|(principal, since_ms)| OwnerRead {
+                principal: principal.as_ref().map(Principal::as_str),
+                since_ms: *since_ms,
+            }),
         }
+    }
+
+    /// The principal read, if any.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.owner.as_ref().and_then(|(p, _)| p.as_ref())
     }
 }
 
@@ -255,7 +286,9 @@ impl Rules {
     /// What a write based on reading `item` knows of it; `meta` is its metadata.
     pub fn known(&self, item: &Item, meta: SessionMeta) -> Known {
         let shared = self.codec.shares_table_with_django();
+        let view = View(item);
         Known {
+            owner: Some((view.principal(), view.principal_since())),
             meta,
             data: shared
                 .then(|| View(item).data().map(str::to_owned))
