@@ -271,3 +271,60 @@ async fn bad_principals_limits_cursors_and_ids_are_400s() {
     );
     assert_eq!(api.items().await.len(), 0, "nothing written");
 }
+
+/// Takes the session's entry out of the principal index, as an index that has not listed
+/// it yet would.
+async fn unlisted<S: Principals>(api: &Api<S>, key: &str) {
+    let mut item = api.raw_item(key).await.unwrap();
+    item.remove("principal_position");
+    api.put_raw(item).await;
+}
+
+async fn log_out_everywhere<S: Principals>(
+    api: &Api<S>,
+    principal: &str,
+    except: Option<&str>,
+) -> Value {
+    let path = match except {
+        Some(k) => format!("/principals/{principal}/sessions?except={k}"),
+        None => format!("/principals/{principal}/sessions"),
+    };
+    let reply = api.call("DELETE", &path, &[], Payload::None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json()
+}
+
+#[tokio::test]
+async fn after_log_out_everywhere_no_route_brings_back_a_session_the_index_missed() {
+    let api = api().await;
+    let made = create_for(&api, json!("alice")).await;
+    let key = made["session_key"].as_str().unwrap();
+    unlisted(&api, key).await;
+    api.clock.advance(std::time::Duration::from_secs(1));
+    let done = log_out_everywhere(&api, "alice", None).await;
+    assert_eq!(done, json!({"revoked": 0, "complete": true}));
+    let one = format!("/sessions/{key}");
+    api.get(&one).await.assert_problem(404);
+    for body in [
+        json!({"data": {"n": 2}, "principal": "alice"}),
+        json!({"data": {"n": 2}, "principal": null}),
+        json!({"data": {"n": 2}, "principal": "mallory"}),
+        json!({"data": {"n": 2}}),
+    ] {
+        put(&api, key, &body, None).await.assert_problem(404);
+        api.get(&one).await.assert_problem(404);
+    }
+    crate::support::patch(&api, key, &json!({"n": 3}), None)
+        .await
+        .assert_problem(404);
+    for route in ["touch", "cycle"] {
+        api.call("POST", &format!("{one}/{route}"), &[], Payload::None)
+            .await
+            .assert_problem(404);
+    }
+    api.get(&one).await.assert_problem(404);
+    // A later revocation still covers it: the time it got its principal never moved.
+    api.clock.advance(std::time::Duration::from_secs(1));
+    log_out_everywhere(&api, "alice", None).await;
+    api.get(&one).await.assert_problem(404);
+}
