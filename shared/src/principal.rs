@@ -89,6 +89,16 @@ impl ListingPosition {
         ))
     }
 
+    /// Where a walk of the sessions that can have had their principal by `t` starts:
+    /// above every position of a session created by then (to the second, inclusively),
+    /// below those of every session created later, which got their principal later too.
+    pub fn above_created_by(t: Timestamp) -> Self {
+        Self(format!(
+            "{:012}#",
+            t.epoch_seconds().max(0).saturating_add(1)
+        ))
+    }
+
     /// The stored form, as the index holds it.
     pub fn parse(s: &str) -> Option<Self> {
         let (secs, handle) = s.split_once('#')?;

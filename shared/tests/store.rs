@@ -1330,38 +1330,44 @@ async fn on_a_global_table_a_session_is_written_only_in_its_home_region() {
 }
 
 #[tokio::test]
-async fn a_revoke_of_all_cut_short_by_its_deadline_continues_under_the_same_watermark() {
+async fn each_revocation_covers_its_own_time_and_spares_only_its_own_exception() {
     let e = env().await;
     let alice = principal("alice");
-    let mut before = Vec::new();
+    let attackers = owned_by(&e.store, &alice).await.key;
+    let mut others = Vec::new();
     for _ in 0..3 {
-        let s = owned_by(&e.store, &alice).await;
-        before.push(s.key);
+        others.push(owned_by(&e.store, &alice).await.key);
     }
+    // An earlier revocation that spared the attacker's session, cut short by its
+    // deadline: it is still under way.
     let hurried = e
         .store
         .until(std::time::Instant::now() + Duration::from_millis(250));
-    let first = hurried.revoke_all(&alice, None).await.unwrap();
+    let first = hurried.revoke_all(&alice, Some(&attackers)).await.unwrap();
     assert!(!first.complete);
-    for key in &before {
+    for key in &others {
         assert!(
             not_found(e.store.load(key).await),
             "the watermark holds already"
         );
     }
     e.clock.advance(Duration::from_secs(1));
-    let after = owned_by(&e.store, &alice).await;
-    let rest = e.store.revoke_all(&alice, None).await.unwrap();
+    others.push(owned_by(&e.store, &alice).await.key);
+    let users = owned_by(&e.store, &alice).await.key;
+    e.clock.advance(Duration::from_secs(1));
+    let rest = e.store.revoke_all(&alice, Some(&users)).await.unwrap();
     assert!(rest.complete);
-    assert_eq!(first.revoked + rest.revoked, 3);
+    assert_eq!(first.revoked + rest.revoked, 5);
     assert!(
-        e.store.load(&after.key).await.is_ok(),
-        "the same watermark, not a new one"
+        not_found(e.store.load(&attackers).await),
+        "not spared again"
     );
-    for key in &before {
+    assert!(e.store.load(&users).await.is_ok(), "its own exception");
+    for key in others.iter().chain([&attackers]) {
         assert!(e.raw_item(key).await.is_none(), "removed");
     }
-    // A new call after that one completed sets a new watermark.
+    // A new call after that one completed sets a new watermark, and spares nothing.
+    e.clock.advance(Duration::from_secs(1));
     let again = e.store.revoke_all(&alice, None).await.unwrap();
     assert_eq!(
         again,

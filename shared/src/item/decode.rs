@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
     CREATED, DATA, DEADLINE, EXPIRES_AT, EXPIRES_FIXED, HOME_REGION, IDLE_TTL, Item, PRINCIPAL,
-    PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, REVOKE_EXCEPT, REVOKE_PENDING, REVOKED_BEFORE,
-    REVOKED_COUNT, STAMPED_AT, TOUCHED_AT, VERSION,
+    PRINCIPAL_POSITION, PRINCIPAL_SINCE, REMOVED_AT, REVOKE_EXCEPT, REVOKE_PENDING, REVOKE_RESUME,
+    REVOKED_BEFORE, REVOKED_COUNT, STAMPED_AT, TOUCHED_AT, VERSION, Watermark,
 };
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
@@ -102,14 +102,18 @@ impl<I: Image + ?Sized> View<'_, I> {
         self.int(PRINCIPAL_SINCE)
     }
 
-    /// Of a watermark item: the revocation's time, whether it is under way, and the
-    /// session it spares.
-    pub fn watermark(&self) -> Option<(i64, bool, Option<String>)> {
-        Some((
-            self.int(REVOKED_BEFORE)?,
-            self.0.flag(REVOKE_PENDING) == Some(true),
-            self.0.text(REVOKE_EXCEPT).map(str::to_owned),
-        ))
+    /// Of a watermark item: the watermark.
+    pub fn watermark(&self) -> Option<Watermark> {
+        Some(Watermark {
+            before: self.int(REVOKED_BEFORE)?,
+            pending: self.0.flag(REVOKE_PENDING) == Some(true),
+            except: self.0.text(REVOKE_EXCEPT).map(str::to_owned),
+            resume: self.0.text(REVOKE_RESUME).and_then(ListingPosition::parse),
+            revoked: self
+                .int(REVOKED_COUNT)
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+        })
     }
 
     /// Of a watermark item: the sessions removed so far, and whether the revocation is
@@ -129,10 +133,7 @@ impl<I: Image + ?Sized> View<'_, I> {
     /// Of a watermark item: whether it covers a session that got its principal at
     /// `since_ms` (none: at any time before, so covered).
     pub fn covers(&self, since_ms: Option<i64>) -> bool {
-        match self.watermark() {
-            Some((before, _, _)) => since_ms.unwrap_or(0) <= before,
-            None => false,
-        }
+        self.watermark().is_some_and(|w| w.covers(since_ms))
     }
 
     /// The session's place in its principal's listing.

@@ -69,6 +69,32 @@ pub const REVOKE_PENDING: &str = "revoke_pending";
 pub const REVOKE_EXCEPT: &str = "revoke_except";
 /// How many sessions the revocation has removed so far (N): the auditor's count.
 pub const REVOKED_COUNT: &str = "revoked_count";
+/// Where a revocation cut short by its deadline stopped (S): the listing position of the
+/// last entry it settled, for a later call of the same time to resume after.
+pub const REVOKE_RESUME: &str = "revoke_resume";
+
+/// A principal's watermark, as its item holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermark {
+    /// Epoch milliseconds: the sessions that had the principal by then are revoked.
+    pub before: i64,
+    /// The walk that removes them is under way.
+    pub pending: bool,
+    /// The key of the session the revocation spares.
+    pub except: Option<String>,
+    /// Where the walk stopped, when it is under way.
+    pub resume: Option<crate::principal::ListingPosition>,
+    /// Sessions the walk has removed so far.
+    pub revoked: u64,
+}
+
+impl Watermark {
+    /// Whether it covers a session that got its principal at `since_ms` (none: at any
+    /// time before, so covered). The one test of "revoked", on a read and in a walk.
+    pub fn covers(&self, since_ms: Option<i64>) -> bool {
+        since_ms.unwrap_or(0) <= self.before
+    }
+}
 
 /// Where principals' watermark items live: no session key has that shape.
 pub const WATERMARK_PREFIX: &str = "#revoked#";

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::expression::{Expr, Write};
 use super::{
     Item, Layout, PRINCIPAL, PRINCIPAL_POSITION, PRINCIPAL_SINCE, REVOKE_EXCEPT, REVOKE_PENDING,
-    REVOKED_BEFORE, REVOKED_COUNT, VERSION, number, text,
+    REVOKE_RESUME, REVOKED_BEFORE, REVOKED_COUNT, VERSION, Watermark, number, text,
 };
 use crate::clock::Timestamp;
 use crate::principal::{ListingPosition, Principal};
@@ -56,26 +56,22 @@ impl Layout {
     }
 
     /// A principal's watermark item, as a revocation writes it: only ever later.
-    pub fn watermark(
-        &self,
-        principal: &Principal,
-        before_ms: i64,
-        pending: bool,
-        except: Option<&str>,
-        revoked: u64,
-    ) -> (Item, Write) {
+    pub fn watermark(&self, principal: &Principal, w: &Watermark) -> (Item, Write) {
         let mut item = Item::from([
             self.key(&super::watermark_key(principal)),
-            (REVOKED_BEFORE.to_owned(), number(before_ms)),
-            (REVOKE_PENDING.to_owned(), AttributeValue::Bool(pending)),
-            (REVOKED_COUNT.to_owned(), number(revoked)),
+            (REVOKED_BEFORE.to_owned(), number(w.before)),
+            (REVOKE_PENDING.to_owned(), AttributeValue::Bool(w.pending)),
+            (REVOKED_COUNT.to_owned(), number(w.revoked)),
         ]);
-        if let Some(k) = except {
+        if let Some(k) = &w.except {
             item.insert(REVOKE_EXCEPT.to_owned(), text(k));
+        }
+        if let Some(at) = &w.resume {
+            item.insert(REVOKE_RESUME.to_owned(), text(at.as_str()));
         }
         let mut e = Expr::default();
         e.name("#before", REVOKED_BEFORE)
-            .value(":before", number(before_ms))
+            .value(":before", number(w.before))
             .condition("attribute_not_exists(#before) OR #before <= :before");
         (
             item,

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::dynamo::DynamoStore;
+use crate::clock::Timestamp;
 use crate::error::{StoreError, conditional};
-use crate::item::{Item, PRINCIPAL_INDEX, Removal, View, watermark_key};
+use crate::item::{Item, PRINCIPAL_INDEX, Removal, View, Watermark, watermark_key};
 use crate::key::SessionKey;
 use crate::principal::{
     Listed, ListingPosition, Principal, PrincipalPage, Revocation, SessionHandle,
@@ -24,7 +25,7 @@ impl DynamoStore {
         principal: &Principal,
         limit: usize,
         after: Option<&ListingPosition>,
-    ) -> Result<(Vec<SessionKey>, Option<ListingPosition>), StoreError> {
+    ) -> Result<(Vec<(SessionKey, ListingPosition)>, Option<ListingPosition>), StoreError> {
         let q = self.rules.layout.principal_query(principal, after);
         let (names, values) = q.expr.into_parts();
         let request = self
@@ -42,16 +43,19 @@ impl DynamoStore {
             .await?
             .map_err(StoreError::from_sdk)?;
         let layout = &self.rules.layout;
-        let keys = out
+        let entries = out
             .items()
             .iter()
-            .filter_map(|entry| SessionKey::parse(layout.key_of(entry)?).ok())
+            .filter_map(|entry| {
+                let key = SessionKey::parse(layout.key_of(entry)?).ok()?;
+                Some((key, View(entry).principal_position()?))
+            })
             .collect();
         let next = out
             .last_evaluated_key
             .as_ref()
             .and_then(|k| View(k).principal_position());
-        Ok((keys, next))
+        Ok((entries, next))
     }
 
     /// The items under `keys`, read consistently (at most 100 keys).
@@ -125,92 +129,122 @@ impl DynamoStore {
     }
 
     /// Revokes all of the principal's sessions (see `SessionStore::revoke_all`): the
-    /// watermark first, then each session the index lists, removed on the condition that
-    /// it had the principal by the watermark; the watermark's "under way" flag last.
+    /// watermark first, at this call's own time and with its own exception, then the
+    /// walk of the index entries that time can cover, each session removed on the
+    /// condition that the watermark covers it; the watermark's "under way" flag last.
     pub(super) async fn revoke_every(
         &self,
         principal: &Principal,
         except: Option<&SessionKey>,
     ) -> Result<Revocation, StoreError> {
-        let layout = &self.rules.layout;
-        let mark = self.get_raw(&watermark_key(principal), true).await?;
-        let under_way = mark.as_ref().and_then(|m| {
-            let (before, pending, spared) = View(m).watermark()?;
-            pending.then(|| (before, spared.and_then(|k| SessionKey::parse(&k).ok())))
-        });
-        let so_far = match (&under_way, &mark) {
-            (Some(_), Some(m)) => View(m).revocation().map_or(0, |r| r.0),
-            _ => 0,
+        let stored = self
+            .get_raw(&watermark_key(principal), true)
+            .await?
+            .and_then(|m| View(&m).watermark());
+        // The stored time only moves later; a later one covers all this call's covers.
+        let before = self
+            .rules
+            .clock
+            .now_millis()
+            .max(stored.as_ref().map_or(0, |w| w.before));
+        let spared = except.map(|k| k.as_str().to_owned());
+        // A walk of this very time and exception, cut short, goes on where it stopped.
+        let resumed = stored.filter(|w| w.pending && w.before == before && w.except == spared);
+        let mut mark = Watermark {
+            before,
+            pending: true,
+            resume: resumed.as_ref().and_then(|w| w.resume.clone()),
+            revoked: resumed.map_or(0, |w| w.revoked),
+            except: spared,
         };
-        let (before, spared) = match under_way {
-            Some(continued) => continued,
-            None => {
-                let now = self.rules.now();
-                let earlier = mark.as_ref().and_then(|m| View(m).watermark()).map(|w| w.0);
-                let before = self.rules.clock.now_millis().max(earlier.unwrap_or(0));
-                // The spared session gets its principal anew just after the watermark,
-                // before the watermark exists, so that no read in between refuses it.
-                if let Some(k) = except {
-                    let write = layout.spare(now, principal, before + 1);
-                    let sent = self
-                        .call(self.update_request(k.as_str(), write).send())
-                        .await?;
-                    match conditional(sent) {
-                        Ok(_) | Err(StoreError::VersionConflict) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                let spared = except.map(SessionKey::as_str);
-                self.put_watermark(principal, before, true, spared, 0)
-                    .await?;
-                (before, except.cloned())
-            }
-        };
-        let mut revoked = 0;
-        let mut after = None;
-        loop {
-            let (keys, next) = self.index_page(principal, 100, after.as_ref()).await?;
-            for key in keys.iter().filter(|k| Some(*k) != spared.as_ref()) {
-                if self.time_is_short() {
-                    let spared = spared.as_ref().map(SessionKey::as_str);
-                    self.put_watermark(principal, before, true, spared, so_far + revoked)
-                        .await?;
-                    return Ok(Revocation {
-                        revoked,
-                        complete: false,
-                    });
-                }
-                if self.remove_owned(key, principal, Some(before)).await? {
-                    revoked += 1;
-                }
-            }
-            match next {
-                Some(at) => after = Some(at),
-                None => break,
+        // The spared session gets its principal anew just after the watermark, before
+        // the watermark exists, so that no read in between refuses it.
+        if let Some(k) = except {
+            let write = self
+                .rules
+                .layout
+                .spare(self.rules.now(), principal, before + 1);
+            let sent = self
+                .call(self.update_request(k.as_str(), write).send())
+                .await?;
+            match conditional(sent) {
+                Ok(_) | Err(StoreError::VersionConflict) => {}
+                Err(e) => return Err(e),
             }
         }
-        let spared = spared.as_ref().map(SessionKey::as_str);
-        self.put_watermark(principal, before, false, spared, so_far + revoked)
-            .await?;
+        self.put_watermark(principal, &mark).await?;
+        let first = mark.revoked;
+        let start = mark.resume.clone().unwrap_or_else(|| {
+            ListingPosition::above_created_by(Timestamp::from_epoch_seconds(
+                before.div_euclid(1000),
+            ))
+        });
+        let complete = self.walk(principal, start, &mut mark).await?;
+        mark.pending = !complete;
+        if complete {
+            mark.resume = None;
+        }
+        self.put_watermark(principal, &mark).await?;
         Ok(Revocation {
-            revoked,
-            complete: true,
+            revoked: mark.revoked - first,
+            complete,
         })
+    }
+
+    /// Removes, page by page from `start` down, each session the watermark covers,
+    /// counting them and recording the last entry settled in `mark`: `true` when the
+    /// walk reached the end, `false` when the deadline cut it short. The entries are
+    /// read first, so that those it can never remove (the spared session, expired
+    /// ones awaiting TTL, another region's, one that got the principal later) cost a
+    /// read, not a failed write, every time a walk passes them.
+    async fn walk(
+        &self,
+        principal: &Principal,
+        start: ListingPosition,
+        mark: &mut Watermark,
+    ) -> Result<bool, StoreError> {
+        let mut after = Some(start);
+        while let Some(at) = after.take() {
+            if self.time_is_short() {
+                return Ok(false);
+            }
+            let (entries, next) = self.index_page(principal, 100, Some(&at)).await?;
+            let keys: Vec<SessionKey> = entries.iter().map(|(k, _)| k.clone()).collect();
+            let items = self.items_of(&keys).await?;
+            let now = self.rules.now();
+            for (key, position) in entries {
+                if self.time_is_short() {
+                    return Ok(false);
+                }
+                let removable = items.get(key.as_str()).is_some_and(|item| {
+                    let view = View(item);
+                    Some(key.as_str()) != mark.except.as_deref()
+                        && view.principal().as_ref() == Some(principal)
+                        && mark.covers(view.principal_since())
+                        && self.rules.layout.elsewhere(item).is_none()
+                        && self.rules.meta_of(item, None).is_alive(now)
+                });
+                if removable
+                    && self
+                        .remove_owned(&key, principal, Some(mark.before))
+                        .await?
+                {
+                    mark.revoked += 1;
+                }
+                mark.resume = Some(position);
+            }
+            after = next;
+        }
+        Ok(true)
     }
 
     /// Writes the principal's watermark, unless a later one is there already.
     async fn put_watermark(
         &self,
         principal: &Principal,
-        before: i64,
-        pending: bool,
-        spared: Option<&str>,
-        revoked: u64,
+        mark: &Watermark,
     ) -> Result<(), StoreError> {
-        let (item, write) = self
-            .rules
-            .layout
-            .watermark(principal, before, pending, spared, revoked);
+        let (item, write) = self.rules.layout.watermark(principal, mark);
         match self.put_guarded(item, write).await {
             // A later revocation has written its own, which covers this one.
             Ok(_) | Err(StoreError::VersionConflict) => Ok(()),
@@ -262,7 +296,8 @@ impl DynamoStore {
         limit: usize,
         after: Option<ListingPosition>,
     ) -> Result<PrincipalPage, StoreError> {
-        let (keys, next) = self.index_page(principal, limit, after.as_ref()).await?;
+        let (entries, next) = self.index_page(principal, limit, after.as_ref()).await?;
+        let keys: Vec<SessionKey> = entries.into_iter().map(|(k, _)| k).collect();
         let sessions = self
             .live_of(principal, &keys)
             .await?
@@ -292,8 +327,11 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         let mut after = None;
         let key = loop {
-            let (keys, next) = self.index_page(principal, 100, after.as_ref()).await?;
-            if let Some(key) = keys.into_iter().find(|k| &SessionHandle::of(k) == id) {
+            let (entries, next) = self.index_page(principal, 100, after.as_ref()).await?;
+            if let Some((key, _)) = entries
+                .into_iter()
+                .find(|(k, _)| &SessionHandle::of(k) == id)
+            {
                 break key;
             }
             after = Some(next.ok_or(StoreError::NotFound)?);

@@ -264,7 +264,7 @@ impl Upkeep for DynamoStore {
             .get_raw(&watermark_key(principal), true)
             .await?
             .and_then(|m| View(&m).watermark())
-            .map(|(before, _, _)| before);
+            .map(|w| w.before);
         match before {
             // Deleted rather than left a tombstone, whose empty session only the API
             // can sign: the backend's next load finds nothing and starts afresh, as

@@ -328,3 +328,102 @@ async fn after_log_out_everywhere_no_route_brings_back_a_session_the_index_misse
     log_out_everywhere(&api, "alice", None).await;
     api.get(&one).await.assert_problem(404);
 }
+
+/// `DELETE /principals/{principal}/sessions` with `left` before Lambda's deadline.
+async fn log_out_everywhere_within<S: Principals>(
+    api: &Api<S>,
+    path: &str,
+    left: std::time::Duration,
+) -> crate::support::Reply {
+    api.send_request(api.near_deadline("DELETE", path, Payload::None, left))
+        .await
+}
+
+#[tokio::test]
+async fn a_later_log_out_everywhere_spares_only_its_own_exception() {
+    let (api, proxy) = crate::support::api_behind_proxy().await;
+    let key = |s: Value| s["session_key"].as_str().unwrap().to_owned();
+    let attackers = key(create_for(&api, json!("alice")).await);
+    for _ in 0..8 {
+        create_for(&api, json!("alice")).await;
+    }
+    // The attacker's own "log out everywhere but here", cut short by its deadline.
+    proxy.inject("DeleteItem", testkit::proxy::Fault::Slow, None);
+    let path = format!("/principals/alice/sessions?except={attackers}");
+    let cut = log_out_everywhere_within(&api, &path, std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(cut.status, 202, "{}", cut.text);
+    proxy.heal();
+    api.clock.advance(std::time::Duration::from_secs(1));
+    let users = key(create_for(&api, json!("alice")).await);
+    let done = log_out_everywhere(&api, "alice", Some(&users)).await;
+    assert_eq!(done["complete"], json!(true));
+    api.get(&format!("/sessions/{attackers}"))
+        .await
+        .assert_problem(404);
+    assert_eq!(api.get(&format!("/sessions/{users}")).await.status, 200);
+    let left = pages(&api, "/principals/alice/sessions", 50).await;
+    assert_eq!(
+        left[0]["sessions"],
+        json!([{
+            "id": handle(&users),
+            "created_at": left[0]["sessions"][0]["created_at"],
+            "expires_at": left[0]["sessions"][0]["expires_at"],
+        }])
+    );
+}
+
+/// Sessions the walk can never remove (here expired ones awaiting TTL, newer than the
+/// live ones, so at the top of the index) cost it a read, not its time: calls that
+/// each settle a few sessions before their deadline reach the end, whether they share
+/// one time (each resumes where the last stopped) or not (each starts again).
+#[tokio::test]
+async fn log_out_everywhere_completes_through_202s_past_sessions_it_cannot_remove() {
+    let (api, proxy) = crate::support::api_behind_proxy().await;
+    for (principal, later_each_time) in [("bob", false), ("carol", true)] {
+        let mut live = Vec::new();
+        for _ in 0..12 {
+            live.push(create_for(&api, json!(principal)).await["session_key"].clone());
+        }
+        api.clock.advance(std::time::Duration::from_secs(1));
+        for _ in 0..150 {
+            let body = json!({"data": {}, "principal": principal, "ttl_seconds": 1});
+            assert_eq!(api.post_json("/sessions", &body).await.status, 201);
+        }
+        api.clock.advance(std::time::Duration::from_secs(5));
+        proxy.inject("DeleteItem", testkit::proxy::Fault::Slow, None);
+        let path = format!("/principals/{principal}/sessions");
+        let (mut calls, mut revoked) = (0, 0);
+        loop {
+            calls += 1;
+            assert!(calls <= 12, "{principal}: stalled after {revoked} revoked");
+            let reply =
+                log_out_everywhere_within(&api, &path, std::time::Duration::from_millis(1_500))
+                    .await;
+            let body = reply.json();
+            let settled = body["revoked"].as_u64().unwrap();
+            revoked += settled;
+            if reply.status == 200 {
+                assert_eq!(body["complete"], json!(true));
+                break;
+            }
+            assert_eq!(
+                (reply.status, &body["complete"]),
+                (202, &json!(false)),
+                "{}",
+                reply.text
+            );
+            assert!(settled > 0, "{principal}: a 202 that removed nothing");
+            if later_each_time {
+                api.clock.advance(std::time::Duration::from_millis(10));
+            }
+        }
+        proxy.heal();
+        assert_eq!(revoked, 12, "{principal}");
+        assert!(calls >= 2, "{principal}: one call settled all");
+        for key in &live {
+            api.get(&format!("/sessions/{}", key.as_str().unwrap()))
+                .await
+                .assert_problem(404);
+        }
+    }
+}
