@@ -19,7 +19,9 @@ pub mod telemetry;
 pub use aws::AwsEnv;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp, invocation_time_left};
 pub use codec::{Codec, DecodeError, JsonCodec};
-pub use config::{AccessLogConfig, CleanupConfig, CodecConfig, DjangoSecrets, StoreConfig};
+pub use config::{
+    AccessLogConfig, CleanupConfig, CodecConfig, DjangoSecrets, PrincipalRoutes, StoreConfig,
+};
 pub use django::{DjangoCodec, DjangoKeys, Secret};
 pub use error::{ConfigError, StoreError};
 pub use expiry::{Expiry, ExpiryPolicy};

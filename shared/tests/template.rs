@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml_ng::Value;
 use session_store::expiry::MAX_IDLE_TIMEOUT;
-use session_store::{AccessLogConfig, CleanupConfig, StoreConfig, telemetry};
+use session_store::{AccessLogConfig, CleanupConfig, PrincipalRoutes, StoreConfig, telemetry};
 
 /// What each function's `main` reads from the template: the store's settings, the
 /// cleanup's for the cleanup and the access log's for the API; less the variables that hold secrets, which the template
@@ -19,6 +19,7 @@ fn variables_read(binary: &str) -> BTreeSet<String> {
     }
     if binary == "session-api" {
         lists.push(AccessLogConfig::VARIABLES);
+        lists.push(PrincipalRoutes::VARIABLES);
     }
     let never: &[&str] = if binary == "session-api" {
         StoreConfig::LOCAL_ONLY
@@ -634,15 +635,18 @@ impl Deployed<'_> {
 }
 
 #[test]
-fn the_template_refuses_a_public_django_api_and_a_public_function_url_without_a_brake() {
+fn the_template_refuses_a_public_django_api_public_principal_routes_and_a_public_function_url_without_a_brake()
+ {
     let template = template();
     let refused = |params: &[(&str, &str)]| Deployed::new(&template, params).refusals();
     let django = [
         ("SessionCodec", "django"),
         ("DjangoSecretKeyParameterName", "/sessions/django-secret"),
     ];
+    let closed = ("PrincipalRoutes", "disabled");
     // Allowed: the defaults, each front door with AWS_IAM, the json codec with NONE on the
-    // HTTP API, django with AWS_IAM, and a public function URL with a brake.
+    // HTTP API without the principal routes, django with AWS_IAM, and a public function
+    // URL with a brake and without the principal routes.
     for params in [
         vec![],
         vec![("FrontDoor", "HttpApi"), ("ApiAuthorization", "AWS_IAM")],
@@ -650,13 +654,15 @@ fn the_template_refuses_a_public_django_api_and_a_public_function_url_without_a_
             ("FrontDoor", "FunctionUrl"),
             ("ApiAuthorization", "AWS_IAM"),
         ],
-        vec![("ApiAuthorization", "NONE")],
+        vec![("ApiAuthorization", "NONE"), closed],
+        vec![closed],
         [&django[..], &[("FrontDoor", "FunctionUrl")]].concat(),
         django.to_vec(),
         vec![
             ("FrontDoor", "FunctionUrl"),
             ("ApiAuthorization", "NONE"),
             ("ApiReservedConcurrency", "10"),
+            closed,
         ],
     ] {
         assert_eq!(refused(&params), Vec::<String>::new(), "{params:?}");
@@ -664,8 +670,16 @@ fn the_template_refuses_a_public_django_api_and_a_public_function_url_without_a_
     // Refused, each with the reason that names it.
     for (params, rule) in [
         (
-            [&django[..], &[("ApiAuthorization", "NONE")]].concat(),
+            [&django[..], &[("ApiAuthorization", "NONE"), closed]].concat(),
             "NoPublicApiWithTheDjangoCodec",
+        ),
+        (
+            vec![("ApiAuthorization", "NONE")],
+            "NoPublicPrincipalRoutes",
+        ),
+        (
+            vec![("ApiAuthorization", "NONE"), ("PrincipalRoutes", "enabled")],
+            "NoPublicPrincipalRoutes",
         ),
         (
             [
@@ -674,13 +688,18 @@ fn the_template_refuses_a_public_django_api_and_a_public_function_url_without_a_
                     ("ApiAuthorization", "NONE"),
                     ("FrontDoor", "FunctionUrl"),
                     ("ApiReservedConcurrency", "10"),
+                    closed,
                 ],
             ]
             .concat(),
             "NoPublicApiWithTheDjangoCodec",
         ),
         (
-            vec![("FrontDoor", "FunctionUrl"), ("ApiAuthorization", "NONE")],
+            vec![
+                ("FrontDoor", "FunctionUrl"),
+                ("ApiAuthorization", "NONE"),
+                closed,
+            ],
             "NoPublicFunctionUrlWithoutABrake",
         ),
         (
@@ -1065,5 +1084,97 @@ fn the_table_is_a_global_table_with_every_setting_on_every_replica_or_another_st
         "ExistingTableStreamLabel",
     ] {
         assert!(rules.contains(needed), "{needed}");
+    }
+}
+
+/// Whether the cleanup role lets `action` reach the item under `key`: some statement
+/// names the action and its `dynamodb:LeadingKeys` condition, if any, admits the key.
+fn cleanup_may(template: &Value, action: &str, key: &str) -> bool {
+    let role = &template["Resources"]["SessionCleanupRole"]["Properties"]["Policies"];
+    let like = |pattern: &str| match pattern.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => key == pattern,
+    };
+    role.as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_sequence().unwrap())
+        .filter(|s| {
+            one_or_many(&s["Action"])
+                .iter()
+                .any(|a| a.as_str() == Some(action))
+        })
+        .any(|s| {
+            let condition = &s["Condition"];
+            if condition.is_null() {
+                return true;
+            }
+            let operators = condition.as_mapping().unwrap();
+            operators.iter().all(|(operator, keys)| {
+                let patterns = one_or_many(&keys["dynamodb:LeadingKeys"]);
+                let patterns: Vec<&str> = patterns.iter().map(|p| p.as_str().unwrap()).collect();
+                match operator.as_str().unwrap() {
+                    "ForAllValues:StringNotLike" => !patterns.iter().any(|p| like(p)),
+                    "ForAllValues:StringEquals" => patterns.contains(&key),
+                    other => panic!("an operator this check does not know: {other}"),
+                }
+            })
+        })
+}
+
+#[test]
+fn the_cleanup_role_writes_sessions_and_its_own_items_never_a_watermark_or_a_registry() {
+    use session_store::item::{CHECKPOINT_KEY, LEASE_KEY, REGISTRY_PREFIX, WATERMARK_PREFIX};
+    let template = template();
+    let session = "0123456789abcdefghijklmnopqrstuv";
+    let principals = [
+        format!("{WATERMARK_PREFIX}alice"),
+        format!("{REGISTRY_PREFIX}alice"),
+    ];
+    for action in ["dynamodb:UpdateItem", "dynamodb:DeleteItem"] {
+        assert!(
+            cleanup_may(&template, action, session),
+            "{action} on a session"
+        );
+        for own in [CHECKPOINT_KEY, LEASE_KEY] {
+            assert!(cleanup_may(&template, action, own), "{action} on {own}");
+        }
+        for key in &principals {
+            assert!(!cleanup_may(&template, action, key), "{action} on {key}");
+        }
+    }
+    for own in [CHECKPOINT_KEY, LEASE_KEY] {
+        assert!(
+            cleanup_may(&template, "dynamodb:PutItem", own),
+            "PutItem on {own}"
+        );
+    }
+    for key in principals.iter().map(String::as_str).chain([session]) {
+        assert!(
+            !cleanup_may(&template, "dynamodb:PutItem", key),
+            "PutItem on {key}"
+        );
+    }
+    // The Scan has no key to scope it by: a statement of its own, with no write in it.
+    let statements =
+        serde_yaml_ng::to_string(&template["Resources"]["SessionCleanupRole"]).unwrap();
+    let scan: Vec<&Value> = template["Resources"]["SessionCleanupRole"]["Properties"]["Policies"]
+        [0]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            one_or_many(&s["Action"])
+                .iter()
+                .any(|a| a.as_str() == Some("dynamodb:Scan"))
+        })
+        .collect();
+    assert_eq!(scan.len(), 1, "{statements}");
+    for action in one_or_many(&scan[0]["Action"]) {
+        let action = action.as_str().unwrap();
+        assert!(
+            ["dynamodb:Scan", "dynamodb:GetItem"].contains(&action),
+            "{action} beside Scan"
+        );
     }
 }

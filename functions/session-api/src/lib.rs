@@ -15,7 +15,10 @@ use std::time::{Duration, Instant, SystemTime};
 use lambda_http::http::Method;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use session_store::{AccessLogConfig, DynamoStore, Principals, SessionKey, invocation_time_left};
+use session_store::{
+    AccessLogConfig, DynamoStore, Ownership, PrincipalRoutes, Principals, SessionKey,
+    invocation_time_left,
+};
 use tracing::{error, info};
 
 pub use problem::ApiError;
@@ -35,6 +38,7 @@ pub struct App<S = DynamoStore> {
     /// whitespace and the envelope around `data`.
     max_body_bytes: usize,
     access_log: AccessLogConfig,
+    principal_routes: PrincipalRoutes,
 }
 
 impl<S: Principals> App<S> {
@@ -44,7 +48,15 @@ impl<S: Principals> App<S> {
             store,
             max_body_bytes,
             access_log: AccessLogConfig::default(),
+            principal_routes: PrincipalRoutes::default(),
         }
+    }
+
+    /// Whether the routes by principal and a session's `principal` are served (they are
+    /// by default).
+    pub fn with_principal_routes(mut self, routes: PrincipalRoutes) -> Self {
+        self.principal_routes = routes;
+        self
     }
 
     /// Which requests get an access line (every one by default).
@@ -141,6 +153,9 @@ async fn dispatch<S: Principals>(
     session: &mut Option<String>,
 ) -> Result<Response<Body>, ApiError> {
     let operation = Operation::of_route(request, route, app.max_body_bytes)?;
+    if app.principal_routes == PrincipalRoutes::Disabled {
+        refuse_principals(&operation)?;
+    }
     let logged = |key: &SessionKey| key.fingerprint(LOGGED_KEY_DIGITS);
     *session = operation.key().map(logged);
     let bounded = answer_by(request).map(|deadline| app.store.until(deadline));
@@ -186,6 +201,26 @@ async fn dispatch<S: Principals>(
         Operation::RevokeAll { principal, except } => {
             handlers::revoke_all(store, &principal, except.as_ref()).await
         }
+    }
+}
+
+/// With the routes by principal turned off: they are not there, and no session takes a
+/// principal from a caller.
+fn refuse_principals(operation: &Operation) -> Result<(), ApiError> {
+    match operation {
+        Operation::List { .. } | Operation::Revoke { .. } | Operation::RevokeAll { .. } => {
+            Err(ApiError::NoRoute)
+        }
+        Operation::Create {
+            principal: Some(_), ..
+        }
+        | Operation::Replace {
+            owner: Ownership::Set(_) | Ownership::Clear,
+            ..
+        } => Err(ApiError::BadRequest(
+            "this API takes no principal (SESSION_PRINCIPAL_ROUTES=disabled)".into(),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -121,14 +121,6 @@ impl Cleanup {
         if record.event_name == "REMOVE" || record.change.new_image.is_empty() {
             return Ok(Settled::Skipped);
         }
-        let since_ms = match record
-            .change
-            .approximate_creation_date_time
-            .timestamp_millis()
-        {
-            0 => self.store.now().epoch_seconds().saturating_mul(1000),
-            ms => ms,
-        };
         let image: Item = record.change.new_image.into();
         let old: Item = record.change.old_image.into();
         if View(&old).is_tombstone() && View(&image).is_tombstone() {
@@ -170,7 +162,6 @@ impl Cleanup {
             seen,
             stamp,
             user: user.as_ref(),
-            since_ms,
             created: candidate.created,
         };
         Ok(

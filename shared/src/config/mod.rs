@@ -226,6 +226,37 @@ impl StoreConfig {
     }
 }
 
+/// Whether the API serves the routes by principal and takes a session's `principal`
+/// (`SESSION_PRINCIPAL_ROUTES`: `enabled`, the default, or `disabled`). Principals are
+/// usually guessable user ids, so an API open to anyone must turn them off: its
+/// principal routes are then a 404 and a `principal` in a body a 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrincipalRoutes {
+    #[default]
+    Enabled,
+    Disabled,
+}
+
+impl PrincipalRoutes {
+    /// Every variable `from_env` reads.
+    pub const VARIABLES: &'static [&'static str] = &["SESSION_PRINCIPAL_ROUTES"];
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        match lookup("SESSION_PRINCIPAL_ROUTES").as_deref().map(str::trim) {
+            None | Some("" | "enabled") => Ok(Self::Enabled),
+            Some("disabled") => Ok(Self::Disabled),
+            Some(_) => Err(ConfigError {
+                name: "SESSION_PRINCIPAL_ROUTES",
+                reason: "must be enabled or disabled".into(),
+            }),
+        }
+    }
+}
+
 /// Settings of the API's access log: which requests get their line.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AccessLogConfig {

@@ -207,7 +207,9 @@ pub enum Owner<'a> {
     Set {
         principal: &'a Principal,
         position: &'a ListingPosition,
-        since_ms: i64,
+        /// When it got the principal (epoch milliseconds); `None` when nothing proves
+        /// it, which every revocation of the principal covers.
+        since_ms: Option<i64>,
     },
     Clear,
 }
@@ -458,11 +460,16 @@ pub(super) fn set_owner(
             since_ms,
         } => {
             e.value(":principal", text(principal.as_str()))
-                .value(":position", text(position.as_str()))
-                .value(":since", number(since_ms));
+                .value(":position", text(position.as_str()));
             set.push("#principal = :principal".into());
             set.push("#position = :position".into());
-            set.push("#since = :since".into());
+            match since_ms {
+                Some(ms) => {
+                    e.value(":since", number(ms));
+                    set.push("#since = :since".into());
+                }
+                None => remove.push("#since"),
+            }
         }
         Owner::Clear => remove.extend(["#principal", "#position", "#since"]),
     }

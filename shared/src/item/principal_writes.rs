@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::expression::{Expr, Write};
+use super::expression::{Expr, Owner, OwnerRead, Write, set_and_remove, set_owner};
 use super::{
     Item, Layout, PRINCIPAL, PRINCIPAL_POSITION, PRINCIPAL_SINCE, REVOKE_EXCEPT, REVOKE_PENDING,
     REVOKE_RESUME, REVOKED_BEFORE, REVOKED_COUNT, VERSION, Watermark, number, text,
@@ -37,6 +37,23 @@ impl Layout {
         }
         Write {
             update: None,
+            expr: e,
+        }
+    }
+
+    /// A write's principal taken back when its count against the cap failed: only
+    /// while the session still has it, from the same time.
+    pub fn disown(&self, read: OwnerRead<'_>) -> Write {
+        let mut e = self.expr();
+        e.condition("attribute_exists(#k)").owner_is(read);
+        e.name("#ver", VERSION)
+            .value(":zero", number(0))
+            .value(":one", number(1));
+        let mut set = vec!["#ver = if_not_exists(#ver, :zero) + :one".to_owned()];
+        let mut remove = Vec::new();
+        set_owner(&mut e, Owner::Clear, &mut set, &mut remove);
+        Write {
+            update: Some(set_and_remove(&set, &remove)),
             expr: e,
         }
     }

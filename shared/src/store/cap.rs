@@ -6,24 +6,62 @@
 //! logins counting at once, the second's condition fails and it counts again, so once
 //! all have answered no more than the cap are left.
 
+use std::time::Duration;
+
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
+use super::SessionStore;
 use super::dynamo::DynamoStore;
 use super::transact::{cancelled, delete, put_under, update};
-use crate::error::StoreError;
-use crate::item::{Removal, View, registry_key};
+use crate::error::{StoreError, conditional};
+use crate::item::{OwnerRead, Removal, View, registry_key};
 use crate::key::SessionKey;
 use crate::principal::Principal;
 
+/// Time the count leaves before the deadline for taking the principal back when it fails.
+const UNDO_TIME: Duration = Duration::from_millis(300);
+
 impl DynamoStore {
-    /// Counts `key`'s session, which has just got `principal` (or kept it through a
-    /// cycle), against the cap, and removes the sessions that have had the principal
-    /// longest beyond it. Nothing without a cap.
-    pub(super) async fn within_cap(
+    /// Counts `key`'s session, which a write has just given `principal` at `since_ms`,
+    /// against the cap (see `within_cap`). When the count fails (out of time or tries,
+    /// DynamoDB unavailable), the session loses that principal again, with time kept for
+    /// it, so that no session keeps a principal its registry never counted; the caller
+    /// gets the count's error. Nothing without a cap.
+    pub(super) async fn counted(
         &self,
         principal: &Principal,
         key: &SessionKey,
+        since_ms: Option<i64>,
     ) -> Result<(), StoreError> {
+        if self.rules.config.max_per_principal.is_none() {
+            return Ok(());
+        }
+        let hurried = match self.deadline {
+            Some(d) => self.until(d.checked_sub(UNDO_TIME).unwrap_or(d)),
+            None => self.clone(),
+        };
+        let Err(failed) = hurried.within_cap(principal, key).await else {
+            return Ok(());
+        };
+        let read = OwnerRead {
+            principal: Some(principal.as_str()),
+            since_ms,
+        };
+        let write = self.rules.layout.disown(read);
+        match conditional(
+            self.call(self.update_request(key.as_str(), write).send())
+                .await?,
+        ) {
+            // Taken back, or changed since by another write, which counted itself.
+            Ok(_) | Err(StoreError::VersionConflict) => Err(failed),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Counts `key`'s session, which has just got `principal` (or kept it through a
+    /// cycle), against the cap, and removes the sessions that have had the principal
+    /// longest beyond it. Nothing without a cap.
+    async fn within_cap(&self, principal: &Principal, key: &SessionKey) -> Result<(), StoreError> {
         let Some(cap) = self.rules.config.max_per_principal else {
             return Ok(());
         };

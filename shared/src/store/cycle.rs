@@ -56,9 +56,10 @@ impl DynamoStore {
                 // of the principal, checked after the move, covers it as it did the old.
                 Ok(_) if self.revoked(&old).await? => return Err(gone()),
                 Ok(_) => {
-                    let principal = crate::item::View(&old).principal();
+                    let view = crate::item::View(&old);
+                    let principal = view.principal();
                     if let Some(p) = &principal {
-                        self.within_cap(p, &new).await?;
+                        self.counted(p, &new, view.principal_since()).await?;
                     }
                     return Ok(Session {
                         key: new,

@@ -239,16 +239,11 @@ impl SessionStore for DynamoStore {
         for _ in 0..CREATE_ATTEMPTS {
             let key = new_key()?;
             let layout = &self.rules.layout;
-            let item = layout.new_owned_item(
-                &key,
-                &raw,
-                &meta,
-                principal.as_ref(),
-                self.rules.clock.now_millis(),
-            );
+            let since_ms = self.rules.clock.now_millis();
+            let item = layout.new_owned_item(&key, &raw, &meta, principal.as_ref(), since_ms);
             if self.put_new(item).await? {
                 if let Some(p) = &principal {
-                    self.within_cap(p, &key).await?;
+                    self.counted(p, &key, Some(since_ms)).await?;
                 }
                 return Ok(Session {
                     key,

@@ -72,7 +72,8 @@ impl DynamoStore {
                 }
                 Outcome::Written(item) => {
                     if let Ownership::Set(p) = &change.owner {
-                        self.within_cap(p, key).await?;
+                        let since = crate::item::View(&item).principal_since();
+                        self.counted(p, key, since).await?;
                     }
                     return Ok(item);
                 }
@@ -158,7 +159,8 @@ impl DynamoStore {
                 Outcome::Written(item) if self.revoked(&item).await? => return Err(gone()),
                 Outcome::Written(item) => {
                     if let Ownership::Set(p) = &write.owner {
-                        self.within_cap(p, key).await?;
+                        let since = crate::item::View(&item).principal_since();
+                        self.counted(p, key, since).await?;
                     }
                     return Ok(self.rules.written(key, &item, data));
                 }

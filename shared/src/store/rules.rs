@@ -47,7 +47,7 @@ impl Change {
             (Ownership::Set(principal), Some(position)) => Some(Owner::Set {
                 principal,
                 position,
-                since_ms,
+                since_ms: Some(since_ms),
             }),
             (Ownership::Clear, _) => Some(Owner::Clear),
             _ => None,

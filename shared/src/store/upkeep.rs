@@ -62,8 +62,11 @@ pub struct BackendWrite<'a> {
     pub stamp: Option<(Timestamp, Expiry)>,
     /// The user the data names, when the item is not theirs yet.
     pub user: Option<&'a Principal>,
-    /// When the backend wrote that data (the record's time, in milliseconds).
-    pub since_ms: i64,
+    /// When the backend created the item, if it says: the session had the user by then
+    /// at the earliest, so that is the time it got the principal. Without it nothing
+    /// proves when, and every revocation of that user covers the session: the upkeep
+    /// never dates a login by when it saw the record (a request that loaded a session
+    /// before a revocation may save it after, re-creating the item).
     pub created: Option<Timestamp>,
 }
 
@@ -232,11 +235,15 @@ impl Upkeep for DynamoStore {
     ) -> Result<BackendOutcome, StoreError> {
         let now = self.rules.now();
         let layout = &self.rules.layout;
-        let position = ListingPosition::of(w.created.unwrap_or(now), &SessionHandle::of(key));
+        // Without a creation time, the oldest place in the listing: every walk of a
+        // revocation, which starts below the sessions created after it, passes it.
+        let listed_at = w.created.unwrap_or(Timestamp::from_epoch_seconds(0));
+        let position = ListingPosition::of(listed_at, &SessionHandle::of(key));
+        let since_ms = w.created.map(|t| t.epoch_seconds().saturating_mul(1000));
         let owner = w.user.map(|principal| Owner::Set {
             principal,
             position: &position,
-            since_ms: w.since_ms,
+            since_ms,
         });
         let write = match (w.stamp, owner) {
             (Some((at, rule)), owner) => layout.stamp(&Stamp {
@@ -260,18 +267,17 @@ impl Upkeep for DynamoStore {
         let Some(principal) = w.user else {
             return Ok(BackendOutcome::Written);
         };
-        let before = self
+        let mark = self
             .get_raw(&watermark_key(principal), true)
             .await?
-            .and_then(|m| View(&m).watermark())
-            .map(|w| w.before);
-        match before {
+            .and_then(|m| View(&m).watermark());
+        match mark {
             // Deleted rather than left a tombstone, whose empty session only the API
             // can sign: the backend's next load finds nothing and starts afresh, as
             // after the upkeep's removal of a tombstone.
-            Some(before) if w.since_ms <= before => {
+            Some(mark) if mark.covers(since_ms) => {
                 Ok(
-                    match self.delete_owned(key, principal, Some(before)).await? {
+                    match self.delete_owned(key, principal, Some(mark.before)).await? {
                         true => BackendOutcome::Revoked,
                         // Gone, or given to someone else, since.
                         false => BackendOutcome::Stale,

@@ -427,3 +427,60 @@ async fn log_out_everywhere_completes_through_202s_past_sessions_it_cannot_remov
         }
     }
 }
+
+#[tokio::test]
+async fn with_the_principal_routes_disabled_they_are_not_there_and_no_body_takes_a_principal() {
+    let api = api()
+        .await
+        .with_principal_routes(session_store::PrincipalRoutes::Disabled);
+    for (method, path) in [
+        ("GET", "/principals/u/sessions"),
+        ("DELETE", "/principals/u/sessions"),
+        ("DELETE", "/principals/u/sessions/0123456789abcdef"),
+    ] {
+        api.call(method, path, &[], Payload::None)
+            .await
+            .assert_problem(404);
+    }
+    let owned = json!({"data": {}, "principal": "u"});
+    api.post_json("/sessions", &owned).await.assert_problem(400);
+    let key = api.create(json!({"n": 1})).await;
+    for body in [owned, json!({"data": {}, "principal": null})] {
+        put(&api, &key, &body, None).await.assert_problem(400);
+    }
+    assert_eq!(
+        put(&api, &key, &json!({"data": {}}), None).await.status,
+        200
+    );
+    let items = api.items().await;
+    assert_eq!(items.len(), 1);
+    assert!(!items[0].contains_key("principal"));
+}
+
+/// With a cap, the registry's count follows the session's write. When the count fails,
+/// the caller gets 503 and the session keeps no principal the registry never counted.
+#[tokio::test]
+async fn a_login_whose_count_against_the_cap_fails_leaves_no_session_with_that_principal() {
+    use testkit::proxy::Fault;
+    let (api, proxy) =
+        crate::support::api_behind_proxy_with(|c| c.max_per_principal = Some(2)).await;
+    let owned = json!({"data": {}, "principal": "dana"});
+    // The session's PutItem passes; the registry's every try fails.
+    proxy.inject_after("PutItem", 1, Fault::InternalServerError, None);
+    api.post_json("/sessions", &owned).await.assert_problem(503);
+    proxy.heal();
+    // A login into an anonymous session: its write is an UpdateItem.
+    let key = api.create(json!({"n": 1})).await;
+    proxy.inject("PutItem", Fault::InternalServerError, None);
+    put(&api, &key, &owned, None).await.assert_problem(503);
+    proxy.heal();
+    let items = api.items().await;
+    assert_eq!(items.len(), 2, "{items:?}");
+    for item in &items {
+        assert!(!item.contains_key("principal"), "{item:?}");
+    }
+    assert_eq!(
+        api.get(&format!("/sessions/{key}")).await.json()["principal"],
+        Value::Null
+    );
+}

@@ -63,6 +63,22 @@ impl Env {
             .unwrap();
     }
 
+    /// The Django backend's `create()`: its save with `must_create`, which also writes
+    /// `created` (epoch seconds, from the wall clock).
+    async fn backend_create(&self, key: &str, data: &str) {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("session_key", AttributeValue::S(key.into()))
+            .item("data", AttributeValue::S(data.into()))
+            .item("created", AttributeValue::N(wall_clock().to_string()))
+            .condition_expression("attribute_not_exists(#data)")
+            .expression_attribute_names("#data", "data")
+            .send()
+            .await
+            .unwrap();
+    }
+
     async fn item(&self, key: &str) -> Option<Item> {
         testkit::raw_item(&self.client, &self.table, key).await
     }
@@ -461,8 +477,7 @@ async fn a_backend_login_gives_its_session_the_user_as_principal_whichever_recor
 }
 
 #[tokio::test]
-async fn a_backend_login_before_a_revocation_is_removed_when_the_upkeep_reaches_it_and_one_after_survives()
- {
+async fn a_backend_login_is_dated_by_its_creation_never_by_when_the_upkeep_sees_its_record() {
     let e = env().await;
     let logged_in = backend_data(&e, json!({"_auth_user_id": "7"}));
     // The revocation an hour after the backend's write (the record's time).
@@ -488,21 +503,29 @@ async fn a_backend_login_before_a_revocation_is_removed_when_the_upkeep_reaches_
         Err(session_store::StoreError::NotFound)
     ));
 
-    // A login an hour after a revocation is the user's new session.
+    // A login an hour after a revocation is the user's new session: Django's login
+    // creates it (`cycle_key`), and its `created` proves when.
     let e = env().await;
     let earlier = ManualClock::at(Timestamp::from_epoch_seconds(wall_clock() - 3600));
     let (api, cleanup) = e.shared_table(&earlier);
     api.revoke_all(&user("7"), None).await.unwrap();
     let after = fresh_key();
-    e.backend_save(&after, &logged_in).await;
+    e.backend_create(&after, &logged_in).await;
+    // A request that loaded a session before the revocation and saves it after
+    // re-creates the item with no `created`: nothing proves the login came after the
+    // revocation, however late the record, so the revocation covers it.
+    let resaved = fresh_key();
+    e.backend_save(&resaved, &logged_in).await;
     let counts = e.upkeep(&cleanup).await;
     assert_eq!(
         (counts.revoked, counts.principals_set),
-        (0, 1),
+        (1, 1),
         "{counts:?}"
     );
     let listed = api.list(&user("7"), 10, None).await.unwrap().sessions;
     assert_eq!(listed.len(), 1);
+    assert_eq!(backend_load(&e, &resaved).await, None);
+    assert!(backend_load(&e, &after).await.is_some());
 }
 
 #[tokio::test]
@@ -538,6 +561,9 @@ async fn the_sample_backend_login_runs_through_the_handler_and_gives_the_user_as
     assert_eq!(answer, json!({"batchItemFailures": []}));
     let item = e.item(&key).await.unwrap();
     assert_eq!(item.get("principal"), Some(&AttributeValue::S("42".into())));
-    let record_ms = record["ApproximateCreationDateTime"].as_i64().unwrap() * 1000;
-    assert_eq!(number(&item, "principal_since"), Some(record_ms));
+    // Dated by the item's creation, which Django's login (a new key) writes, never by
+    // the record's time.
+    let created_ms = number(&item, "created").unwrap() * 1000;
+    assert!(created_ms < record["ApproximateCreationDateTime"].as_i64().unwrap() * 1000);
+    assert_eq!(number(&item, "principal_since"), Some(created_ms));
 }

@@ -126,12 +126,19 @@ pub async fn unreachable_api() -> Api<DynamoStore> {
 /// the functions use in AWS (retries, timeouts); the table itself is still reached
 /// directly, so that tests can check it whatever the proxy does.
 pub async fn api_behind_proxy() -> (Api<DynamoStore>, testkit::proxy::Proxy) {
+    api_behind_proxy_with(|_| {}).await
+}
+
+/// [`api_behind_proxy`] with the store's settings changed by `configure`.
+pub async fn api_behind_proxy_with(
+    configure: impl FnOnce(&mut StoreConfig),
+) -> (Api<DynamoStore>, testkit::proxy::Proxy) {
     let proxy = testkit::proxy::Proxy::start(testkit::endpoint())
         .await
         .expect("a proxy on 127.0.0.1");
     let aws = session_store::AwsEnv::from_lookup(testkit::lambda_env(&proxy.url))
         .expect("settings for the proxy");
-    (dynamo_api(Some(aws.dynamodb()), |_| {}).await, proxy)
+    (dynamo_api(Some(aws.dynamodb()), configure).await, proxy)
 }
 
 /// The body of a request: text, or raw bytes sent base64-encoded as API Gateway does.
@@ -179,6 +186,15 @@ impl<S: Principals> Api<S> {
     pub fn with_access_log(self, config: session_store::AccessLogConfig) -> Self {
         Self {
             app: self.app.with_access_log(config),
+            clock: self.clock,
+            table: self.table,
+        }
+    }
+
+    /// The same API, serving the routes by principal or not.
+    pub fn with_principal_routes(self, routes: session_store::PrincipalRoutes) -> Self {
+        Self {
+            app: self.app.with_principal_routes(routes),
             clock: self.clock,
             table: self.table,
         }
