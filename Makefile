@@ -30,26 +30,29 @@ REQ := tools/requirements
 # they take the cores cargo leaves idle (its longest crates build alone), not its share.
 NICE := nice -n 19
 
-# --no-compile: Python compiles only the modules a tool imports, when it first does,
-# rather than every module of every package at install (half of the install's time).
-$(VENV)/.installed: $(REQ)/dev.txt $(REQ)/build.txt
-	python3 -m venv $(VENV)
-	PIP_CONSTRAINT=$(REQ)/build.txt $(NICE) $(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/dev.txt
+# uv installs each venv from its pinned requirements file; it is itself pinned, in
+# tools/requirements/uv.txt, and installed by pip into .tools/uv. Like pip with
+# --no-compile, it leaves Python to compile the modules a tool imports, when it does.
+UV := .tools/uv/bin/uv
+UV_VENV := $(UV) venv --quiet --allow-existing --python python3
+export UV_PYTHON_DOWNLOADS := never
+$(UV): $(REQ)/uv.txt
+	python3 -m venv .tools/uv
+	.tools/uv/bin/python -m pip install --quiet --disable-pip-version-check -r $(REQ)/uv.txt
 	touch $@
 
-$(VENV)/checkov/.installed: $(REQ)/checkov.txt
-	python3 -m venv $(VENV)/checkov
-	$(NICE) $(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/checkov.txt
+# The one source archive among the requirements (django-dynamodb-sessions-mwas) is built
+# with the build tools pinned in build.txt.
+$(VENV)/.installed: $(REQ)/dev.txt $(REQ)/build.txt $(UV)
+	$(UV_VENV) $(VENV)
+	$(NICE) $(UV) pip install --quiet --python $(PY) --build-constraints $(REQ)/build.txt -r $(REQ)/dev.txt
 	touch $@
 
-$(VENV)/schemathesis/.installed: $(REQ)/schemathesis.txt
-	python3 -m venv $(VENV)/schemathesis
-	$(NICE) $(VENV)/schemathesis/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/schemathesis.txt
-	touch $@
-
-$(VENV)/bench/.installed: $(REQ)/bench.txt
-	python3 -m venv $(VENV)/bench
-	$(VENV)/bench/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r $(REQ)/bench.txt
+# Checkov's pins conflict with dev.txt's, and schemathesis's and the bench's are kept
+# apart the same way: each has a venv of its own.
+$(VENV)/%/.installed: $(REQ)/%.txt $(UV) $(VENV)/.installed
+	$(UV_VENV) $(VENV)/$*
+	$(NICE) $(UV) pip install --quiet --python $(VENV)/$*/bin/python -r $<
 	touch $@
 
 venv: $(VENV)/.installed
