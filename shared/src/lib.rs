@@ -33,6 +33,7 @@ pub use principal::{
 pub use session::{DataTag, EntityTag, Expected, Session, SessionData, SessionMeta, Version};
 pub use store::{
     BackendOutcome, BackendWrite, Candidate, DynamoStore, Page, Principals, SessionStore, Upkeep,
+    WatermarkWalk,
 };
 
 /// The API's cold start: the AWS settings and the store settings from the

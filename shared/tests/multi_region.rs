@@ -185,16 +185,22 @@ impl World {
     /// region (`SESSION_REGION`), records it on the sessions it makes, and refuses to
     /// write another region's.
     fn with_homes(skew_ms: i64, homes: bool) -> Self {
+        Self::configured(skew_ms, homes, |_| {})
+    }
+
+    /// [`World::with_homes`], each store's settings changed by `configure`.
+    fn configured(skew_ms: i64, homes: bool, configure: impl Fn(&mut StoreConfig)) -> Self {
         let regions = (0..REGIONS)
             .map(|r| {
                 let clock = ManualClock::at(Timestamp::from_epoch_seconds(START));
                 if r == 1 && skew_ms > 0 {
                     clock.advance(Duration::from_millis(skew_ms.unsigned_abs()));
                 }
-                let config = StoreConfig {
+                let mut config = StoreConfig {
                     region: homes.then(|| format!("region-{r}")),
                     ..StoreConfig::default()
                 };
+                configure(&mut config);
                 Region::new(
                     testkit::unique_table_name(&format!("region-{r}")),
                     config,
@@ -829,4 +835,39 @@ fn a_delete_sent_where_the_session_has_not_arrived_yet_removes_nothing() {
         w.local(1, |st| run(st.delete(&s.key, None))),
         Err(StoreError::Misdirected { home }) if home == "region-0"
     ));
+}
+
+#[test]
+fn with_a_cap_each_region_counts_its_own_sessions_and_keeps_the_others_count() {
+    // A cap of one session: a login in region 0, one in region 1, another in region 0.
+    let mut w = World::configured(0, true, |c| c.max_per_principal = Some(1));
+    let log_in = |w: &mut World, r: usize| {
+        let s = w.local(r, |st| {
+            run(st.create_owned(SessionData::new(), Expiry::Default, Some(alice())))
+        });
+        w.converge();
+        w.tick(1);
+        s.unwrap().key
+    };
+    let first = log_in(&mut w, 0);
+    let elsewhere = log_in(&mut w, 1);
+    let second = log_in(&mut w, 0);
+    for r in 0..REGIONS {
+        assert!(
+            run(w.store(r).load(&first)).is_err(),
+            "region {r}: the second login in region 0 evicts the first"
+        );
+        assert!(run(w.store(r).load(&second)).is_ok(), "region {r}");
+        assert!(
+            run(w.store(r).load(&elsewhere)).is_ok(),
+            "region {r}: region 1's own session, within its count"
+        );
+    }
+    // Region 1 counts its own: its next login evicts its first.
+    let again = log_in(&mut w, 1);
+    for r in 0..REGIONS {
+        assert!(run(w.store(r).load(&elsewhere)).is_err(), "region {r}");
+        assert!(run(w.store(r).load(&again)).is_ok(), "region {r}");
+        assert!(run(w.store(r).load(&second)).is_ok(), "region {r}");
+    }
 }

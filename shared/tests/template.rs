@@ -376,6 +376,7 @@ const ROLES: &[(&str, &str, &[&str])] = &[
         "SessionCleanupFunction",
         "SessionCleanupLogs",
         &[
+            "dynamodb:BatchGetItem",
             "dynamodb:DeleteItem",
             "dynamodb:DescribeStream",
             "dynamodb:GetItem",
@@ -383,6 +384,7 @@ const ROLES: &[(&str, &str, &[&str])] = &[
             "dynamodb:GetShardIterator",
             "dynamodb:ListStreams",
             "dynamodb:PutItem",
+            "dynamodb:Query",
             "dynamodb:Scan",
             "dynamodb:UpdateItem",
             "logs:CreateLogStream",
@@ -533,8 +535,7 @@ fn a_stuck_auditor_raises_an_alarm_and_the_failure_queue_says_what_to_do_within_
 }
 
 #[test]
-fn the_upkeep_is_fed_only_writes_without_an_expiry_writes_onto_tombstones_and_writes_to_backend_items()
- {
+fn the_upkeep_is_fed_only_backend_writes_writes_onto_tombstones_and_revocations_watermarks() {
     let template = template();
     let mapping = &template["Resources"]["SessionUpkeepStream"]["Properties"];
     let (f, function) = intrinsic(&mapping["FunctionName"]).unwrap();
@@ -543,7 +544,7 @@ fn the_upkeep_is_fed_only_writes_without_an_expiry_writes_onto_tombstones_and_wr
         ("Ref", Some("SessionCleanupFunction"))
     );
     let filters = mapping["FilterCriteria"]["Filters"].as_sequence().unwrap();
-    assert_eq!(filters.len(), 3);
+    assert_eq!(filters.len(), 4);
     let pattern = |i: usize| -> serde_json::Value {
         serde_json::from_str(filters[i]["Pattern"].as_str().unwrap()).expect("a JSON pattern")
     };
@@ -575,6 +576,16 @@ fn the_upkeep_is_fed_only_writes_without_an_expiry_writes_onto_tombstones_and_wr
     assert_eq!(
         image["session_key"]["S"],
         serde_json::json!([{"anything-but": {"prefix": "#"}}])
+    );
+    // A watermark written or moved: its key, never its removal.
+    let watermark = pattern(3);
+    assert_eq!(
+        watermark["dynamodb"]["Keys"]["session_key"]["S"],
+        serde_json::json!([{"prefix": session_store::item::WATERMARK_PREFIX}])
+    );
+    assert_eq!(
+        watermark["eventName"],
+        serde_json::json!(["INSERT", "MODIFY"])
     );
     assert!(session_store::item::CHECKPOINT_KEY.starts_with('#'));
     assert!(session_store::item::LEASE_KEY.starts_with('#'));

@@ -3,11 +3,14 @@
 //!   expiry the Scan would stamp on it, from the same rule and with the same conditional
 //!   write, as soon as it is written;
 //! - an item the backend wrote whose data names a user (`_auth_user_id`, its login)
-//!   gets that user as its principal, as the API's writes give it, at the time of the
-//!   record (to the second, rounded down), and is removed at once if a revocation of
-//!   that principal covers that time;
+//!   gets that user as its principal, as the API's writes give it, from the time the
+//!   item was created (none: covered by any revocation), and is removed at once if a
+//!   revocation of that principal covers that time;
 //! - a tombstone the backend wrote onto (a request that still held a session the API
-//!   removed saved it) is deleted, so that the backend's next load starts afresh.
+//!   removed saved it) is deleted, so that the backend's next load starts afresh;
+//! - a revocation's watermark, written or moved: this region's sessions it covers are
+//!   walked and removed (see `walk_watermark`), for readers that never read the
+//!   watermark (a Django site) and what the revocation's own walk could not reach.
 //!
 //! The event source mapping's filter (template.yaml) passes the backend's first writes
 //! (no `expires_at`), every later write to an item stamped as the backend's
@@ -16,13 +19,13 @@
 //! (the backend never writes one): the API's, or this function's own, and is skipped
 //! without a request.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use session_store::item::{Item, View};
+use session_store::item::{INDEX_LAG, Item, View, watermark_principal};
 use session_store::metrics::Emf;
 use session_store::{BackendOutcome, BackendWrite, SessionKey, SessionStore, StoreError, Upkeep};
 use tracing::warn;
@@ -44,6 +47,9 @@ pub struct UpkeepCounts {
     pub skipped: u64,
     /// Items whose data inflates past the cap: the rule in it cannot be read.
     pub skipped_over_cap: u64,
+    /// Watermarks walked, and the sessions those walks removed.
+    pub watermarks_walked: u64,
+    pub walk_revoked: u64,
     /// Records reported for a retry: the first that failed and every one after it, or
     /// those not reached before the deadline.
     pub failures: u64,
@@ -59,6 +65,8 @@ enum Settled {
     TombstoneRemoved,
     Skipped,
     OverCap,
+    /// A watermark walked, with the sessions it removed.
+    Walked(u64),
 }
 
 impl Cleanup {
@@ -84,7 +92,7 @@ impl Cleanup {
             let settled = if out_of_time {
                 Err("the invocation's deadline is near".into())
             } else {
-                self.settle_record(raw).await
+                self.settle_record(raw, stop_at).await
             };
             match settled {
                 Ok(Settled::Stamped) => counts.stamped += 1,
@@ -96,6 +104,10 @@ impl Cleanup {
                 Ok(Settled::TombstoneRemoved) => counts.tombstones_removed += 1,
                 Ok(Settled::Skipped) => counts.skipped += 1,
                 Ok(Settled::OverCap) => counts.skipped_over_cap += 1,
+                Ok(Settled::Walked(removed)) => {
+                    counts.watermarks_walked += 1;
+                    counts.walk_revoked += removed;
+                }
                 Err(e) => {
                     warn!(error = %e, records = records.len() - at, "left for a retry");
                     for record in &records[at..] {
@@ -115,9 +127,22 @@ impl Cleanup {
         Ok((response, counts))
     }
 
-    async fn settle_record(&self, raw: &Value) -> Result<Settled, Error> {
+    async fn settle_record(&self, raw: &Value, stop_at: Option<Instant>) -> Result<Settled, Error> {
         let record = EventRecord::deserialize(raw)
             .map_err(|e| format!("not a DynamoDB stream record ({:?} error)", e.classify()))?;
+        let keys: Item = record.change.keys.clone().into();
+        let watermark = self
+            .store
+            .layout()
+            .key_of(&keys)
+            .and_then(watermark_principal);
+        if let Some(principal) = watermark {
+            let image: Item = record.change.new_image.into();
+            return match View(&image).watermark() {
+                Some(mark) => self.walk_watermark(&principal, mark.before, stop_at).await,
+                None => Ok(Settled::Skipped),
+            };
+        }
         if record.event_name == "REMOVE" || record.change.new_image.is_empty() {
             return Ok(Settled::Skipped);
         }
@@ -181,6 +206,42 @@ impl Cleanup {
 }
 
 impl Cleanup {
+    /// Walks this region's sessions of `principal` that its watermark (at `before`,
+    /// epoch milliseconds) covers, once the watermark is [`INDEX_LAG`] old, so that the
+    /// index lists every session written before it. Cut short by the deadline, the
+    /// record fails, and Lambda's retry walks again.
+    async fn walk_watermark(
+        &self,
+        principal: &session_store::Principal,
+        before: i64,
+        stop_at: Option<Instant>,
+    ) -> Result<Settled, Error> {
+        let lag_ms = i64::try_from(INDEX_LAG.as_millis()).unwrap_or(i64::MAX);
+        let wait_ms = before.saturating_add(lag_ms) - self.store.now_millis();
+        if let Ok(wait) = u64::try_from(wait_ms) {
+            let wait = Duration::from_millis(wait);
+            if stop_at.is_some_and(|t| Instant::now() + wait >= t) {
+                return Err("too little time left to wait for the index".into());
+            }
+            tokio::time::sleep(wait).await;
+        }
+        let store = match stop_at {
+            Some(t) => self.store.until(t),
+            None => self.store.clone(),
+        };
+        // Boxed: the walk's future nested in the batch's is deeper than the compiler's
+        // layout of the handler's future goes.
+        match Box::pin(store.walk_watermark(principal)).await? {
+            Some(walk) if !walk.complete => Err(format!(
+                "the walk of a watermark stopped at the deadline after {} removals",
+                walk.revoked
+            )
+            .into()),
+            Some(walk) => Ok(Settled::Walked(walk.revoked)),
+            None => Ok(Settled::Skipped),
+        }
+    }
+
     /// Deletes a tombstone written onto: the API already reads it as absent, and the
     /// Django backend's next load then finds no item and starts a fresh session.
     async fn remove_tombstone(&self, image: &Item) -> Result<Settled, Error> {
@@ -207,6 +268,8 @@ pub fn upkeep_line(counts: &UpkeepCounts, timestamp_ms: i64) -> String {
             ("upkeep_tombstones_removed", counts.tombstones_removed),
             ("upkeep_skipped", counts.skipped),
             ("upkeep_skipped_over_cap", counts.skipped_over_cap),
+            ("upkeep_watermarks_walked", counts.watermarks_walked),
+            ("upkeep_walk_revoked", counts.walk_revoked),
             ("upkeep_failures", counts.failures),
             ("upkeep_batch_size", counts.batch_size),
         ])

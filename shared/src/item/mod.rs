@@ -94,6 +94,14 @@ impl Watermark {
     pub fn covers(&self, since_ms: Option<i64>) -> bool {
         since_ms.unwrap_or(0) <= self.before
     }
+
+    /// Where a walk of the sessions it covers starts in the principal's listing: below
+    /// every session created after it, which got the principal later.
+    pub fn walk_start(&self) -> crate::principal::ListingPosition {
+        crate::principal::ListingPosition::above_created_by(
+            crate::clock::Timestamp::from_epoch_seconds(self.before.div_euclid(1000)),
+        )
+    }
 }
 
 /// Where principals' watermark items live: no session key has that shape.
@@ -110,9 +118,26 @@ pub fn watermark_key(principal: &crate::principal::Principal) -> String {
 pub const REGISTRY_PREFIX: &str = "#sessions#";
 pub const MEMBERS: &str = "members";
 
-/// The key of `principal`'s registry item.
-pub fn registry_key(principal: &crate::principal::Principal) -> String {
-    format!("{REGISTRY_PREFIX}{}", principal.as_str())
+/// The principal whose watermark item has this key, if it is one.
+pub fn watermark_principal(key: &str) -> Option<crate::principal::Principal> {
+    crate::principal::Principal::parse(key.strip_prefix(WATERMARK_PREFIX)?).ok()
+}
+
+/// How long the index takes at most, by assumption, to list a session written before a
+/// watermark: AWS states that writes reach a global secondary index within a second
+/// under normal conditions, and documents no bound. A walk of a watermark at least this
+/// old finds every session the watermark covers; the upkeep waits for it.
+pub const INDEX_LAG: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The key of `principal`'s registry item. On a global table each region keeps its
+/// own (`#sessions#<region>#<principal>`): only a session's home writes it, so each
+/// region counts and evicts its own, and no region's write to the registry replaces
+/// another's (the last writer wins between regions).
+pub fn registry_key(principal: &crate::principal::Principal, region: Option<&str>) -> String {
+    match region {
+        Some(here) => format!("{REGISTRY_PREFIX}{here}#{}", principal.as_str()),
+        None => format!("{REGISTRY_PREFIX}{}", principal.as_str()),
+    }
 }
 
 /// The index of sessions by principal.

@@ -99,6 +99,11 @@ impl Layout {
         )
     }
 
+    /// The key of `principal`'s registry in this table (see [`super::registry_key`]).
+    pub fn registry_key(&self, principal: &Principal) -> String {
+        super::registry_key(principal, self.region.as_deref())
+    }
+
     /// A principal's registry with `members`, written only over version `read` (0: none
     /// yet), so that of two logins counting at once, one counts again.
     pub fn registry(
@@ -108,7 +113,7 @@ impl Layout {
         members: &[&str],
     ) -> (Item, Write) {
         let item = Item::from([
-            self.key(&super::registry_key(principal)),
+            self.key(&self.registry_key(principal)),
             (VERSION.to_owned(), number(read.0 + 1)),
             (
                 super::MEMBERS.to_owned(),

@@ -14,7 +14,7 @@ use super::SessionStore;
 use super::dynamo::DynamoStore;
 use super::transact::{cancelled, delete, put_under, update};
 use crate::error::{StoreError, conditional};
-use crate::item::{OwnerRead, Removal, View, registry_key};
+use crate::item::{OwnerRead, Removal, View};
 use crate::key::SessionKey;
 use crate::principal::Principal;
 
@@ -68,7 +68,7 @@ impl DynamoStore {
         let layout = &self.rules.layout;
         for attempt in 0..self.rules.config.update_attempts {
             self.pause(attempt).await?;
-            let registry = self.get_raw(&registry_key(principal), true).await?;
+            let registry = self.get_raw(&layout.registry_key(principal), true).await?;
             let read = registry
                 .as_ref()
                 .map(|r| View(r).version())

@@ -61,6 +61,11 @@ impl DynamoStore {
         self.rules.now()
     }
 
+    /// The store's clock in epoch milliseconds, as revocations compare times.
+    pub fn now_millis(&self) -> i64 {
+        self.rules.clock.now_millis()
+    }
+
     pub(super) async fn load_with(
         &self,
         key: &SessionKey,

@@ -233,6 +233,27 @@ pub trait Upkeep: Send + Sync {
         key: &SessionKey,
         w: BackendWrite<'_>,
     ) -> impl Future<Output = Result<BackendOutcome, StoreError>> + Send;
+
+    /// Walks `principal`'s sessions of this region that its watermark covers and
+    /// removes them, as a revocation's walk does, without writing the watermark: what
+    /// protects readers that never read the watermark (a Django site reading the table),
+    /// for what the revocation's own walk could not reach (sessions of another region,
+    /// one the index did not list yet). `None` when the principal has no watermark.
+    fn walk_watermark(
+        &self,
+        principal: &Principal,
+    ) -> impl Future<Output = Result<Option<WatermarkWalk>, StoreError>> + Send;
+}
+
+/// What the upkeep's walk of a watermark did (see [`Upkeep::walk_watermark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatermarkWalk {
+    /// The watermark's time, epoch milliseconds.
+    pub before: i64,
+    /// Sessions the walk removed.
+    pub revoked: u64,
+    /// `false` when the deadline cut the walk short.
+    pub complete: bool,
 }
 
 /// A caller who expected the session (`If-Match`) is told its demand failed, not that

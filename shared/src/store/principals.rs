@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::dynamo::DynamoStore;
-use crate::clock::Timestamp;
 use crate::error::{StoreError, conditional};
 use crate::item::{Item, PRINCIPAL_INDEX, Removal, View, Watermark, watermark_key};
 use crate::key::SessionKey;
@@ -174,12 +173,8 @@ impl DynamoStore {
         }
         self.put_watermark(principal, &mark).await?;
         let first = mark.revoked;
-        let start = mark.resume.clone().unwrap_or_else(|| {
-            ListingPosition::above_created_by(Timestamp::from_epoch_seconds(
-                before.div_euclid(1000),
-            ))
-        });
-        let complete = self.walk(principal, start, &mut mark).await?;
+        let start = mark.resume.clone().unwrap_or_else(|| mark.walk_start());
+        let complete = self.walk(principal, start, &mut mark, true).await?;
         mark.pending = !complete;
         if complete {
             mark.resume = None;
@@ -191,17 +186,44 @@ impl DynamoStore {
         })
     }
 
+    /// The upkeep's walk of `principal`'s watermark (see `Upkeep::walk_watermark`).
+    pub(super) async fn walk_covered(
+        &self,
+        principal: &Principal,
+    ) -> Result<Option<super::WatermarkWalk>, StoreError> {
+        let Some(mut mark) = self
+            .get_raw(&watermark_key(principal), true)
+            .await?
+            .and_then(|m| View(&m).watermark())
+        else {
+            return Ok(None);
+        };
+        mark.revoked = 0;
+        let start = mark.walk_start();
+        // Deleted, not left as tombstones: only the API holds the key that signs the
+        // empty session of one. The Django backend's next load finds no item and
+        // starts afresh, logged out.
+        let complete = self.walk(principal, start, &mut mark, false).await?;
+        Ok(Some(super::WatermarkWalk {
+            before: mark.before,
+            revoked: mark.revoked,
+            complete,
+        }))
+    }
+
     /// Removes, page by page from `start` down, each session the watermark covers,
     /// counting them and recording the last entry settled in `mark`: `true` when the
     /// walk reached the end, `false` when the deadline cut it short. The entries are
     /// read first, so that those it can never remove (the spared session, expired
     /// ones awaiting TTL, another region's, one that got the principal later) cost a
-    /// read, not a failed write, every time a walk passes them.
+    /// read, not a failed write, every time a walk passes them. With `tombstones`, a
+    /// removal leaves one where the table is shared with the Django backend.
     async fn walk(
         &self,
         principal: &Principal,
         start: ListingPosition,
         mark: &mut Watermark,
+        tombstones: bool,
     ) -> Result<bool, StoreError> {
         let mut after = Some(start);
         while let Some(at) = after.take() {
@@ -224,11 +246,13 @@ impl DynamoStore {
                         && self.rules.layout.elsewhere(item).is_none()
                         && self.rules.meta_of(item, None).is_alive(now)
                 });
-                if removable
-                    && self
-                        .remove_owned(&key, principal, Some(mark.before))
-                        .await?
-                {
+                let before = Some(mark.before);
+                let removed = match (removable, tombstones) {
+                    (false, _) => false,
+                    (true, true) => self.remove_owned(&key, principal, before).await?,
+                    (true, false) => self.delete_owned(&key, principal, before).await?,
+                };
+                if removed {
                     mark.revoked += 1;
                 }
                 mark.resume = Some(position);

@@ -287,6 +287,16 @@ impl Upkeep for DynamoStore {
             _ => Ok(BackendOutcome::Written),
         }
     }
+
+    /// The walk of a revocation's own (see `Principals::revoke_all`), from the stored
+    /// watermark: one consistent GetItem, then per 100 index entries one Query, one
+    /// BatchGetItem and a conditional write for each session it removes.
+    async fn walk_watermark(
+        &self,
+        principal: &Principal,
+    ) -> Result<Option<super::WatermarkWalk>, StoreError> {
+        self.walk_covered(principal).await
+    }
 }
 
 impl DynamoStore {

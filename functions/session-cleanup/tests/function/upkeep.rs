@@ -79,6 +79,17 @@ impl Env {
             .unwrap();
     }
 
+    /// Writes an item as it is, as another program would.
+    async fn put_item(&self, item: Item) {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+
     async fn item(&self, key: &str) -> Option<Item> {
         testkit::raw_item(&self.client, &self.table, key).await
     }
@@ -566,4 +577,64 @@ async fn the_sample_backend_login_runs_through_the_handler_and_gives_the_user_as
     let created_ms = number(&item, "created").unwrap() * 1000;
     assert!(created_ms < record["ApproximateCreationDateTime"].as_i64().unwrap() * 1000);
     assert_eq!(number(&item, "principal_since"), Some(created_ms));
+}
+
+/// The API's revocation removes the sessions of its own region that the index lists;
+/// a Django site reads the table without the watermark, so each region's upkeep walks
+/// the watermark's record: another region's session, and one the index listed only
+/// after the revocation's walk, are gone for Django too once it has.
+#[tokio::test]
+async fn each_regions_upkeep_removes_what_a_revocation_covers_and_django_would_still_load() {
+    let e = env().await;
+    let (signing, reading) = django_configs(&e);
+    let in_region = |config: &StoreConfig, region: &str| StoreConfig {
+        region: Some(region.into()),
+        ..config.clone()
+    };
+    let api = |region: &str| {
+        DynamoStore::new(e.client.clone(), in_region(&signing, region))
+            .unwrap()
+            .with_clock(Arc::new(e.clock.clone()))
+    };
+    let upkeep = |region: &str| {
+        Cleanup::new(
+            e.client.clone(),
+            in_region(&reading, region),
+            CleanupConfig::default(),
+        )
+        .unwrap()
+        .with_clock(Arc::new(e.clock.clone()))
+    };
+    let (here, there) = (api("us-east-1"), api("eu-west-1"));
+    let login = || data(json!({"_auth_user_id": "7"}));
+    let mine = here.create(login(), Expiry::Default).await.unwrap().key;
+    let theirs = there.create(login(), Expiry::Default).await.unwrap().key;
+    let late = here.create(login(), Expiry::Default).await.unwrap().key;
+    // The index lists `late` only after the revocation's walk.
+    let listed = e.item(late.as_str()).await.unwrap();
+    let mut unlisted = listed.clone();
+    unlisted.remove("principal_position");
+    e.put_item(unlisted).await;
+    e.clock.advance(Duration::from_secs(1));
+    let done = here.revoke_all(&user("7"), None).await.unwrap();
+    assert_eq!((done.revoked, done.complete), (1, true));
+    e.put_item(listed).await;
+    let logged_in =
+        |d: Option<session_store::SessionData>| d.is_some_and(|d| d.contains_key("_auth_user_id"));
+    assert!(!logged_in(backend_load(&e, mine.as_str()).await));
+    for key in [&theirs, &late] {
+        assert!(
+            logged_in(backend_load(&e, key.as_str()).await),
+            "Django still loads it"
+        );
+    }
+    e.clock.advance(Duration::from_secs(2));
+    let here_counts = e.upkeep(&upkeep("us-east-1")).await;
+    assert_eq!(here_counts.walk_revoked, 1, "{here_counts:?}");
+    assert!(here_counts.watermarks_walked >= 1);
+    let there_counts = e.upkeep(&upkeep("eu-west-1")).await;
+    assert_eq!(there_counts.walk_revoked, 1, "{there_counts:?}");
+    for key in [&mine, &theirs, &late] {
+        assert!(!logged_in(backend_load(&e, key.as_str()).await), "{key:?}");
+    }
 }
