@@ -161,6 +161,38 @@ fn revocation_section(rev: &Value) -> String {
             .as_str()
             .map(|m| format!(" Measured {m}."))
             .unwrap_or_default(),
+    ) + &many_section(&rev["through_202s"])
+}
+
+/// The revocation that runs to completion through 202s.
+fn many_section(many: &Value) -> String {
+    if many.is_null() {
+        return String::new();
+    }
+    format!(
+        "\nRevoking all {} sessions of one principal through 202s (each call stops at the \
+         API's deadline, 9.5 s, and the client calls again): {} calls, removing {} \
+         sessions; {} requests ({}); {:.1} s from the first call to the last answer.\n",
+        many["sessions"],
+        many["calls"],
+        many["revoked_per_call"]
+            .as_array()
+            .map(|c| c
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default(),
+        many["total_requests"],
+        many["requests"]
+            .as_object()
+            .map(|ops| ops
+                .iter()
+                .map(|(op, n)| format!("{n} {op}"))
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default(),
+        many["seconds"].as_f64().unwrap_or(f64::NAN),
     )
 }
 

@@ -81,6 +81,16 @@ impl SessionHandle {
 pub struct ListingPosition(String);
 
 impl ListingPosition {
+    /// The place of the session `key`, created at `created`: without a creation time,
+    /// the oldest place, which every walk of a revocation passes (they start below the
+    /// sessions created after their time).
+    pub fn of_session(created: Option<Timestamp>, key: &crate::key::SessionKey) -> Self {
+        Self::of(
+            created.unwrap_or(Timestamp::from_epoch_seconds(0)),
+            &SessionHandle::of(key),
+        )
+    }
+
     pub fn of(created: Timestamp, handle: &SessionHandle) -> Self {
         Self(format!(
             "{:012}#{}",

@@ -1379,6 +1379,39 @@ async fn each_revocation_covers_its_own_time_and_spares_only_its_own_exception()
 }
 
 #[tokio::test]
+async fn an_exception_never_brings_back_a_session_an_earlier_revocation_covers() {
+    let e = env().await;
+    let alice = principal("alice");
+    let k = owned_by(&e.store, &alice).await.key;
+    unlisted(&e, &k).await;
+    e.clock.advance(Duration::from_secs(1));
+    e.store.revoke_all(&alice, None).await.unwrap();
+    assert!(not_found(e.store.load(&k).await));
+    e.clock.advance(Duration::from_secs(1));
+    e.store.revoke_all(&alice, Some(&k)).await.unwrap();
+    assert!(
+        not_found(e.store.load(&k).await),
+        "not revived by an exception"
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_in_the_same_millisecond_as_another_keeps_none_of_its_exception() {
+    let e = env().await;
+    let alice = principal("alice");
+    let spared = owned_by(&e.store, &alice).await.key;
+    let other = owned_by(&e.store, &alice).await.key;
+    let first = e.store.revoke_all(&alice, Some(&spared)).await.unwrap();
+    assert_eq!((first.revoked, first.complete), (1, true));
+    assert!(e.store.load(&spared).await.is_ok());
+    assert!(not_found(e.store.load(&other).await));
+    // The clock has not moved: the second call still gets a time of its own, later.
+    let second = e.store.revoke_all(&alice, None).await.unwrap();
+    assert_eq!((second.revoked, second.complete), (1, true));
+    assert!(not_found(e.store.load(&spared).await));
+}
+
+#[tokio::test]
 async fn with_the_django_codec_the_user_in_the_data_is_the_principal() {
     let e = django_env().await;
     let user = principal("42");

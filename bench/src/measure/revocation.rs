@@ -18,6 +18,11 @@ use crate::figures::{Error, Stats};
 use crate::fixture::Bench;
 
 pub const SESSIONS: usize = 1_000;
+/// Sessions of the revocation that runs to completion through 202s.
+pub const MANY: usize = 5_000;
+/// What each call of it may spend: the API function's timeout (10 s) less the margin the
+/// API keeps for its answer (0.5 s).
+const CALL_BUDGET: std::time::Duration = std::time::Duration::from_millis(9_500);
 /// Creates in flight at once while the sessions are made (not measured).
 const CONCURRENCY: usize = 16;
 
@@ -54,11 +59,17 @@ fn entry_bytes(item: &Item, key_attribute: &str) -> usize {
 
 /// Units one revocation consumed: `requests` by operation, every session removed.
 /// Reads: the watermark's consistent GetItem (1 unit per 4 KB, at least 1); each Query
-/// page half a unit per 4 KB of the entries it returns, at least half a unit. Writes: the
+/// page half a unit per 4 KB of the entries it returns, at least half a unit; each
+/// session its consistent BatchGetItem reads, 1 unit per 4 KB of the item. Writes: the
 /// watermark's PutItems and each removal at 1 unit per KB of the item, and each removal
 /// one more for the index entry it deletes (an entry under 1 KB).
 fn units(requests: &BTreeMap<String, u64>, item: usize, entry: usize, removed: u64) -> (f64, f64) {
     let get = requests.get("GetItem").copied().unwrap_or(0) as f64;
+    let batch_reads = if requests.contains_key("BatchGetItem") {
+        removed as f64 * item.div_ceil(4096).max(1) as f64
+    } else {
+        0.0
+    };
     let queries = requests.get("Query").copied().unwrap_or(0);
     let puts = requests.get("PutItem").copied().unwrap_or(0) as f64;
     let removals = (requests.get("DeleteItem").copied().unwrap_or(0)
@@ -70,10 +81,68 @@ fn units(requests: &BTreeMap<String, u64>, item: usize, entry: usize, removed: u
         entries_left -= page;
         query_units += ((page * entry).div_ceil(4096)).max(1) as f64 * 0.5;
     }
-    let reads = get * 1.0 + query_units;
+    let reads = get * 1.0 + query_units + batch_reads;
     let per_item = item.div_ceil(1024).max(1) as f64;
     let writes = puts + removals * per_item + removed as f64;
     (reads, writes)
+}
+
+/// `count` sessions of `principal`, made through the store as the API makes them.
+async fn owned_sessions(
+    store: &DynamoStore,
+    principal: &Principal,
+    count: usize,
+) -> Result<Vec<session_store::Session>, Error> {
+    let data = serde_json::Map::from_iter([("cart".to_owned(), json!(["book"]))]);
+    Ok(futures::stream::iter(0..count)
+        .map(|_| store.create_owned(data.clone(), Expiry::Default, Some(principal.clone())))
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?)
+}
+
+/// [`MANY`] sessions revoked by calls that each stop at the API's deadline and answer
+/// 202, as a client that calls again after each 202 sees it: the calls, what each
+/// removed, the requests, and the time from the first call to the last answer.
+async fn through_202s() -> Result<Value, Error> {
+    let counter = RequestCounter::default();
+    let (client, table) = testkit::fresh_table("revoke-many", &counter).await;
+    let config = StoreConfig {
+        table_name: table.clone(),
+        ..StoreConfig::default()
+    };
+    let store = DynamoStore::new(client.clone(), config)?;
+    let principal = Principal::parse("bench-user").map_err(|e| e.to_string())?;
+    owned_sessions(&store, &principal, MANY).await?;
+    counter.reset();
+    let started = Instant::now();
+    let mut per_call = Vec::new();
+    loop {
+        let call = store.until(Instant::now() + CALL_BUDGET);
+        let done = call.revoke_all(&principal, None).await?;
+        per_call.push(done.revoked);
+        if done.complete {
+            break;
+        }
+        if per_call.len() > 20 {
+            return Err("the revocation did not complete in 20 calls".into());
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if per_call.iter().sum::<u64>() != MANY as u64
+        || testkit::item_count(&client, &table).await? != 1
+    {
+        return Err("sessions left after the revocation".into());
+    }
+    let requests = counter.snapshot();
+    Ok(json!({
+        "sessions": MANY,
+        "calls": per_call.len(),
+        "revoked_per_call": per_call,
+        "seconds": seconds,
+        "requests": requests,
+        "total_requests": requests.values().sum::<u64>(),
+    }))
 }
 
 pub async fn revoke_all(b: &Bench) -> Result<Value, Error> {
@@ -89,12 +158,7 @@ pub async fn revoke_all(b: &Bench) -> Result<Value, Error> {
         let key_attribute = config.key_attribute.clone();
         let store = DynamoStore::new(client.clone(), config)?;
         let principal = Principal::parse("bench-user").map_err(|e| e.to_string())?;
-        let data = serde_json::Map::from_iter([("cart".to_owned(), json!(["book"]))]);
-        let created: Vec<_> = futures::stream::iter(0..SESSIONS)
-            .map(|_| store.create_owned(data.clone(), Expiry::Default, Some(principal.clone())))
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
+        let created = owned_sessions(&store, &principal, SESSIONS).await?;
         let sample = testkit::raw_item(&client, &table, created[0].key.as_str())
             .await
             .ok_or("a created session is missing")?;
@@ -123,6 +187,7 @@ pub async fn revoke_all(b: &Bench) -> Result<Value, Error> {
     let mut out = last.ok_or("no run")?;
     out["sessions"] = json!(SESSIONS);
     out["seconds"] = Stats::of(seconds).json();
+    out["through_202s"] = through_202s().await?;
     Ok(out)
 }
 
@@ -150,6 +215,14 @@ mod tests {
         // 10 pages of 100 entries (10,000 bytes: 3 blocks of 4 KB, 1.5 units), one
         // empty page (0.5), the watermark (1).
         assert_eq!(reads, 1.0 + 10.0 * 1.5 + 0.5);
+        let mut batched = requests.clone();
+        batched.insert("BatchGetItem".to_owned(), 10);
+        let (reads, _) = units(&batched, 200, 100, 1000);
+        assert_eq!(
+            reads,
+            1.0 + 10.0 * 1.5 + 0.5 + 1000.0,
+            "each session read once"
+        );
         assert_eq!(writes, 2.0 + 1000.0 + 1000.0);
     }
 }

@@ -14,8 +14,8 @@
 //!
 //! The event source mapping's filter (template.yaml) passes the backend's first writes
 //! (no `expires_at`), every later write to an item stamped as the backend's
-//! (`stamped_at`), and writes onto tombstones, so a table written only through the API
-//! never invokes this. A record of a write that moved the version is no backend write
+//! (`stamped_at`), writes onto tombstones, and watermarks written or moved, so a table
+//! written only through the API invokes this only for its revocations. A record of a write that moved the version is no backend write
 //! (the backend never writes one): the API's, or this function's own, and is skipped
 //! without a request.
 

@@ -9,7 +9,7 @@ use super::{
 use crate::clock::Timestamp;
 use crate::expiry::Expiry;
 use crate::key::SessionKey;
-use crate::principal::{ListingPosition, Principal, SessionHandle};
+use crate::principal::{ListingPosition, Principal};
 use crate::session::SessionMeta;
 
 impl Layout {
@@ -60,8 +60,7 @@ impl Layout {
 
 /// The principal and the session's place in its listing, in a whole item.
 fn write_owner(item: &mut Item, key: &SessionKey, p: &Principal, created: Option<Timestamp>) {
-    let created = created.unwrap_or(Timestamp::from_epoch_seconds(0));
-    let position = ListingPosition::of(created, &SessionHandle::of(key));
+    let position = ListingPosition::of_session(created, key);
     item.insert(PRINCIPAL.into(), text(p.as_str()));
     item.insert(PRINCIPAL_POSITION.into(), text(position.as_str()));
 }

@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::expression::{Expr, Owner, OwnerRead, Write, set_and_remove, set_owner};
+use super::expression::{Expr, Write};
 use super::{
     Item, Layout, PRINCIPAL, PRINCIPAL_POSITION, PRINCIPAL_SINCE, REVOKE_EXCEPT, REVOKE_PENDING,
     REVOKE_RESUME, REVOKED_BEFORE, REVOKED_COUNT, VERSION, Watermark, number, text,
@@ -41,31 +41,26 @@ impl Layout {
         }
     }
 
-    /// A write's principal taken back when its count against the cap failed: only
-    /// while the session still has it, from the same time.
-    pub fn disown(&self, read: OwnerRead<'_>) -> Write {
-        let mut e = self.expr();
-        e.condition("attribute_exists(#k)").owner_is(read);
-        e.name("#ver", VERSION)
-            .value(":zero", number(0))
-            .value(":one", number(1));
-        let mut set = vec!["#ver = if_not_exists(#ver, :zero) + :one".to_owned()];
-        let mut remove = Vec::new();
-        set_owner(&mut e, Owner::Clear, &mut set, &mut remove);
-        Write {
-            update: Some(set_and_remove(&set, &remove)),
-            expr: e,
-        }
-    }
-
     /// The spared session of a revocation: it gets its principal anew at `since_ms`,
     /// after the watermark, if it is still a live session of `principal`.
-    pub fn spare(&self, now: Timestamp, principal: &Principal, since_ms: i64) -> Write {
+    /// A session an earlier watermark (`covered_by`) covers stays revoked: an exception
+    /// never brings one back.
+    pub fn spare(
+        &self,
+        now: Timestamp,
+        principal: &Principal,
+        since_ms: i64,
+        covered_by: Option<i64>,
+    ) -> Write {
         let mut e = self.expr();
         self.alive(&mut e, now);
         e.owned_by(principal);
         e.name("#since", PRINCIPAL_SINCE)
             .value(":since", number(since_ms));
+        if let Some(earlier) = covered_by {
+            e.value(":earlier", number(earlier))
+                .condition("#since > :earlier");
+        }
         Write {
             update: Some("SET #since = :since".into()),
             expr: e,

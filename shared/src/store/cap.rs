@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use super::SessionStore;
 use super::dynamo::DynamoStore;
 use super::transact::{cancelled, delete, put_under, update};
-use crate::error::{StoreError, conditional};
-use crate::item::{OwnerRead, Removal, View};
+use crate::error::StoreError;
+use crate::item::{Removal, View};
 use crate::key::SessionKey;
 use crate::principal::Principal;
 
@@ -24,9 +24,10 @@ const UNDO_TIME: Duration = Duration::from_millis(300);
 impl DynamoStore {
     /// Counts `key`'s session, which a write has just given `principal` at `since_ms`,
     /// against the cap (see `within_cap`). When the count fails (out of time or tries,
-    /// DynamoDB unavailable), the session loses that principal again, with time kept for
-    /// it, so that no session keeps a principal its registry never counted; the caller
-    /// gets the count's error. Nothing without a cap.
+    /// DynamoDB unavailable), the session is removed, with time kept for it: no session
+    /// outlives the cap uncounted, and none keeps the login's data without its
+    /// principal (with the django codec, `_auth_user_id`, which a Django site trusts).
+    /// The caller gets the count's error. Nothing without a cap.
     pub(super) async fn counted(
         &self,
         principal: &Principal,
@@ -43,19 +44,10 @@ impl DynamoStore {
         let Err(failed) = hurried.within_cap(principal, key).await else {
             return Ok(());
         };
-        let read = OwnerRead {
-            principal: Some(principal.as_str()),
-            since_ms,
-        };
-        let write = self.rules.layout.disown(read);
-        match conditional(
-            self.call(self.update_request(key.as_str(), write).send())
-                .await?,
-        ) {
-            // Taken back, or changed since by another write, which counted itself.
-            Ok(_) | Err(StoreError::VersionConflict) => Err(failed),
-            Err(e) => Err(e),
-        }
+        // Removed only while it has the principal from then on or before; a later
+        // write that gave it the principal again counted itself.
+        self.remove_owned(key, principal, since_ms).await?;
+        Err(failed)
     }
 
     /// Counts `key`'s session, which has just got `principal` (or kept it through a

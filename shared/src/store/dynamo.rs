@@ -373,8 +373,9 @@ impl SessionStore for DynamoStore {
 }
 
 impl Principals for DynamoStore {
-    /// A GetItem of the watermark, a PutItem of it before and after, one Query of the
-    /// index per 100 sessions and one conditional write per session.
+    /// A GetItem of the watermark, an UpdateItem of the spared session, a PutItem of the
+    /// watermark before and after, one Query of the index and one consistent
+    /// BatchGetItem per 100 entries, and one conditional write per session removed.
     async fn revoke_all(
         &self,
         principal: &Principal,

@@ -140,15 +140,20 @@ impl DynamoStore {
             .get_raw(&watermark_key(principal), true)
             .await?
             .and_then(|m| View(&m).watermark());
-        // The stored time only moves later; a later one covers all this call's covers.
-        let before = self
-            .rules
-            .clock
-            .now_millis()
-            .max(stored.as_ref().map_or(0, |w| w.before));
+        // Each call has a time of its own, later than the stored one, whose exception it
+        // does not share; only a call whose clock has not passed a walk under way with
+        // the same exception (another Lambda's clock, the same millisecond) continues
+        // that walk, at its time, where it stopped.
+        let now = self.rules.clock.now_millis();
         let spared = except.map(|k| k.as_str().to_owned());
-        // A walk of this very time and exception, cut short, goes on where it stopped.
-        let resumed = stored.filter(|w| w.pending && w.before == before && w.except == spared);
+        let resumed = stored
+            .clone()
+            .filter(|w| w.pending && w.except == spared && now <= w.before);
+        let before = match (&resumed, &stored) {
+            (Some(w), _) => w.before,
+            (None, Some(w)) => now.max(w.before + 1),
+            (None, None) => now,
+        };
         let mut mark = Watermark {
             before,
             pending: true,
@@ -159,10 +164,11 @@ impl DynamoStore {
         // The spared session gets its principal anew just after the watermark, before
         // the watermark exists, so that no read in between refuses it.
         if let Some(k) = except {
-            let write = self
-                .rules
-                .layout
-                .spare(self.rules.now(), principal, before + 1);
+            let covered_by = stored.as_ref().map(|w| w.before);
+            let write =
+                self.rules
+                    .layout
+                    .spare(self.rules.now(), principal, before + 1, covered_by);
             let sent = self
                 .call(self.update_request(k.as_str(), write).send())
                 .await?;
@@ -278,7 +284,7 @@ impl DynamoStore {
 
     /// Removes `key`'s session if it is alive and had `principal` (by `before`, when
     /// given), leaving a tombstone with the django codec: `true` when it did.
-    async fn remove_owned(
+    pub(super) async fn remove_owned(
         &self,
         key: &SessionKey,
         principal: &Principal,

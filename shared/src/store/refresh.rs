@@ -49,6 +49,7 @@ impl DynamoStore {
         // follows the creation time the item holds, and a revocation that covers the
         // session as read refuses it.
         let gives_owner = change.changes_owner();
+        let asked = change.owner.clone();
         let mut known = match change.expected {
             Some(Expected::Tag(_)) if self.rules.layout.has_tombstones() || gives_owner => {
                 Some(self.read_known(key, change.expected, now).await?)
@@ -58,6 +59,8 @@ impl DynamoStore {
         };
         for _ in 0..RELEARN_ATTEMPTS {
             if let Some(k) = &known {
+                // Settled against each read afresh: what the item holds may have changed.
+                change.owner = asked.clone();
                 change.settle_owner(k.principal());
                 if change.changes_owner() && self.revoked_owner(k.owner.as_ref()).await? {
                     return Err(missing_is_unmet(StoreError::NotFound, change.expected));
@@ -190,7 +193,7 @@ impl DynamoStore {
             Some(k) => k.guard(),
         };
         let created = known.and_then(|k| k.meta.created);
-        let position = change.position(key, created, now);
+        let position = change.position(key, created);
         let mut plan = self.rules.plan(change, known.map(|k| &k.meta), now);
         plan.owner = change.owner(position.as_ref(), self.rules.clock.now_millis());
         let write = self.rules.layout.refresh(&plan, guard);

@@ -13,7 +13,7 @@ use crate::error::{ConfigError, StoreError};
 use crate::expiry::Expiry;
 use crate::item::{Guard, Item, Layout, Owner, OwnerRead, Refresh, Tombstone, View};
 use crate::key::SessionKey;
-use crate::principal::{ListingPosition, Ownership, Principal, SessionHandle};
+use crate::principal::{ListingPosition, Ownership, Principal};
 use crate::session::{DataTag, Expected, Session, SessionData, SessionMeta, Version};
 
 /// A write that refreshes a session's expiry and bumps its version.
@@ -55,15 +55,13 @@ impl Change {
     }
 
     /// The place in the listing that a write giving `key` a principal writes, from the
-    /// creation time the item holds (now for one that holds none).
+    /// creation time the item holds (see `ListingPosition::of_session`).
     pub fn position(
         &self,
         key: &SessionKey,
         created: Option<Timestamp>,
-        now: Timestamp,
     ) -> Option<ListingPosition> {
-        matches!(self.owner, Ownership::Set(_))
-            .then(|| ListingPosition::of(created.unwrap_or(now), &SessionHandle::of(key)))
+        matches!(self.owner, Ownership::Set(_)).then(|| ListingPosition::of_session(created, key))
     }
 
     /// Whether the write changes whom the session belongs to. Such a write reads first,

@@ -15,7 +15,7 @@ use crate::item::{
     CHECKPOINT_KEY, Cursor, Item, Owner, Position, Stamp, View, Write, watermark_key,
 };
 use crate::key::SessionKey;
-use crate::principal::{ListingPosition, Principal, SessionHandle};
+use crate::principal::{ListingPosition, Principal};
 
 /// An item the cleanup may have to settle: expired, or without an expiry.
 #[derive(Debug, Clone, PartialEq)]
@@ -235,10 +235,7 @@ impl Upkeep for DynamoStore {
     ) -> Result<BackendOutcome, StoreError> {
         let now = self.rules.now();
         let layout = &self.rules.layout;
-        // Without a creation time, the oldest place in the listing: every walk of a
-        // revocation, which starts below the sessions created after it, passes it.
-        let listed_at = w.created.unwrap_or(Timestamp::from_epoch_seconds(0));
-        let position = ListingPosition::of(listed_at, &SessionHandle::of(key));
+        let position = ListingPosition::of_session(w.created, key);
         let since_ms = w.created.map(|t| t.epoch_seconds().saturating_mul(1000));
         let owner = w.user.map(|principal| Owner::Set {
             principal,
