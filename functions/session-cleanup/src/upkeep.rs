@@ -50,6 +50,9 @@ pub struct UpkeepCounts {
     /// Watermarks walked, and the sessions those walks removed.
     pub watermarks_walked: u64,
     pub walk_revoked: u64,
+    /// The oldest a watermark was when its walk ended, in milliseconds: the window in
+    /// which a Django site could still load a session that revocation covers.
+    pub walk_window_ms: u64,
     /// Records reported for a retry: the first that failed and every one after it, or
     /// those not reached before the deadline.
     pub failures: u64,
@@ -65,8 +68,9 @@ enum Settled {
     TombstoneRemoved,
     Skipped,
     OverCap,
-    /// A watermark walked, with the sessions it removed.
-    Walked(u64),
+    /// A watermark walked: the sessions it removed, and the watermark's age when the
+    /// walk ended (milliseconds).
+    Walked(u64, u64),
 }
 
 impl Cleanup {
@@ -104,9 +108,10 @@ impl Cleanup {
                 Ok(Settled::TombstoneRemoved) => counts.tombstones_removed += 1,
                 Ok(Settled::Skipped) => counts.skipped += 1,
                 Ok(Settled::OverCap) => counts.skipped_over_cap += 1,
-                Ok(Settled::Walked(removed)) => {
+                Ok(Settled::Walked(removed, window_ms)) => {
                     counts.watermarks_walked += 1;
                     counts.walk_revoked += removed;
+                    counts.walk_window_ms = counts.walk_window_ms.max(window_ms);
                 }
                 Err(e) => {
                     warn!(error = %e, records = records.len() - at, "left for a retry");
@@ -237,7 +242,13 @@ impl Cleanup {
                 walk.revoked
             )
             .into()),
-            Some(walk) => Ok(Settled::Walked(walk.revoked)),
+            Some(walk) => {
+                let age = self.store.now_millis().saturating_sub(walk.before);
+                Ok(Settled::Walked(
+                    walk.revoked,
+                    u64::try_from(age).unwrap_or(0),
+                ))
+            }
             None => Ok(Settled::Skipped),
         }
     }
@@ -273,6 +284,11 @@ pub fn upkeep_line(counts: &UpkeepCounts, timestamp_ms: i64) -> String {
             ("upkeep_failures", counts.failures),
             ("upkeep_batch_size", counts.batch_size),
         ])
+        .metric(
+            "upkeep_walk_window_ms",
+            counts.walk_window_ms as f64,
+            session_store::metrics::Unit::Milliseconds,
+        )
         .property("message", json!("upkeep batch"))
         .to_line(timestamp_ms)
 }
