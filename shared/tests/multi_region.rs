@@ -871,3 +871,43 @@ fn with_a_cap_each_region_counts_its_own_sessions_and_keeps_the_others_count() {
         assert!(run(w.store(r).load(&second)).is_ok(), "region {r}");
     }
 }
+
+#[test]
+fn a_revocation_of_or_sparing_another_regions_session_is_refused_with_its_home() {
+    let mut w = World::with_homes(0, true);
+    let log_in = |w: &mut World, r: usize| {
+        w.local(r, |st| {
+            run(st.create_owned(SessionData::new(), Expiry::Default, Some(alice())))
+        })
+        .unwrap()
+        .key
+    };
+    let mine = log_in(&mut w, 1);
+    let other = log_in(&mut w, 0);
+    w.converge();
+    w.tick(1);
+    // Region 0 cannot spare region 1's session: it names region 1 and revokes nothing.
+    assert!(matches!(
+        w.local(0, |st| run(st.revoke_all(&alice(), Some(&mine)))),
+        Err(StoreError::Misdirected { home }) if home == "region-1"
+    ));
+    w.converge();
+    for r in 0..REGIONS {
+        assert!(run(w.store(r).load(&mine)).is_ok(), "region {r}");
+        assert!(run(w.store(r).load(&other)).is_ok(), "region {r}");
+    }
+    // Revoking one session of region 0 from region 1 is refused the same way.
+    let handle = session_store::SessionHandle::of(&other);
+    assert!(matches!(
+        w.local(1, |st| run(st.revoke(&alice(), &handle))),
+        Err(StoreError::Misdirected { home }) if home == "region-0"
+    ));
+    // Sent to its home, the call spares it and revokes the other everywhere.
+    let done = w.local(1, |st| run(st.revoke_all(&alice(), Some(&mine))));
+    assert!(done.is_ok_and(|d| d.complete));
+    w.converge();
+    for r in 0..REGIONS {
+        assert!(run(w.store(r).load(&mine)).is_ok(), "region {r}: spared");
+        assert!(run(w.store(r).load(&other)).is_err(), "region {r}: revoked");
+    }
+}

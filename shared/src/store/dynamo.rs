@@ -218,6 +218,22 @@ impl DynamoStore {
             written => Ok(written.is_some()),
         }
     }
+
+    /// The home of `key`'s session when it is alive and another region's: a write here
+    /// that its condition refused was sent to the wrong region, rather than stale.
+    pub(super) async fn live_elsewhere(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<String>, StoreError> {
+        if self.rules.config.region.is_none() {
+            return Ok(None);
+        }
+        let Some(item) = self.get_item(key, true).await? else {
+            return Ok(None);
+        };
+        let alive = self.rules.meta_of(&item, None).is_alive(self.rules.now());
+        Ok(self.rules.layout.elsewhere(&item).filter(|_| alive))
+    }
 }
 
 impl SessionStore for DynamoStore {
@@ -350,12 +366,7 @@ impl SessionStore for DynamoStore {
             deleted,
             Err(StoreError::VersionConflict | StoreError::NotFound) | Ok(false)
         );
-        if unmet
-            && self.rules.config.region.is_some()
-            && let Some(item) = self.get_item(key, true).await?
-            && let Some(home) = self.rules.layout.elsewhere(&item)
-            && self.rules.meta_of(&item, None).is_alive(self.rules.now())
-        {
+        if unmet && let Some(home) = self.live_elsewhere(key).await? {
             return Err(StoreError::Misdirected { home });
         }
         deleted

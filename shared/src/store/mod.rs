@@ -145,7 +145,8 @@ pub trait Principals: SessionStore {
     ) -> impl Future<Output = Result<PrincipalPage, StoreError>> + Send;
 
     /// Removes the live session `id` of `principal` (with the django codec, leaving a
-    /// tombstone); not found when the principal has no live session of that handle.
+    /// tombstone); not found when the principal has no live session of that handle,
+    /// misdirected when it is another region's.
     fn revoke(
         &self,
         principal: &Principal,
@@ -155,8 +156,9 @@ pub trait Principals: SessionStore {
     /// Revokes every session `principal` had by now, but `except` (the caller's own):
     /// once this answers, none of them is served again, even one the index does not
     /// list yet. Sessions that get the principal later are not revoked. When the
-    /// deadline comes first the answer is incomplete, and the same call continues under
-    /// the same watermark.
+    /// deadline comes first the answer is incomplete; a later call revokes what its own
+    /// time covers. `except` another region's session is misdirected: only its home
+    /// spares it.
     fn revoke_all(
         &self,
         principal: &Principal,

@@ -173,7 +173,14 @@ impl DynamoStore {
                 .call(self.update_request(k.as_str(), write).send())
                 .await?;
             match conditional(sent) {
-                Ok(_) | Err(StoreError::VersionConflict) => {}
+                Ok(_) => {}
+                // Only its home region can spare a session; refused before anything is
+                // revoked, so the caller can send the call there.
+                Err(StoreError::VersionConflict) => {
+                    if let Some(home) = self.live_elsewhere(k).await? {
+                        return Err(StoreError::Misdirected { home });
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -221,8 +228,9 @@ impl DynamoStore {
     /// counting them and recording the last entry settled in `mark`: `true` when the
     /// walk reached the end, `false` when the deadline cut it short. The entries are
     /// read first, so that those it can never remove (the spared session, expired
-    /// ones awaiting TTL, another region's, one that got the principal later) cost a
-    /// read, not a failed write, every time a walk passes them. With `tombstones`, a
+    /// ones awaiting TTL where no Django site reads the table, another region's, one
+    /// that got the principal later) cost a read, not a failed write, every time a walk
+    /// passes them. With `tombstones`, a
     /// removal leaves one where the table is shared with the Django backend.
     async fn walk(
         &self,
@@ -231,6 +239,7 @@ impl DynamoStore {
         mark: &mut Watermark,
         tombstones: bool,
     ) -> Result<bool, StoreError> {
+        let layout = &self.rules.layout;
         let mut after = Some(start);
         while let Some(at) = after.take() {
             if self.time_is_short() {
@@ -244,19 +253,24 @@ impl DynamoStore {
                 if self.time_is_short() {
                     return Ok(false);
                 }
-                let removable = items.get(key.as_str()).is_some_and(|item| {
+                // `Some(alive)` for a session this walk removes.
+                let removable = items.get(key.as_str()).and_then(|item| {
                     let view = View(item);
-                    Some(key.as_str()) != mark.except.as_deref()
+                    let meta = self.rules.meta_of(item, None);
+                    let alive = meta.is_alive(now);
+                    (Some(key.as_str()) != mark.except.as_deref()
                         && view.principal().as_ref() == Some(principal)
                         && mark.covers(view.principal_since())
                         && self.rules.layout.elsewhere(item).is_none()
-                        && self.rules.meta_of(item, None).is_alive(now)
+                        && layout.revocation_reaches(alive, meta.tombstone))
+                    .then_some(alive)
                 });
                 let before = Some(mark.before);
-                let removed = match (removable, tombstones) {
-                    (false, _) => false,
-                    (true, true) => self.remove_owned(&key, principal, before).await?,
-                    (true, false) => self.delete_owned(&key, principal, before).await?,
+                let removed = match removable {
+                    None => false,
+                    Some(true) if tombstones => self.remove_owned(&key, principal, before).await?,
+                    // An expired one is deleted: to the API it is no session already.
+                    Some(_) => self.delete_owned(&key, principal, before).await?,
                 };
                 if removed {
                     mark.revoked += 1;
@@ -366,11 +380,13 @@ impl DynamoStore {
             }
             after = Some(next.ok_or(StoreError::NotFound)?);
         };
-        // Gone, expired or given to another principal since the index was read.
         if self.remove_owned(&key, principal, None).await? {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
+            return Ok(());
+        }
+        match self.live_elsewhere(&key).await? {
+            Some(home) => Err(StoreError::Misdirected { home }),
+            // Gone, expired or given to another principal since the index was read.
+            None => Err(StoreError::NotFound),
         }
     }
 }

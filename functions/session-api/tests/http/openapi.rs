@@ -376,6 +376,24 @@ async fn every_documented_response() {
         "{}",
         refused.text
     );
+    // Another region's session is revoked by its handle, or spared, only there.
+    let owned = global
+        .post_json("/sessions", &json!({"data": {}, "principal": "user/7"}))
+        .await
+        .key();
+    let mut item = global.raw_item(&owned).await.unwrap();
+    item.insert("home_region".into(), AttributeValue::S("us-east-1".into()));
+    global.put_raw(item).await;
+    let handle =
+        session_store::SessionHandle::of(&session_store::SessionKey::parse(&owned).unwrap());
+    g.expect(revoke, "DELETE", handle.as_str(), &[], Payload::None, 421)
+        .await;
+    let sparing = format!("{listing}?except={owned}");
+    g.expect(&sparing, "DELETE", none, &[], Payload::None, 421)
+        .await;
+    g.seen.remove(&(sparing, "DELETE".to_owned(), 421));
+    g.seen
+        .insert((listing.to_owned(), "DELETE".to_owned(), 421));
     let o = g;
 
     let documented = documented();

@@ -582,7 +582,8 @@ async fn the_sample_backend_login_runs_through_the_handler_and_gives_the_user_as
 /// The API's revocation removes the sessions of its own region that the index lists;
 /// a Django site reads the table without the watermark, so each region's upkeep walks
 /// the watermark's record: another region's session, and one the index listed only
-/// after the revocation's walk, are gone for Django too once it has.
+/// after the revocation's walk, are gone for Django too once it has. So are expired
+/// ones awaiting TTL, which Django loads whatever their `expires_at`.
 #[tokio::test]
 async fn each_regions_upkeep_removes_what_a_revocation_covers_and_django_would_still_load() {
     let e = env().await;
@@ -610,6 +611,11 @@ async fn each_regions_upkeep_removes_what_a_revocation_covers_and_django_would_s
     let mine = here.create(login(), Expiry::Default).await.unwrap().key;
     let theirs = there.create(login(), Expiry::Default).await.unwrap().key;
     let late = here.create(login(), Expiry::Default).await.unwrap().key;
+    let soon = Expiry::At(e.clock.now().saturating_add(Duration::from_secs(1)));
+    let (expired_mine, expired_theirs) = (
+        here.create(login(), soon).await.unwrap().key,
+        there.create(login(), soon).await.unwrap().key,
+    );
     // The index lists `late` only after the revocation's walk.
     let listed = e.item(late.as_str()).await.unwrap();
     let mut unlisted = listed.clone();
@@ -617,12 +623,18 @@ async fn each_regions_upkeep_removes_what_a_revocation_covers_and_django_would_s
     e.put_item(unlisted).await;
     e.clock.advance(Duration::from_secs(1));
     let done = here.revoke_all(&user("7"), None).await.unwrap();
-    assert_eq!((done.revoked, done.complete), (1, true));
+    assert_eq!(
+        (done.revoked, done.complete),
+        (2, true),
+        "and the expired one"
+    );
     e.put_item(listed).await;
     let logged_in =
         |d: Option<session_store::SessionData>| d.is_some_and(|d| d.contains_key("_auth_user_id"));
-    assert!(!logged_in(backend_load(&e, mine.as_str()).await));
-    for key in [&theirs, &late] {
+    for key in [&mine, &expired_mine] {
+        assert!(!logged_in(backend_load(&e, key.as_str()).await), "{key:?}");
+    }
+    for key in [&theirs, &late, &expired_theirs] {
         assert!(
             logged_in(backend_load(&e, key.as_str()).await),
             "Django still loads it"
@@ -637,8 +649,8 @@ async fn each_regions_upkeep_removes_what_a_revocation_covers_and_django_would_s
         "the watermark's age at the walk's end"
     );
     let there_counts = e.upkeep(&upkeep("eu-west-1")).await;
-    assert_eq!(there_counts.walk_revoked, 1, "{there_counts:?}");
-    for key in [&mine, &theirs, &late] {
+    assert_eq!(there_counts.walk_revoked, 2, "{there_counts:?}");
+    for key in [&mine, &theirs, &late, &expired_mine, &expired_theirs] {
         assert!(!logged_in(backend_load(&e, key.as_str()).await), "{key:?}");
     }
 }
