@@ -85,9 +85,11 @@ async fn main() {
             .and_then(|mut results| {
                 if let Some(measured) = alone {
                     let mut measured = measured?;
-                    measured["measured"] = serde_json::json!(
-                        "alone (session-bench --only revocation), after the run of the other figures"
-                    );
+                    measured["measured"] = serde_json::json!(format!(
+                        "alone (session-bench --only revocation), after the run of the other \
+                         figures, against {}",
+                        runner::DYNAMODB
+                    ));
                     results["revocation"] = measured;
                 }
                 // Prices, assumptions and settings live in cost.rs; the measurements stay.

@@ -9,6 +9,9 @@ use crate::fixture::Bench;
 use crate::measure;
 use crate::{cost, upkeep_cost};
 
+/// What serves DynamoDB to every measurement.
+pub const DYNAMODB: &str = "Dynoxide 3.2, in the harness's process, on 127.0.0.1";
+
 /// Every measurement in turn, then the cost that their figures imply.
 pub async fn run_all(b: &Bench) -> Result<Value, Error> {
     let f = b.fixture().await?;
@@ -74,7 +77,7 @@ pub async fn run_all(b: &Bench) -> Result<Value, Error> {
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "os": std::env::consts::OS,
             "arch": std::env::consts::ARCH,
-            "dynamodb": "Dynoxide 3.2, in the harness's process, on 127.0.0.1",
+            "dynamodb": DYNAMODB,
         }),
     );
     Ok(Value::Object(results))

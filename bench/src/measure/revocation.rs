@@ -129,12 +129,12 @@ async fn through_202s() -> Result<Value, Error> {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let requests = counter.snapshot();
     if per_call.iter().sum::<u64>() != MANY as u64
         || testkit::item_count(&client, &table).await? != 1
     {
         return Err("sessions left after the revocation".into());
     }
-    let requests = counter.snapshot();
     Ok(json!({
         "sessions": MANY,
         "calls": per_call.len(),
