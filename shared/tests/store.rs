@@ -11,8 +11,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use session_store::item::{self, Item};
 use session_store::{
-    DynamoStore, Expected, Expiry, ManualClock, Principals, SessionData, SessionKey, SessionStore,
-    StoreConfig, StoreError, Timestamp, Version,
+    Clock, DynamoStore, Expected, Expiry, ManualClock, Principals, SessionData, SessionKey,
+    SessionStore, StoreConfig, StoreError, Timestamp, Version,
 };
 use testkit::{RequestCounter, START, data};
 
@@ -2048,4 +2048,67 @@ async fn on_a_global_table_a_delete_reads_only_when_its_condition_failed() {
         2,
         "DeleteItem refused by its condition, GetItem of what is there",
     );
+}
+
+/// Django's backend loads a session whatever its `expires_at` until TTL deletes it, so
+/// where it shares the table a revocation removes the user's expired sessions too; it
+/// leaves other users' sessions, tombstones and the spared session as they are. Without
+/// Django, an expired session is left for TTL.
+#[tokio::test]
+async fn where_django_shares_the_table_a_revocation_removes_expired_sessions_too() {
+    for codec in ["json", "django"] {
+        let e = if codec == "json" {
+            env().await
+        } else {
+            django_env().await
+        };
+        let (alice, bob) = (principal("42"), principal("43"));
+        let soon = Expiry::At(e.clock.now().saturating_add(Duration::from_secs(1)));
+        let make = |owner: &session_store::Principal, expiry: Expiry| {
+            let store = &e.store;
+            let owner = owner.clone();
+            async move {
+                let d = data(json!({"_auth_user_id": owner.as_str()}));
+                store
+                    .create_owned(d, expiry, Some(owner))
+                    .await
+                    .unwrap()
+                    .key
+            }
+        };
+        let expired = make(&alice, soon).await;
+        let spared = make(&alice, soon).await;
+        let others = make(&bob, soon).await;
+        let removed = make(&alice, Expiry::Default).await;
+        e.store.delete(&removed, None).await.unwrap();
+        let removed_before = e.raw_item(&removed).await;
+        e.clock.advance(Duration::from_secs(2));
+        let done = e.store.revoke_all(&alice, Some(&spared)).await.unwrap();
+        let tombstoned = |k| {
+            let e = &e;
+            async move {
+                e.raw_item(k)
+                    .await
+                    .is_some_and(|i| i.contains_key("removed_at"))
+            }
+        };
+        if codec == "django" {
+            assert_eq!(done.revoked, 1, "{codec}");
+            assert!(tombstoned(&expired).await, "{codec}: Django would load it");
+        } else {
+            assert_eq!(done.revoked, 0, "{codec}");
+            assert!(
+                e.raw_item(&expired).await.is_some(),
+                "{codec}: left for TTL"
+            );
+        }
+        for k in [&spared, &others] {
+            let item = e.raw_item(k).await;
+            assert!(
+                item.is_some_and(|i| !i.contains_key("removed_at")),
+                "{codec}"
+            );
+        }
+        assert_eq!(e.raw_item(&removed).await, removed_before, "{codec}");
+    }
 }

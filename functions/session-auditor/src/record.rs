@@ -154,9 +154,10 @@ fn action(record: &EventRecord, time: i64) -> Result<(Action, Option<Remover>), 
                 u.type_ == "Service" && u.principal_id == "dynamodb.amazonaws.com"
             });
             let remover = by_ttl.then_some(Remover::Ttl);
-            // Past its expiry when removed: the cleanup's delete, or the Django backend's
-            // unconditional one, which the stream cannot tell apart; the API never
-            // removes an expired session.
+            // Past its expiry when removed: the cleanup's delete, the upkeep's walk of a
+            // revocation, or the Django backend's unconditional delete, which the stream
+            // cannot tell apart (the API's own removals leave tombstones or spare the
+            // expired).
             let was_expired = time > 0
                 && View(&Stream(old))
                     .expires_at()

@@ -242,8 +242,10 @@ impl Cleanup {
                 walk.revoked
             )
             .into()),
+            // The window of this record's revocation: from its own time, even when a
+            // later revocation's watermark has replaced it.
             Some(walk) => {
-                let age = self.store.now_millis().saturating_sub(walk.before);
+                let age = self.store.now_millis().saturating_sub(before);
                 Ok(Settled::Walked(
                     walk.revoked,
                     u64::try_from(age).unwrap_or(0),
@@ -271,7 +273,7 @@ impl Cleanup {
 
 /// A batch's counts as one EMF line.
 pub fn upkeep_line(counts: &UpkeepCounts, timestamp_ms: i64) -> String {
-    Emf::new("session-cleanup")
+    let line = Emf::new("session-cleanup")
         .counts(&[
             ("upkeep_stamped", counts.stamped),
             ("upkeep_principals_set", counts.principals_set),
@@ -284,11 +286,39 @@ pub fn upkeep_line(counts: &UpkeepCounts, timestamp_ms: i64) -> String {
             ("upkeep_failures", counts.failures),
             ("upkeep_batch_size", counts.batch_size),
         ])
-        .metric(
+        .property("message", json!("upkeep batch"));
+    // Only from a batch that walked: a zero from every other batch would pull the
+    // window's average and percentiles down.
+    let line = match counts.watermarks_walked {
+        0 => line,
+        _ => line.metric(
             "upkeep_walk_window_ms",
             counts.walk_window_ms as f64,
             session_store::metrics::Unit::Milliseconds,
-        )
-        .property("message", json!("upkeep batch"))
-        .to_line(timestamp_ms)
+        ),
+    };
+    line.to_line(timestamp_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_walk_window_is_reported_only_by_a_batch_that_walked() {
+        let idle = UpkeepCounts {
+            stamped: 1,
+            batch_size: 1,
+            ..UpkeepCounts::default()
+        };
+        assert!(!upkeep_line(&idle, 0).contains("upkeep_walk_window_ms"));
+        let walked = UpkeepCounts {
+            watermarks_walked: 1,
+            walk_window_ms: 1_500,
+            batch_size: 1,
+            ..UpkeepCounts::default()
+        };
+        let line: serde_json::Value = serde_json::from_str(&upkeep_line(&walked, 0)).unwrap();
+        assert_eq!(line["upkeep_walk_window_ms"], json!(1_500.0));
+    }
 }

@@ -263,8 +263,9 @@ pub enum Removal<'a> {
         version: Option<Version>,
         data: Option<&'a str>,
     },
-    /// A live session that belongs to this principal (a revocation), and had it by
-    /// `since_at_most` (epoch milliseconds) when that is given.
+    /// A session that belongs to this principal (a revocation: see
+    /// `Layout::revocable`), and had it by `since_at_most` (epoch milliseconds) when
+    /// that is given.
     Owned(&'a Principal, Option<i64>),
 }
 
@@ -283,6 +284,19 @@ impl Layout {
             e.no_tombstone();
         }
         self.at_home(e);
+    }
+
+    /// The item a revocation may remove: a session of this region, no tombstone; alive,
+    /// unless the Django backend shares the table, since Django loads a session whatever
+    /// its `expires_at` until TTL deletes it. `Rules::revocation_reaches` is the same
+    /// test on an item read.
+    pub(super) fn revocable(&self, e: &mut Expr, now: Timestamp) {
+        if self.tombstones {
+            e.condition("attribute_exists(#k)").no_tombstone();
+            self.at_home(e);
+        } else {
+            self.alive(e, now);
+        }
     }
 
     /// On a global table: the item has no home, or its home is this region.
@@ -362,7 +376,7 @@ impl Layout {
                 }
             }
             Removal::Owned(p, since) => {
-                self.alive(&mut e, t.now);
+                self.revocable(&mut e, t.now);
                 e.owned_by(p);
                 if let Some(ms) = since {
                     e.owned_since_at_most(ms);

@@ -21,10 +21,8 @@ pub struct PrincipalQuery {
 }
 
 impl Layout {
-    /// A revocation's delete: a session of `principal`, which had it by `since_at_most`
-    /// when that is given. Alive, unless the Django backend shares the table: Django
-    /// loads a session whatever its `expires_at` until TTL removes it, so there an
-    /// expired one is deleted too (see [`Layout::revocation_reaches`]).
+    /// A revocation's delete: a session of `principal` that a revocation may remove
+    /// (`Layout::revocable`), which had it by `since_at_most` when that is given.
     pub fn revocation(
         &self,
         now: Timestamp,
@@ -32,12 +30,7 @@ impl Layout {
         since_at_most: Option<i64>,
     ) -> Write {
         let mut e = self.expr();
-        if self.tombstones {
-            e.condition("attribute_exists(#k)").no_tombstone();
-            self.at_home(&mut e);
-        } else {
-            self.alive(&mut e, now);
-        }
+        self.revocable(&mut e, now);
         e.owned_by(principal);
         if let Some(ms) = since_at_most {
             e.owned_since_at_most(ms);
@@ -46,12 +39,6 @@ impl Layout {
             update: None,
             expr: e,
         }
-    }
-
-    /// Whether a revocation's delete reaches a session in this state: a live one always,
-    /// an expired one where Django shares the table (the rule of [`Layout::revocation`]).
-    pub fn revocation_reaches(&self, alive: bool, tombstone: bool) -> bool {
-        alive || (self.tombstones && !tombstone)
     }
 
     /// The spared session of a revocation: it gets its principal anew at `since_ms`,

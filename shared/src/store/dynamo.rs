@@ -219,11 +219,13 @@ impl DynamoStore {
         }
     }
 
-    /// The home of `key`'s session when it is alive and another region's: a write here
-    /// that its condition refused was sent to the wrong region, rather than stale.
+    /// The home of `key`'s session when only its home region refused a write here: it
+    /// is alive and another region's, and, with `owner`, that principal's and not
+    /// revoked. A write refused for any other reason is not misdirected.
     pub(super) async fn live_elsewhere(
         &self,
         key: &SessionKey,
+        owner: Option<&Principal>,
     ) -> Result<Option<String>, StoreError> {
         if self.rules.config.region.is_none() {
             return Ok(None);
@@ -231,8 +233,19 @@ impl DynamoStore {
         let Some(item) = self.get_item(key, true).await? else {
             return Ok(None);
         };
-        let alive = self.rules.meta_of(&item, None).is_alive(self.rules.now());
-        Ok(self.rules.layout.elsewhere(&item).filter(|_| alive))
+        let now = self.rules.now();
+        let meta = self.rules.meta_of(&item, None);
+        let Err(StoreError::Misdirected { home }) =
+            self.rules.writable_here(&item, &meta, None, now)
+        else {
+            return Ok(None);
+        };
+        if let Some(p) = owner
+            && (View(&item).principal().as_ref() != Some(p) || self.revoked(&item).await?)
+        {
+            return Ok(None);
+        }
+        Ok(Some(home))
     }
 }
 
@@ -366,7 +379,7 @@ impl SessionStore for DynamoStore {
             deleted,
             Err(StoreError::VersionConflict | StoreError::NotFound) | Ok(false)
         );
-        if unmet && let Some(home) = self.live_elsewhere(key).await? {
+        if unmet && let Some(home) = self.live_elsewhere(key, None).await? {
             return Err(StoreError::Misdirected { home });
         }
         deleted

@@ -177,7 +177,7 @@ impl DynamoStore {
                 // Only its home region can spare a session; refused before anything is
                 // revoked, so the caller can send the call there.
                 Err(StoreError::VersionConflict) => {
-                    if let Some(home) = self.live_elsewhere(k).await? {
+                    if let Some(home) = self.live_elsewhere(k, Some(principal)).await? {
                         return Err(StoreError::Misdirected { home });
                     }
                 }
@@ -239,7 +239,6 @@ impl DynamoStore {
         mark: &mut Watermark,
         tombstones: bool,
     ) -> Result<bool, StoreError> {
-        let layout = &self.rules.layout;
         let mut after = Some(start);
         while let Some(at) = after.take() {
             if self.time_is_short() {
@@ -253,24 +252,18 @@ impl DynamoStore {
                 if self.time_is_short() {
                     return Ok(false);
                 }
-                // `Some(alive)` for a session this walk removes.
-                let removable = items.get(key.as_str()).and_then(|item| {
+                let removable = items.get(key.as_str()).is_some_and(|item| {
                     let view = View(item);
-                    let meta = self.rules.meta_of(item, None);
-                    let alive = meta.is_alive(now);
-                    (Some(key.as_str()) != mark.except.as_deref()
+                    Some(key.as_str()) != mark.except.as_deref()
                         && view.principal().as_ref() == Some(principal)
                         && mark.covers(view.principal_since())
-                        && self.rules.layout.elsewhere(item).is_none()
-                        && layout.revocation_reaches(alive, meta.tombstone))
-                    .then_some(alive)
+                        && self.rules.revocation_reaches(item, now)
                 });
                 let before = Some(mark.before);
-                let removed = match removable {
-                    None => false,
-                    Some(true) if tombstones => self.remove_owned(&key, principal, before).await?,
-                    // An expired one is deleted: to the API it is no session already.
-                    Some(_) => self.delete_owned(&key, principal, before).await?,
+                let removed = match (removable, tombstones) {
+                    (false, _) => false,
+                    (true, true) => self.remove_owned(&key, principal, before).await?,
+                    (true, false) => self.delete_owned(&key, principal, before).await?,
                 };
                 if removed {
                     mark.revoked += 1;
@@ -296,8 +289,9 @@ impl DynamoStore {
         }
     }
 
-    /// Removes `key`'s session if it is alive and had `principal` (by `before`, when
-    /// given), leaving a tombstone with the django codec: `true` when it did.
+    /// Removes `key`'s session if a revocation may (`Layout::revocable`) and it had
+    /// `principal` (by `before`, when given), leaving a tombstone with the django codec:
+    /// `true` when it did.
     pub(super) async fn remove_owned(
         &self,
         key: &SessionKey,
@@ -316,8 +310,9 @@ impl DynamoStore {
         removed_if_met(conditional(sent))
     }
 
-    /// Deletes `key`'s session if it is alive and had `principal` (by `before`, when
-    /// given): `true` when it did. No tombstone, whatever the codec.
+    /// Deletes `key`'s session if a revocation may (`Layout::revocable`) and it had
+    /// `principal` (by `before`, when given): `true` when it did. No tombstone, whatever
+    /// the codec.
     pub(super) async fn delete_owned(
         &self,
         key: &SessionKey,
@@ -383,7 +378,7 @@ impl DynamoStore {
         if self.remove_owned(&key, principal, None).await? {
             return Ok(());
         }
-        match self.live_elsewhere(&key).await? {
+        match self.live_elsewhere(&key, Some(principal)).await? {
             Some(home) => Err(StoreError::Misdirected { home }),
             // Gone, expired or given to another principal since the index was read.
             None => Err(StoreError::NotFound),

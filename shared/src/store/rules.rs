@@ -281,6 +281,20 @@ impl Rules {
         Ok(())
     }
 
+    /// Whether a revocation may remove `item` as read: the test of the condition
+    /// `Layout::revocable` writes (this region's, no tombstone, and alive unless the
+    /// Django backend shares the table).
+    pub fn revocation_reaches(&self, item: &Item, now: Timestamp) -> bool {
+        if self.layout.elsewhere(item).is_some() {
+            return false;
+        }
+        if self.layout.has_tombstones() {
+            !View(item).is_tombstone()
+        } else {
+            self.meta_of(item, None).is_alive(now)
+        }
+    }
+
     /// What a write based on reading `item` knows of it; `meta` is its metadata.
     pub fn known(&self, item: &Item, meta: SessionMeta) -> Known {
         let shared = self.codec.shares_table_with_django();
