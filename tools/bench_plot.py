@@ -1,6 +1,7 @@
 """Draws bench/results.png from bench/results.json: cold start and CPU per request of
 this service beside the workload floor, the runtime floor and django-dynamodb-sessions
-0.7, medians with min-max whiskers."""
+0.7, medians with min-max whiskers; and, when the run measured Lambda's CPU share, GET's
+p99 billed duration and Lambda's cost per million requests against memory size."""
 
 import json
 import sys
@@ -34,6 +35,41 @@ def bars(ax, title, unit, entries, target):
         ax.text(i, m, f"{m:,.1f}", ha="center", va="bottom")
 
 
+def curve(latency, cost, memory):
+    """GET p99 billed duration and Lambda's cost against memory size, per target and
+    period; the chosen default and the latency budget marked."""
+    colors = {"ours": OURS, "workload_floor": FLOOR, "django": DJANGO}
+    for target, color in colors.items():
+        for period, style in ((20.0, "-"), (100.0, "--")):
+            rows = [r for r in memory["rows"] if r["target"] == target
+                    and r["period_ms"] == period and "ops" in r]
+            if not rows:
+                continue
+            sizes = [r["memory_mb"] for r in rows]
+            label = f"{target.replace('_', ' ')}, {period:g} ms period"
+            latency.plot(sizes, [r["ops"]["get"]["billed_p99_ms"] for r in rows], style,
+                         color=color, marker="o", label=label)
+            cost.plot(sizes, [r["lambda_per_million"] for r in rows], style,
+                      color=color, marker="o", label=label)
+    budget = memory["get_p99_budget_ms"]
+    latency.axhline(budget, color="#c53030", linestyle=":", linewidth=1)
+    latency.text(128, budget, f"budget {budget:g} ms", color="#c53030", va="bottom")
+    chosen = (memory.get("chosen") or {}).get("memory_mb")
+    for ax in (latency, cost):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([r for r in (128, 256, 512, 1024, 1769)])
+        ax.set_xticklabels(["128", "256", "512", "1024", "1769"])
+        ax.set_xlabel("memory, MB (CPU share: memory / 1769 MB of one core)")
+        if chosen:
+            ax.axvline(chosen, color="#2d3748", linestyle=":", linewidth=1)
+    latency.set_yscale("log")
+    latency.set_title("GET p99 billed duration (x86_64 under a CPU quota)", fontsize=10)
+    latency.set_ylabel("ms (log scale)")
+    cost.set_title("Lambda, USD per million requests (80% GET, 20% merge-update)", fontsize=10)
+    cost.set_ylabel("USD")
+    latency.legend(fontsize=7)
+
+
 def main():
     source, target = sys.argv[1], sys.argv[2]
     with open(source) as f:
@@ -44,7 +80,13 @@ def main():
     def own(name):
         return c[name]["ms_without_emulator"]
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.5))
+    memory = r.get("memory_curve") or {}
+    if "rows" in memory:
+        fig, axes = plt.subplots(2, 2, figsize=(12, 11))
+        (left, right), (latency, cost) = axes
+        curve(latency, cost, memory)
+    else:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.5))
     bars(left, "Cold start to first answer, less the emulator", "ms", [
         ("ours", own("ours"), OURS),
         ("ours, TLS", own("ours_tls"), OURS),

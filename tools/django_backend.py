@@ -17,6 +17,9 @@ site does. Reads one JSON document on stdin, writes one on stdout.
     django_backend.py cold    {}  one session created in this fresh process -> {"key"}
     django_backend.py warm    {"cycles": N}  N x (create, get, patch, delete) after one
                            warm-up cycle -> {"requests", "cpu_s", "wall_s"}
+    django_backend.py ops     {"cycles": N}  cold's line, then the warm workload with each
+                           operation timed -> {"key"}, then {"create": [ms, ...], "get":
+                           [...], "merge-update": [...], "delete": [...]}
     django_backend.py count   {}  DynamoDB requests sent per operation -> {operation: n}
 
 Settings come from the environment: SESSION_TABLE, AWS_ENDPOINT_URL_DYNAMODB (the local
@@ -170,6 +173,41 @@ def warm(store_class, request):
     }
 
 
+def ops(store_class, request):
+    """A cold start's line first (the process's first session created), then the warm
+    workload with each operation timed: milliseconds per call, by operation."""
+    import time
+
+    cycles = int(request["cycles"])
+    json.dump(cold(store_class, request), sys.stdout)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    cycle(store_class)
+    times = {"create": [], "get": [], "merge-update": [], "delete": []}
+
+    def timed(name, action):
+        started = time.perf_counter()
+        result = action()
+        times[name].append((time.perf_counter() - started) * 1e3)
+        return result
+
+    for _ in range(cycles):
+        session = store_class()
+        session.update(BENCH_DATA)
+        timed("create", session.create)
+        key = session.session_key
+        timed("get", store_class(session_key=key).load)
+        patched = store_class(session_key=key)
+
+        def merge_update():
+            patched["theme"] = "light"
+            patched.save()
+
+        timed("merge-update", merge_update)
+        timed("delete", store_class(session_key=key).delete)
+    return times
+
+
 def count(store_class, request):
     from dynamodb_sessions.backends.dynamodb import dynamodb_connection_factory
 
@@ -223,7 +261,7 @@ def count(store_class, request):
 
 def main():
     command = sys.argv[1] if len(sys.argv) > 1 else ""
-    commands = {"write": write, "save": save, "read": read, "login": login, "cold": cold, "warm": warm,
+    commands = {"write": write, "save": save, "read": read, "login": login, "cold": cold, "warm": warm, "ops": ops,
                 "count": count}
     if command not in commands:
         raise SystemExit(f"usage: django_backend.py {{{','.join(commands)}}} < request.json")

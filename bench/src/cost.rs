@@ -19,7 +19,8 @@ const LOGS_INFREQUENT_PER_GB: f64 = 0.25;
 const LOGS_STORAGE_PER_GB_MONTH: f64 = 0.03;
 const GB: f64 = 1e9;
 
-/// The deployed functions' memory (the template's default).
+/// The cleanup's and the auditor's memory (`FunctionMemorySize`'s default); the API has a
+/// size of its own (`ApiMemorySize`), read from the template.
 pub(crate) const MEMORY_GB: f64 = 128.0 / 1024.0;
 /// The headline mix: 80% GET (one strongly consistent read of an item up to 4 KB: one
 /// read unit, or half of one when eventually consistent), 20% PUT (one write of an item
@@ -28,7 +29,7 @@ const READS: f64 = 0.8;
 pub(crate) const WRITES: f64 = 0.2;
 /// Assumed, not measured: DynamoDB's published single-digit-millisecond latency, taken
 /// as 5 ms per call inside the billed duration.
-const DYNAMODB_MS_PER_CALL: f64 = 5.0;
+pub(crate) const DYNAMODB_MS_PER_CALL: f64 = 5.0;
 /// Assumed: stream records per auditor invocation. Batches fill to 100 within the 1 s
 /// window from about 100 writes per second; 10 stands for light traffic.
 const RECORDS_PER_AUDIT: f64 = 10.0;
@@ -60,11 +61,12 @@ const INDEX_WRITES: [(&str, f64); 6] = [
 /// GET and each PUT also reads the principal's watermark (one strongly consistent read
 /// unit and one more call's assumed time), and the mix's PUTs keep the principal, so they
 /// write no index entry.
-pub fn principal_index() -> Value {
+pub fn principal_index(api_memory_gb: f64) -> Value {
     let reads_per_request = READS + WRITES;
     let dynamodb = 1e6 * reads_per_request * DYNAMODB_PER_READ_UNIT;
-    let lambda =
-        1e6 * reads_per_request * DYNAMODB_MS_PER_CALL / 1e3 * MEMORY_GB * LAMBDA_ARM_PER_GB_SECOND;
+    let lambda = 1e6 * reads_per_request * DYNAMODB_MS_PER_CALL / 1e3
+        * api_memory_gb
+        * LAMBDA_ARM_PER_GB_SECOND;
     json!({
         "index_write_units_per_table_write": INDEX_WRITES
             .iter()
@@ -146,7 +148,51 @@ pub fn table(root: &Path, results: &Value) -> Result<Value, Error> {
         results,
         gateway_line.len() as f64 + 1.0,
         function_url_line_extra(root)?,
+        api_memory_mb(root)?,
     )
+}
+
+/// The API's memory size as the template deploys it by default (`ApiMemorySize`).
+pub fn api_memory_mb(root: &Path) -> Result<u32, Error> {
+    let template: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(root.join("template.yaml"))?)?;
+    let default = &template["Parameters"]["ApiMemorySize"]["Default"];
+    default
+        .as_u64()
+        .or_else(|| default.as_str().and_then(|s| s.parse().ok()))
+        .and_then(|mb| u32::try_from(mb).ok())
+        .ok_or_else(|| "template.yaml: no default for ApiMemorySize".into())
+}
+
+/// The billed duration per request of the headline mix at `memory_mb`, from the memory
+/// curve (the worse of its periods), with where it comes from; or, when the curve has no
+/// row of ours at that size, the full core's measured time plus the stated latency.
+fn billed_at(r: &Value, memory_mb: u32, own_ms: f64) -> (f64, String) {
+    let measured = r["memory_curve"]["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|row| row["target"] == "ours" && row["memory_mb"] == memory_mb)
+        .filter_map(|row| row["billed_ms_per_request"].as_f64())
+        .fold(None, |worst: Option<f64>, ms| {
+            Some(worst.map_or(ms, |w| w.max(ms)))
+        });
+    match measured {
+        Some(ms) => (
+            ms,
+            format!(
+                "measured under Lambda's CPU share at {memory_mb} MB (the worse of the \
+                 curve's periods), the emulator's answers replaced by {DYNAMODB_MS_PER_CALL} ms per call"
+            ),
+        ),
+        None => (
+            (own_ms + DYNAMODB_MS_PER_CALL).ceil(),
+            format!(
+                "measured on a full core (no CPU share measured at {memory_mb} MB), plus \
+                 {DYNAMODB_MS_PER_CALL} ms per call"
+            ),
+        ),
+    }
 }
 
 /// One front door with one logging setting.
@@ -222,6 +268,7 @@ pub fn per_million(
     r: &Value,
     gateway_line_bytes: f64,
     url_line_extra: f64,
+    api_memory_mb: u32,
 ) -> Result<Value, Error> {
     let measured = |v: &Value, what: &str| {
         v.as_f64()
@@ -242,9 +289,10 @@ pub fn per_million(
     )?;
 
     let requests = 1e6;
-    let billed_ms = (own_ms + DYNAMODB_MS_PER_CALL).ceil();
-    let lambda_api =
-        requests * (LAMBDA_PER_REQUEST + billed_ms / 1e3 * MEMORY_GB * LAMBDA_ARM_PER_GB_SECOND);
+    let (billed_ms, billed_from) = billed_at(r, api_memory_mb, own_ms);
+    let api_memory_gb = api_memory_mb as f64 / 1024.0;
+    let lambda_api = requests
+        * (LAMBDA_PER_REQUEST + billed_ms / 1e3 * api_memory_gb * LAMBDA_ARM_PER_GB_SECOND);
     let audits = requests * WRITES / RECORDS_PER_AUDIT;
     let audit_ms = (RECORDS_PER_AUDIT / audit_rate * 1e3).ceil();
     let auditor =
@@ -287,6 +335,7 @@ pub fn per_million(
         let total = gateway + lambda_api + dynamodb + auditor + ingestion + storage;
         rows.push(json!({
             "front_door": s.door,
+            "api_memory_mb": api_memory_mb,
             "logging": s.logging,
             "consistent_read": s.consistent_read,
             "api_gateway": gateway,
@@ -303,7 +352,9 @@ pub fn per_million(
     }
     Ok(json!({
         "mix": "80% GET, 20% PUT; items up to 1 KB",
+        "api_memory_mb": api_memory_mb,
         "billed_ms_per_request": billed_ms,
+        "billed_from": billed_from,
         "measured_ms_per_request": own_ms,
         "assumed_dynamodb_ms_per_call": DYNAMODB_MS_PER_CALL,
         "assumed_records_per_audit_invocation": RECORDS_PER_AUDIT,
@@ -315,7 +366,7 @@ pub fn per_million(
         "platform_bytes_per_invocation": platform,
         "gzip_ratio": gzip_ratio,
         "rows": rows,
-        "principal_index": principal_index(),
+        "principal_index": principal_index(api_memory_gb),
     }))
 }
 
@@ -346,8 +397,9 @@ mod tests {
                 "records_per_second": stat(100_000.0),
             },
         });
-        let table = per_million(&results, 200.0, 24.0).unwrap();
+        let table = per_million(&results, 200.0, 24.0, 128).unwrap();
         assert_eq!(table["billed_ms_per_request"], json!(7.0));
+        assert_eq!(table["rows"][0]["api_memory_mb"], json!(128));
         for row in table["rows"].as_array().unwrap() {
             let parts: f64 = [
                 "api_gateway",
@@ -394,5 +446,48 @@ mod tests {
         // A 36-character UUID against API Gateway's 16-character id, and
         // "function_url" against "http_api".
         assert_eq!(extra, 20.0 + 4.0);
+    }
+
+    #[test]
+    fn the_billed_duration_comes_from_the_curve_at_the_apis_memory_size() {
+        let stat = |m: f64| json!({ "median": m });
+        let row = |mb: u32, ms: f64| json!({ "target": "ours", "memory_mb": mb, "billed_ms_per_request": ms });
+        let results = json!({
+            "warm": {
+                "ours_wall_less_emulator_us_per_request": stat(1500.0),
+                "access_lines": { "mean_bytes": 300.0, "gzip_ratio": 0.1 },
+            },
+            "auditor": {
+                "audit_line_bytes": 500.0,
+                "metrics_line_bytes": 400.0,
+                "records_per_second": stat(100_000.0),
+            },
+            "memory_curve": { "rows": [row(128, 30.0), row(256, 12.0), row(256, 14.0)] },
+        });
+        let at_256 = per_million(&results, 200.0, 24.0, 256).unwrap();
+        assert_eq!(
+            at_256["billed_ms_per_request"],
+            json!(14.0),
+            "the worse period"
+        );
+        let lambda = at_256["rows"][0]["lambda_api"].as_f64().unwrap();
+        let want = 1e6 * (LAMBDA_PER_REQUEST + 14e-3 * 0.25 * LAMBDA_ARM_PER_GB_SECOND);
+        assert!((lambda - want).abs() < 1e-9);
+        // No row at 512 MB: the full core's figure, and a row that says so.
+        let at_512 = per_million(&results, 200.0, 24.0, 512).unwrap();
+        assert_eq!(at_512["billed_ms_per_request"], json!(7.0));
+        assert!(
+            at_512["billed_from"]
+                .as_str()
+                .unwrap()
+                .contains("full core")
+        );
+        assert_eq!(at_512["rows"][0]["api_memory_mb"], json!(512));
+    }
+
+    #[test]
+    fn the_apis_memory_size_is_the_templates_default() {
+        let mb = api_memory_mb(&testkit::workspace_root()).unwrap();
+        assert!(crate::measure::memory::SIZES_MB.contains(&mb), "{mb}");
     }
 }

@@ -10,6 +10,7 @@ use testkit::RequestCounter;
 use testkit::proxy::Proxy;
 use testkit::runtime_api::RuntimeApi;
 
+use crate::cgroup::CpuQuota;
 use crate::figures::Error;
 use crate::tls::TlsFront;
 
@@ -22,6 +23,17 @@ pub struct Bench {
     pub load_clients: usize,
     pub load_duration: std::time::Duration,
     pub root: PathBuf,
+    /// When the run must end (`--ends-by`): the measurements left out past it say so.
+    pub ends_by: Option<std::time::Instant>,
+}
+
+/// The instant at `epoch` seconds of the wall clock (now, if that has passed).
+pub fn instant_at_epoch(epoch: u64) -> std::time::Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = std::time::Duration::from_secs(epoch).saturating_sub(now);
+    std::time::Instant::now() + left
 }
 
 /// The API binary as deployed, and the bench-only build without aws-config's chains.
@@ -91,8 +103,27 @@ impl Bench {
         link: Link,
         stdout: Stdio,
     ) -> Result<Child, Error> {
+        self.spawn_function_in(f, api, name, link, stdout, None, 128)
+    }
+
+    /// [`Bench::spawn_function`] under a CPU quota, with `memory_mb` as Lambda's
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn_function_in(
+        &self,
+        f: &Fixture,
+        api: &RuntimeApi,
+        name: &str,
+        link: Link,
+        stdout: Stdio,
+        quota: Option<&CpuQuota>,
+        memory_mb: u32,
+    ) -> Result<Child, Error> {
         let binary = self.binary(name);
-        let mut command = Command::new(&binary);
+        let mut command = match quota {
+            Some(q) => q.command(&binary),
+            None => Command::new(&binary),
+        };
         command.env_clear();
         // The SDK reads the root certificates with its first connection, HTTP or HTTPS.
         // Without `SSL_CERT_FILE` it would read this machine's, which on Debian is a
@@ -112,7 +143,7 @@ impl Bench {
         Ok(command
             .env("AWS_LAMBDA_RUNTIME_API", &api.address)
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string())
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")

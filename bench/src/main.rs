@@ -2,12 +2,14 @@
 //! machine in one run, ours side by side with the Django backend (`django-dynamodb-sessions`), written to
 //! `bench/results.json` and `bench/results.md`. Medians of several runs, with min and max.
 
+mod cgroup;
 mod compare;
 mod cost;
 mod event;
 mod figures;
 mod fixture;
 mod measure;
+mod memory_report;
 mod process;
 mod report;
 mod runner;
@@ -21,10 +23,10 @@ use fixture::Bench;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: session-bench [--runs N] [--cycles N] [--cleanup-items N] [--load-clients N] [--load-seconds N] [--out DIR]\n\
+        "usage: session-bench [--runs N] [--cycles N] [--cleanup-items N] [--load-clients N] [--load-seconds N] [--ends-by EPOCH_SECONDS] [--out DIR]\n\
          \x20      session-bench [--runs N] [--cycles N] --compare BEFORE AFTER   (two API binaries in target/release, one change apart)\n\
          \x20      session-bench --report-from RESULTS.json [--out DIR]   (results.md again from a run's results, the cost table recomputed)\n\
-         \x20      session-bench --only revocation [--runs N] [--out DIR]   (that measurement alone, merged into DIR/results.json and marked so)\n\
+         \x20      session-bench --only revocation|memory [--runs N] [--out DIR]   (that measurement alone, merged into DIR/results.json and marked so)\n\
          needs the release binaries (cargo build --release) and .venv (make venv)"
     );
     std::process::exit(2)
@@ -39,6 +41,7 @@ async fn main() {
         load_clients: 16,
         load_duration: std::time::Duration::from_secs(30),
         root: testkit::workspace_root(),
+        ends_by: None,
     };
     let mut out = PathBuf::from("bench");
     let mut compare = None;
@@ -57,8 +60,12 @@ async fn main() {
                     std::time::Duration::from_secs(value.parse().unwrap_or_else(|_| usage()))
             }
             "--out" => out = PathBuf::from(value),
+            "--ends-by" => {
+                let epoch: u64 = value.parse().unwrap_or_else(|_| usage());
+                bench.ends_by = Some(fixture::instant_at_epoch(epoch));
+            }
             "--report-from" => report_from = Some(PathBuf::from(value)),
-            "--only" if value == "revocation" => only = Some(value),
+            "--only" if value == "revocation" || value == "memory" => only = Some(value),
             "--compare" => compare = Some((value, args.next().unwrap_or_else(|| usage()))),
             _ => usage(),
         }
@@ -67,14 +74,10 @@ async fn main() {
         usage();
     }
     let mut alone = None;
-    if only.is_some() {
+    if let Some(what) = only.as_deref() {
         report_from = Some(out.join("results.json"));
-        eprintln!("bench: revoking all sessions of one principal, alone");
-        alone = Some(
-            measure::revocation::revoke_all(&bench)
-                .await
-                .map_err(|e| e.to_string()),
-        );
+        eprintln!("bench: {what} alone");
+        alone = Some((what.to_owned(), measure_alone(&bench, what, &out).await));
     }
     if let Some(json) = report_from {
         let written = std::fs::read_to_string(&json)
@@ -83,14 +86,19 @@ async fn main() {
                 serde_json::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string())
             })
             .and_then(|mut results| {
-                if let Some(measured) = alone {
+                if let Some((what, measured)) = alone {
                     let mut measured = measured?;
                     measured["measured"] = serde_json::json!(format!(
-                        "alone (session-bench --only revocation), after the run of the other \
+                        "alone (session-bench --only {what}), after the run of the other \
                          figures, against {}",
                         runner::DYNAMODB
                     ));
-                    results["revocation"] = measured;
+                    let key = if what == "memory" {
+                        "memory_curve"
+                    } else {
+                        "revocation"
+                    };
+                    results[key] = measured;
                 }
                 // Prices, assumptions and settings live in cost.rs; the measurements stay.
                 results["cost_per_million"] =
@@ -137,4 +145,25 @@ async fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// One measurement alone, for `--only`: the memory curve takes the DynamoDB calls per
+/// operation from the last full run in `out`.
+async fn measure_alone(
+    bench: &Bench,
+    what: &str,
+    out: &std::path::Path,
+) -> Result<serde_json::Value, String> {
+    if what == "revocation" {
+        return measure::revocation::revoke_all(bench)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    let last: serde_json::Value = std::fs::read_to_string(out.join("results.json"))
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))?;
+    let f = bench.fixture().await.map_err(|e| e.to_string())?;
+    measure::memory::curve(bench, &f, &last["requests_per_operation"], bench.ends_by)
+        .await
+        .map_err(|e| e.to_string())
 }

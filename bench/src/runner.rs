@@ -67,6 +67,15 @@ pub async fn run_all(b: &Bench) -> Result<Value, Error> {
         )
         .await?,
     );
+    eprintln!(
+        "bench: Lambda's CPU share by memory size ({} sizes, {} periods; ours, the workload floor, then the Django backend)",
+        measure::memory::SIZES_MB.len(),
+        measure::memory::PERIODS_US.len()
+    );
+    results.insert(
+        "memory_curve".into(),
+        measure::memory::curve(b, &f, &results["requests_per_operation"], b.ends_by).await?,
+    );
     let cost = cost::table(&b.root, &Value::Object(results.clone()))?;
     results.insert("cost_per_million".into(), cost);
     let upkeep = upkeep_cost::table(&Value::Object(results.clone()))?;

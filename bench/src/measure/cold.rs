@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use testkit::runtime_api::RuntimeApi;
 
 use super::rotated;
+use crate::cgroup::CpuQuota;
 use crate::event::{cold_create, reply};
 use crate::figures::{Error, Stats};
 use crate::fixture::{API, API_STATIC_ENV, Bench, Fixture, Link, RUNTIME_FLOOR, WORKLOAD_FLOOR};
@@ -92,11 +93,24 @@ pub async fn one(
     create: &[u8],
     into: &mut Cold,
 ) -> Result<(), Error> {
+    one_in(b, f, (binary, link), create, into, None).await
+}
+
+/// [`one`] under a CPU quota, when given, with its memory size as Lambda's.
+pub async fn one_in(
+    b: &Bench,
+    f: &Fixture,
+    (binary, link): (&str, Link),
+    create: &[u8],
+    into: &mut Cold,
+    quota: Option<&CpuQuota>,
+) -> Result<(), Error> {
     let mut api = RuntimeApi::start().await?;
     api.send(create.to_vec()).await;
     let waited = f.proxy.upstream_ns();
     let started = Instant::now();
-    let mut child = b.spawn_function(f, &api, binary, link, Stdio::null())?;
+    let memory_mb = quota.map_or(128, |q| q.memory_mb);
+    let mut child = b.spawn_function_in(f, &api, binary, link, Stdio::null(), quota, memory_mb)?;
     let posted = tokio::time::timeout(Duration::from_secs(30), api.posted())
         .await
         .map_err(|_| format!("{binary} posted no response within 30 s"))?

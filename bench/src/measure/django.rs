@@ -7,12 +7,24 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use crate::cgroup::CpuQuota;
 use crate::figures::{Error, Stats};
 use crate::fixture::{Bench, Fixture};
 use crate::process::reap;
 
-fn spawn(b: &Bench, f: &Fixture, command: &str, input: &Value) -> Result<Child, Error> {
-    let mut child = Command::new(b.python())
+/// The driver running `command`, under `quota` when one is given.
+pub fn spawn_in(
+    b: &Bench,
+    f: &Fixture,
+    command: &str,
+    input: &Value,
+    quota: Option<&CpuQuota>,
+) -> Result<Child, Error> {
+    let mut program = match quota {
+        Some(q) => q.command(&b.python()),
+        None => Command::new(b.python()),
+    };
+    let mut child = program
         .arg(b.root.join("tools/django_backend.py"))
         .arg(command)
         .env_clear()
@@ -31,7 +43,18 @@ fn spawn(b: &Bench, f: &Fixture, command: &str, input: &Value) -> Result<Child, 
 
 /// Runs one command of the driver to its end and returns the JSON it printed.
 pub async fn command(b: &Bench, f: &Fixture, command: &str, input: &Value) -> Result<Value, Error> {
-    let mut child = spawn(b, f, command, input)?;
+    command_in(b, f, command, input, None).await
+}
+
+/// [`command`] under `quota`, when given.
+pub async fn command_in(
+    b: &Bench,
+    f: &Fixture,
+    command: &str,
+    input: &Value,
+    quota: Option<&CpuQuota>,
+) -> Result<Value, Error> {
+    let mut child = spawn_in(b, f, command, input, quota)?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let line = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
@@ -52,11 +75,21 @@ pub struct Cold {
 }
 
 pub async fn cold(b: &Bench, f: &Fixture) -> Result<Cold, Error> {
+    cold_in(b, f, b.runs, None).await
+}
+
+/// `runs` cold starts, under `quota` when given.
+pub async fn cold_in(
+    b: &Bench,
+    f: &Fixture,
+    runs: usize,
+    quota: Option<&CpuQuota>,
+) -> Result<Cold, Error> {
     let (mut ms_runs, mut rss, mut own) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..b.runs {
+    for _ in 0..runs {
         let waited = f.proxy.upstream_ns();
         let started = Instant::now();
-        let mut child = spawn(b, f, "cold", &json!({}))?;
+        let mut child = spawn_in(b, f, "cold", &json!({}), quota)?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (line, done) = tokio::task::spawn_blocking(move || {
             let mut line = String::new();

@@ -7,6 +7,7 @@ pub mod cleanup;
 pub mod cold;
 pub mod django;
 pub mod load;
+pub mod memory;
 pub mod requests;
 pub mod revocation;
 pub mod sizes;

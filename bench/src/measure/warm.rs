@@ -96,13 +96,13 @@ pub async fn one(
     };
     let mut child = b.spawn_function(f, &api, binary, Link::Plain, stdout)?;
     let pid = child.id();
-    api_cycle(f, &mut api).await?;
+    api_cycle(f, &mut api, None).await?;
     let cpu_before = cpu_ns(pid)?;
     let split_before = user_and_system(pid)?;
     let waited = f.proxy.upstream_ns();
     let started = Instant::now();
     for _ in 0..b.cycles {
-        api_cycle(f, &mut api).await?;
+        api_cycle(f, &mut api, None).await?;
     }
     let wall = started.elapsed();
     let emulator = Duration::from_nanos(f.proxy.upstream_ns() - waited);
@@ -119,20 +119,63 @@ pub async fn one(
     Ok(())
 }
 
-/// create, get, patch, delete of one session through the function.
-async fn api_cycle(f: &Fixture, api: &mut RuntimeApi) -> Result<(), Error> {
+/// One invocation's wall time and the emulator's share of it, in ms.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub wall_ms: f64,
+    pub emulator_ms: f64,
+}
+
+/// Each operation's samples, by the name `requests_per_operation` gives it.
+pub type OpTimes = BTreeMap<&'static str, Vec<Sample>>;
+
+/// The cycle's operations, in order.
+pub const OPS: [&str; 4] = ["create", "get", "merge-update", "delete"];
+
+/// One invocation, timed into `times` under `op` when given. A timed invocation follows
+/// a pause of 0 to 2 ms that varies from one to the next, so that under a CPU quota the
+/// periods do not line up with the cycle and throttle the same operation every time.
+async fn timed(
+    f: &Fixture,
+    api: &mut RuntimeApi,
+    event: Vec<u8>,
+    op: &'static str,
+    times: &mut Option<&mut OpTimes>,
+) -> Result<testkit::runtime_api::Posted, Error> {
+    if let Some(times) = times.as_deref() {
+        let n: usize = times.values().map(Vec::len).sum();
+        let pause_us = (n * 7919 % 11) as u64 * 200;
+        tokio::time::sleep(Duration::from_micros(pause_us)).await;
+    }
+    let waited = f.proxy.upstream_ns();
+    let started = Instant::now();
+    let posted = api.invoke(event).await.ok_or("the Runtime API stopped")?;
+    if let Some(times) = times.as_deref_mut() {
+        times.entry(op).or_default().push(Sample {
+            wall_ms: started.elapsed().as_secs_f64() * 1e3,
+            emulator_ms: (f.proxy.upstream_ns() - waited) as f64 / 1e6,
+        });
+    }
+    Ok(posted)
+}
+
+/// create, get, patch, delete of one session through the function, each invocation
+/// timed into `times` when given.
+pub async fn api_cycle(
+    f: &Fixture,
+    api: &mut RuntimeApi,
+    mut times: Option<&mut OpTimes>,
+) -> Result<(), Error> {
     let t = &f.api_template;
     let json_type = [("content-type", "application/json")];
-    let created = api
-        .invoke(api_event(
-            t,
-            "POST",
-            "/sessions",
-            Some(&json!({ "data": { "cart": ["book"], "theme": "dark" } })),
-            &json_type,
-        ))
-        .await
-        .ok_or("the Runtime API stopped")?;
+    let create = api_event(
+        t,
+        "POST",
+        "/sessions",
+        Some(&json!({ "data": { "cart": ["book"], "theme": "dark" } })),
+        &json_type,
+    );
+    let created = timed(f, api, create, OPS[0], &mut times).await?;
     let (status, body) = reply(&created.body)?;
     let key = body["session_key"]
         .as_str()
@@ -153,8 +196,8 @@ async fn api_cycle(f: &Fixture, api: &mut RuntimeApi) -> Result<(), Error> {
         ),
         api_event(t, "DELETE", &path, None, &[]),
     ];
-    for (step, want) in steps.into_iter().zip([200, 200, 204]) {
-        let posted = api.invoke(step).await.ok_or("the Runtime API stopped")?;
+    for ((step, want), op) in steps.into_iter().zip([200, 200, 204]).zip(&OPS[1..]) {
+        let posted = timed(f, api, step, op, &mut times).await?;
         let (status, _) = reply(&posted.body)?;
         if status != want {
             return Err(format!(
