@@ -67,12 +67,21 @@ pub struct Fixture {
 impl Bench {
     /// A fresh table, the emulator behind the keep-alive proxy and the TLS front.
     pub async fn fixture(&self) -> Result<Fixture, Error> {
+        self.fixture_on(testkit::endpoint()).await
+    }
+
+    /// [`Bench::fixture`] on the emulator at `endpoint`.
+    pub async fn fixture_on(&self, endpoint: &str) -> Result<Fixture, Error> {
         let counter = RequestCounter::default();
-        let (_, table) = testkit::fresh_table("bench", &counter).await;
+        let client = testkit::client_at(endpoint, &counter);
+        let table = testkit::unique_table_name("bench");
+        testkit::TableSpec::of_workspace()?
+            .create(&client, &table)
+            .await?;
         let api_template: Value = serde_json::from_str(&std::fs::read_to_string(
             self.root.join("events/api-create.json"),
         )?)?;
-        let proxy = Proxy::start(testkit::endpoint()).await?;
+        let proxy = Proxy::start(endpoint).await?;
         let tls = TlsFront::start(&proxy.url, &self.root.join("target/bench-tls")).await?;
         Ok(Fixture {
             table,

@@ -162,8 +162,7 @@ async fn measure_alone(
     let last: serde_json::Value = std::fs::read_to_string(out.join("results.json"))
         .map_err(|e| e.to_string())
         .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))?;
-    let f = bench.fixture().await.map_err(|e| e.to_string())?;
-    measure::memory::curve(bench, &f, &last["requests_per_operation"], bench.ends_by)
+    measure::memory::curve(bench, &last["requests_per_operation"], bench.ends_by)
         .await
         .map_err(|e| e.to_string())
 }

@@ -205,19 +205,21 @@ fn cost_section(cost: &Value) -> String {
     }
     let n = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     let mut md = format!(
-        "\nCost per million requests, USD, all in ({}; us-east-1 list prices; arm64, 128 MB). \
-         Billed duration {:.0} ms per request: {:.2} ms measured (wall time per request less \
-         the emulator's share) plus an assumed {:.0} ms per DynamoDB call. Log bytes \
+        "\nCost per million requests, USD, all in ({}; us-east-1 list prices; arm64; the API \
+         at {} MB, the auditor at 128 MB). Billed duration {:.2} ms per request, {} (on a \
+         full core: {:.2} ms, plus {:.0} ms per DynamoDB call). Log bytes \
          measured: the function's access line {:.0} B ({:.0} B behind the function URL, whose request ids are UUIDs), API Gateway's access line {:.0} B, \
          the audit line {:.0} B and the auditor's metrics line {:.0} B per invocation; Lambda's two platform lines (in the documented shape) \
          {:.0} B per invocation with CloudWatch's 26 bytes per event, as every event is \
          counted; storage on \
          gzip's ratio of the access lines ({:.2}). The auditor: {:.0} records per \
          invocation (assumed).\n\n\
-         | front door | logging | API Gateway | Lambda | DynamoDB | auditor | logs ingestion | logs storage | total | goal | met |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+         | front door | logging | API memory, MB | API Gateway | Lambda | DynamoDB | auditor | logs ingestion | logs storage | total | goal | met |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
         cost["mix"].as_str().unwrap_or(""),
+        cost["api_memory_mb"],
         n(&cost["billed_ms_per_request"]),
+        cost["billed_from"].as_str().unwrap_or(""),
         n(&cost["measured_ms_per_request"]),
         n(&cost["assumed_dynamodb_ms_per_call"]),
         n(&cost["access_line_bytes"]),
@@ -236,9 +238,10 @@ fn cost_section(cost: &Value) -> String {
             None => (String::new(), ""),
         };
         md.push_str(&format!(
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | **{:.3}** | {goal} | {met} |\n",
+            "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | **{:.3}** | {goal} | {met} |\n",
             row["front_door"].as_str().unwrap_or(""),
             row["logging"].as_str().unwrap_or(""),
+            row["api_memory_mb"],
             n(&row["api_gateway"]),
             n(&row["lambda_api"]),
             n(&row["dynamodb"]),

@@ -74,7 +74,7 @@ pub async fn run_all(b: &Bench) -> Result<Value, Error> {
     );
     results.insert(
         "memory_curve".into(),
-        measure::memory::curve(b, &f, &results["requests_per_operation"], b.ends_by).await?,
+        measure::memory::curve(b, &results["requests_per_operation"], b.ends_by).await?,
     );
     let cost = cost::table(&b.root, &Value::Object(results.clone()))?;
     results.insert("cost_per_million".into(), cost);
