@@ -12,7 +12,8 @@ fn num(v: &Value, digits: usize) -> String {
         .map_or_else(|| "–".to_owned(), |x| format!("{x:.digits$}"))
 }
 
-pub fn markdown(curve: &Value) -> String {
+/// The section; `deployed_mb` is the template's `ApiMemorySize` default.
+pub fn markdown(curve: &Value, deployed_mb: &Value) -> String {
     if curve.is_null() {
         return String::new();
     }
@@ -25,12 +26,14 @@ pub fn markdown(curve: &Value) -> String {
     let mut md = format!(
         "\nLambda's CPU share by memory size ({}; memory ÷ {} MB of one core, enforced \
          over a period of {} ms; each process alone under its quota, the emulator and the \
-         harness outside it). Wall time per operation as the harness sees it, in one busy \
-         process, each invocation 0 to 2 ms after the last; the billed duration replaces the emulator's \
+         harness outside it). Wall time per operation in one busy process (100 of each for \
+         ours and the floor, as the harness sees it, each invocation about 0 to 2 ms after \
+         the last; 25 for the Django backend, as its driver times them, so its p99 is its \
+         slowest); the billed duration replaces the emulator's \
          answers with {} ms per DynamoDB call and rounds each invocation up to the \
          millisecond; billed ms per request is the mix {}; Lambda's cost is per million \
-         requests at arm64 list prices. This machine is x86_64 and the functions run on \
-         arm64: an estimate of the curve, not Lambda's figures.\n\n\
+         requests at arm64 list prices. This machine is {} and the functions run on \
+         arm64: an estimate of the curve, not Lambda's figures.{}\n\n\
          | target | MB | period ms | cold start ms | create p50 / p99 ms | get p50 / p99 ms \
          | merge-update p50 / p99 ms | delete p50 / p99 ms | get billed p99 ms \
          | billed ms per request | Lambda $ per million |\n\
@@ -40,15 +43,28 @@ pub fn markdown(curve: &Value) -> String {
         periods(curve),
         curve["dynamodb_ms_per_call"],
         mix(curve),
+        curve["arch"].as_str().unwrap_or(std::env::consts::ARCH),
+        curve["measured"]
+            .as_str()
+            .map(|m| format!(" Measured {m}."))
+            .unwrap_or_default(),
     );
     for row in curve["rows"].as_array().into_iter().flatten() {
         md.push_str(&row_line(row));
     }
+    let deployed = match (deployed_mb.as_u64(), curve["chosen"]["memory_mb"].as_u64()) {
+        (Some(d), Some(c)) if d == c => {
+            format!(" The template deploys it: `ApiMemorySize` defaults to {d} MB.")
+        }
+        (Some(d), _) => format!(
+            " **The template deploys {d} MB** (`ApiMemorySize`'s default), not this run's recommendation."
+        ),
+        (None, _) => String::new(),
+    };
     md.push_str(&match curve["chosen"]["memory_mb"].as_u64() {
         Some(mb) => format!(
-            "\nThe API's default memory size (`ApiMemorySize`): {mb} MB, {} ({} ms; \
-             its GET p99 billed duration {} ms, {} ms billed per request, ${} per million \
-             for Lambda).\n",
+            "\nRecommended memory for the API: {mb} MB, {} ({} ms; its GET p99 billed \
+             duration {} ms, {} ms billed per request, ${} per million for Lambda).{deployed}\n",
             curve["chosen"]["reason"].as_str().unwrap_or(""),
             num(&curve["get_p99_budget_ms"], 0),
             num(&curve["chosen"]["get_billed_p99_ms"], 0),
@@ -145,7 +161,7 @@ mod tests {
 
     #[test]
     fn each_measured_configuration_is_a_row_and_a_skipped_one_says_why() {
-        let md = markdown(&curve());
+        let md = markdown(&curve(), &json!(128));
         assert!(md.contains(
             "| ours | 128 | 20 | 41 | 1.2 / 9.0 | 1.2 / 9.0 | 1.2 / 9.0 | 1.2 / 9.0 | 12 | 7.20 | 0.212 |"
         ), "{md}");
@@ -153,17 +169,23 @@ mod tests {
             md.contains("| django | 128 | 100 | not measured: the run's time budget was spent |")
         );
         assert!(
-            md.contains("`ApiMemorySize`): 128 MB, the cheapest (25 ms;"),
+            md.contains("Recommended memory for the API: 128 MB, the cheapest (25 ms;"),
             "{md}"
         );
+        assert!(md.contains("The template deploys it: `ApiMemorySize` defaults to 128 MB."));
+        let other = markdown(&curve(), &json!(256));
+        assert!(other.contains("**The template deploys 256 MB**"), "{other}");
         assert!(md.contains("80% get, 20% merge-update"));
         assert!(md.contains("20 or 100 ms"));
     }
 
     #[test]
     fn without_a_writable_cgroup_the_report_says_so() {
-        let md = markdown(&json!({ "unavailable": "no cgroup CPU controller" }));
+        let md = markdown(
+            &json!({ "unavailable": "no cgroup CPU controller" }),
+            &json!(256),
+        );
         assert!(md.contains("not measured on this machine (no cgroup CPU controller)"));
-        assert!(markdown(&Value::Null).is_empty());
+        assert!(markdown(&Value::Null, &Value::Null).is_empty());
     }
 }

@@ -41,7 +41,10 @@ pub fn markdown(r: &Value) -> String {
     }
     md.push_str(&revocation_section(&r["revocation"]));
     md.push_str(&load_section(&r["load"]));
-    md.push_str(&crate::memory_report::markdown(&r["memory_curve"]));
+    md.push_str(&crate::memory_report::markdown(
+        &r["memory_curve"],
+        &r["cost_per_million"]["api_memory_mb"],
+    ));
     md.push_str(&cost_section(&r["cost_per_million"]));
     md.push_str(&crate::upkeep_cost::markdown(&r["upkeep_per_month"]));
     md.push_str(&format!(

@@ -74,7 +74,10 @@ pub async fn run_all(b: &Bench) -> Result<Value, Error> {
     );
     results.insert(
         "memory_curve".into(),
-        measure::memory::curve(b, &results["requests_per_operation"], b.ends_by).await?,
+        // A failure here keeps the rest of the run: the report says what failed.
+        measure::memory::curve(b, &results["requests_per_operation"], b.ends_by)
+            .await
+            .unwrap_or_else(|e| json!({ "unavailable": format!("the curve failed: {e}") })),
     );
     let cost = cost::table(&b.root, &Value::Object(results.clone()))?;
     results.insert("cost_per_million".into(), cost);

@@ -111,12 +111,13 @@ pub async fn one_in(
     let started = Instant::now();
     let memory_mb = quota.map_or(128, |q| q.memory_mb);
     let mut child = b.spawn_function_in(f, &api, binary, link, Stdio::null(), quota, memory_mb)?;
-    let posted = tokio::time::timeout(Duration::from_secs(30), api.posted())
-        .await
+    let posted = tokio::time::timeout(Duration::from_secs(30), api.posted()).await;
+    // Ended whatever the answer, so that no process outlives its measurement.
+    let exit = tokio::task::spawn_blocking(move || kill_and_reap(&mut child)).await?;
+    let posted = posted
         .map_err(|_| format!("{binary} posted no response within 30 s"))?
         .ok_or("the Runtime API stopped")?;
     let elapsed = posted.at.duration_since(started);
-    let exit = tokio::task::spawn_blocking(move || kill_and_reap(&mut child)).await?;
     let (status, _) = reply(&posted.body)?;
     if posted.error || status != 201 {
         return Err(format!(

@@ -32,12 +32,16 @@ const TARGETS: [(&str, Option<&str>); 3] = [
 ];
 /// Cycles of (create, get, merge-update, delete) per configuration: 100 samples of each
 /// operation for the Rust binaries, whose p99 is then the second slowest; 25 for the
-/// Django backend, whose CPU per request is about 7 times ours.
+/// Django backend (its p99 is then its slowest), whose CPU per request is about 12
+/// times ours.
 const CYCLES: usize = 100;
 const DJANGO_CYCLES: usize = 25;
-/// Cold starts per configuration of a Rust binary. The Django backend's takes about 2 s
-/// of CPU, half a minute at 128 MB: its one cold start is the timed process's own.
+/// Cold starts per configuration of a Rust binary. The Django backend's takes 12 to 14 s
+/// at 128 MB: its one cold start is the timed process's own.
 const COLD_RUNS: usize = 3;
+/// Longer than any configuration takes (the Django backend at 128 MB: about a minute):
+/// a process still running then is stuck, and is ended.
+const STUCK: std::time::Duration = std::time::Duration::from_secs(300);
 /// The p99 of a GET's billed duration, DynamoDB's stated latency included, that the
 /// default memory size must keep: a session is read on every page of a site, and 25 ms
 /// is a quarter of a 100 ms page budget.
@@ -170,8 +174,9 @@ pub fn choose(rows: &[Value]) -> Option<Value> {
     }))
 }
 
-/// The curve, in order of cost: ours and the workload floor at every size and period,
-/// then the Django backend's, whose rows are left out once `ends_by` has passed. On an
+/// The curve, in order of cost: ours and the workload floor at every size and period
+/// (about a minute, always), then the Django backend's, whose rows are left out once
+/// `ends_by` has passed. On an
 /// emulator of its own: the run's other measurements leave the shared one holding
 /// thousands of items and stream records, and its writes slower by an order of
 /// magnitude, which would fill the quota's periods with idle time.
@@ -194,7 +199,7 @@ pub async fn curve(
         };
         for period_us in PERIODS_US {
             for memory_mb in SIZES_MB {
-                if ends_by.is_some_and(|t| Instant::now() >= t) {
+                if binary.is_none() && ends_by.is_some_and(|t| Instant::now() >= t) {
                     rows.push(json!({
                         "target": target,
                         "memory_mb": memory_mb,
@@ -222,6 +227,7 @@ pub async fn curve(
         "controller": hierarchy.name(),
         "full_core_mb": FULL_CORE_MB,
         "periods_ms": PERIODS_US.map(|p| p as f64 / 1e3),
+        "arch": std::env::consts::ARCH,
         "dynamodb_ms_per_call": DYNAMODB_MS_PER_CALL,
         "get_p99_budget_ms": GET_P99_BUDGET_MS,
         "mix": MIX.iter().map(|(op, share)| json!({ "operation": op, "share": share })).collect::<Vec<_>>(),
@@ -254,16 +260,16 @@ async fn rust(
         quota.memory_mb,
     )?;
     let mut times = OpTimes::new();
-    let measured = async {
+    let measured = tokio::time::timeout(STUCK, async {
         api_cycle(f, &mut api, None).await?;
         for _ in 0..CYCLES {
             api_cycle(f, &mut api, Some(&mut times)).await?;
         }
         Ok::<(), Error>(())
-    }
+    })
     .await;
     tokio::task::spawn_blocking(move || kill_and_reap(&mut child)).await?;
-    measured?;
+    measured.map_err(|_| format!("{binary} took over {STUCK:?}"))??;
     Ok((Stats::of(cold.ms), times))
 }
 
@@ -282,17 +288,24 @@ async fn django(
     let started = Instant::now();
     let mut child = super::django::spawn_in(b, f, "ops", &input, Some(quota))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
-    let (cold, lines) = tokio::task::spawn_blocking(move || {
+    let pid = child.id() as libc::pid_t;
+    let read = tokio::task::spawn_blocking(move || {
         let mut reader = std::io::BufReader::new(stdout);
         let (mut first, mut second) = (String::new(), String::new());
         let read = reader.read_line(&mut first);
         let cold = started.elapsed();
         let rest = read.and_then(|_| reader.read_line(&mut second));
         (cold, rest.map(|_| (first, second)))
-    })
-    .await?;
-    let pid = child.id() as libc::pid_t;
+    });
+    let read = tokio::time::timeout(STUCK, read).await;
+    if read.is_err() {
+        // SAFETY: a signal to our own child, not reaped yet; its pipe then closes.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
     tokio::task::spawn_blocking(move || crate::process::reap(pid)).await?;
+    let (cold, lines) = read.map_err(|_| format!("the Django driver took over {STUCK:?}"))??;
     let (first, second) = lines?;
     let created: Value = serde_json::from_str(&first)
         .map_err(|_| format!("the Django driver's first line was {first:?}"))?;
