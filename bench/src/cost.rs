@@ -383,10 +383,10 @@ mod tests {
         assert_eq!(parsed["status"], json!("200"));
     }
 
-    #[test]
-    fn the_table_adds_up_and_only_the_http_api_pays_the_gateway() {
+    /// A run's measurements, as much of them as the cost table reads.
+    fn measured() -> Value {
         let stat = |m: f64| json!({ "median": m });
-        let results = json!({
+        json!({
             "warm": {
                 "ours_wall_less_emulator_us_per_request": stat(1500.0),
                 "access_lines": { "mean_bytes": 300.0, "gzip_ratio": 0.1 },
@@ -396,7 +396,12 @@ mod tests {
                 "metrics_line_bytes": 400.0,
                 "records_per_second": stat(100_000.0),
             },
-        });
+        })
+    }
+
+    #[test]
+    fn the_table_adds_up_and_only_the_http_api_pays_the_gateway() {
+        let results = measured();
         let table = per_million(&results, 200.0, 24.0, 128).unwrap();
         assert_eq!(table["billed_ms_per_request"], json!(7.0));
         assert_eq!(table["rows"][0]["api_memory_mb"], json!(128));
@@ -450,20 +455,10 @@ mod tests {
 
     #[test]
     fn the_billed_duration_comes_from_the_curve_at_the_apis_memory_size() {
-        let stat = |m: f64| json!({ "median": m });
         let row = |mb: u32, ms: f64| json!({ "target": "ours", "memory_mb": mb, "billed_ms_per_request": ms });
-        let results = json!({
-            "warm": {
-                "ours_wall_less_emulator_us_per_request": stat(1500.0),
-                "access_lines": { "mean_bytes": 300.0, "gzip_ratio": 0.1 },
-            },
-            "auditor": {
-                "audit_line_bytes": 500.0,
-                "metrics_line_bytes": 400.0,
-                "records_per_second": stat(100_000.0),
-            },
-            "memory_curve": { "rows": [row(128, 30.0), row(256, 12.0), row(256, 14.0)] },
-        });
+        let mut results = measured();
+        results["memory_curve"] =
+            json!({ "rows": [row(128, 30.0), row(256, 12.0), row(256, 14.0)] });
         let at_256 = per_million(&results, 200.0, 24.0, 256).unwrap();
         assert_eq!(
             at_256["billed_ms_per_request"],

@@ -112,12 +112,11 @@ impl Bench {
         link: Link,
         stdout: Stdio,
     ) -> Result<Child, Error> {
-        self.spawn_function_in(f, api, name, link, stdout, None, 128)
+        self.spawn_function_in(f, api, name, link, stdout, None)
     }
 
-    /// [`Bench::spawn_function`] under a CPU quota, with `memory_mb` as Lambda's
-    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`.
-    #[allow(clippy::too_many_arguments)]
+    /// [`Bench::spawn_function`] under a CPU quota when given, its memory size then
+    /// Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (else the template's 128 MB).
     pub fn spawn_function_in(
         &self,
         f: &Fixture,
@@ -126,8 +125,8 @@ impl Bench {
         link: Link,
         stdout: Stdio,
         quota: Option<&CpuQuota>,
-        memory_mb: u32,
     ) -> Result<Child, Error> {
+        let memory_mb = quota.map_or(128, |q| q.memory_mb);
         let binary = self.binary(name);
         let mut command = match quota {
             Some(q) => q.command(&binary),

@@ -109,8 +109,7 @@ pub async fn one_in(
     api.send(create.to_vec()).await;
     let waited = f.proxy.upstream_ns();
     let started = Instant::now();
-    let memory_mb = quota.map_or(128, |q| q.memory_mb);
-    let mut child = b.spawn_function_in(f, &api, binary, link, Stdio::null(), quota, memory_mb)?;
+    let mut child = b.spawn_function_in(f, &api, binary, link, Stdio::null(), quota)?;
     let posted = tokio::time::timeout(Duration::from_secs(30), api.posted()).await;
     // Ended whatever the answer, so that no process outlives its measurement.
     let exit = tokio::task::spawn_blocking(move || kill_and_reap(&mut child)).await?;

@@ -257,7 +257,6 @@ async fn rust(
         Link::Plain,
         std::process::Stdio::null(),
         Some(quota),
-        quota.memory_mb,
     )?;
     let mut times = OpTimes::new();
     let measured = tokio::time::timeout(STUCK, async {

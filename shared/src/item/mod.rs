@@ -1,6 +1,6 @@
 //! The DynamoDB item, in one place: the attribute names (here), reading an item
 //! (`decode`), writing a whole item (`encode`), every condition, update, projection and
-//! filter expression (`expression` for a session's own writes, `principal_writes`,
+//! filter expression (`expression` for a session's own writes, `removal`, `principal_writes`,
 //! `upkeep_writes`), and the cleanup's checkpoint item (`checkpoint`). The store, the
 //! cleanup and the auditor go through this module; nothing else names an attribute
 //! (docs/store.md).
@@ -10,12 +10,14 @@ mod decode;
 mod encode;
 mod expression;
 mod principal_writes;
+mod removal;
 mod upkeep_writes;
 
 pub use checkpoint::{CHECKPOINT_KEY, Cursor, LEASE_KEY, Position};
 pub use decode::{Image, View, meta};
-pub use expression::{Expr, Guard, Owner, OwnerRead, Parts, Refresh, Removal, Tombstone, Write};
+pub use expression::{Expr, Guard, Owner, OwnerRead, Parts, Refresh, Write};
 pub use principal_writes::PrincipalQuery;
+pub use removal::{Removal, Tombstone};
 pub use upkeep_writes::{Scan, Stamp};
 
 use std::collections::HashMap;
