@@ -162,10 +162,8 @@ build: venv
 # in its own process and writes bench/results.json and results.md; the plot follows.
 # bench/floors holds the two floors ours is measured against (lambda_http alone, and
 # the workload's DynamoDB calls without session logic), built on the same profile.
-# The API is built a second time with its AWS clients made without aws-config's
-# provider chains, to measure their cost. The same packages are named each time so that
-# the dependencies' features, and so their builds, stay the same; the last build only
-# puts the deployed API binary back from cargo's cache.
+# Among the floors, session-api-static-env is the API with its AWS clients made without
+# aws-config's provider chains, to measure their cost: one build serves every binary.
 BENCH_PACKAGES = -p session-api -p session-cleanup -p session-auditor -p session-bench -p session-floors
 # make bench aims to end within 20 minutes of its start, builds included: past
 # BENCH_BUDGET_S the measurement the run takes last, the Django backend under Lambda's
@@ -175,9 +173,6 @@ BENCH_STARTED := $(shell date +%s)
 BENCH_BUDGET_S ?= 1140
 bench: venv $(VENV)/bench/.installed
 	cargo build --release --locked $(BENCH_PACKAGES)
-	cargo build --release --locked $(BENCH_PACKAGES) --features session-api/static-env --bin session-api
-	cp target/release/session-api target/release/session-api-static-env
-	cargo build --release --locked $(BENCH_PACKAGES) --bin session-api
 	target/release/session-bench --out bench --ends-by $$(( $(BENCH_STARTED) + $(BENCH_BUDGET_S) ))
 	$(VENV)/bench/bin/python tools/bench_plot.py bench/results.json bench/results.png
 

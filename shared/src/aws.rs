@@ -28,12 +28,10 @@ pub struct AwsEnv {
 impl AwsEnv {
     /// The standard provider chains, as any AWS SDK resolves them; in Lambda the region
     /// and credentials come from the function's environment.
-    #[cfg(not(feature = "static-env"))]
     pub async fn load() -> Result<Self, ConfigError> {
         Self::loaded(aws_config::defaults(BehaviorVersion::latest())).await
     }
 
-    #[cfg(any(test, not(feature = "static-env")))]
     async fn loaded(loader: aws_config::ConfigLoader) -> Result<Self, ConfigError> {
         let sdk = loader.http_client(https_client()).load().await;
         if sdk.region().is_none() {
@@ -49,14 +47,6 @@ impl AwsEnv {
             dynamodb_endpoint: None,
             ssm_endpoint: None,
         })
-    }
-
-    /// Bench-only build (`--features static-env`): Lambda's variables alone, without
-    /// the provider chains, so `make bench` can show what `aws-config` adds to a cold
-    /// start. Never deployed.
-    #[cfg(feature = "static-env")]
-    pub async fn load() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Region, static credentials and endpoints from `lookup`, with no provider chain:

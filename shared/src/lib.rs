@@ -40,7 +40,12 @@ pub use store::{
 /// environment, the Django key fetched when it is a parameter. The API builds its
 /// client from the first (`AwsEnv::dynamodb`).
 pub async fn start() -> Result<(AwsEnv, StoreConfig), ConfigError> {
-    let aws = AwsEnv::load().await?;
+    start_with(AwsEnv::load().await?).await
+}
+
+/// [`start`] on AWS settings made some other way: the bench's API variant makes them
+/// from Lambda's variables alone, to show what the provider chains add to a cold start.
+pub async fn start_with(aws: AwsEnv) -> Result<(AwsEnv, StoreConfig), ConfigError> {
     let config = StoreConfig::from_env()?.fetch_secrets(&aws).await?;
     Ok((aws, config))
 }

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use lambda_http::http::Method;
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 use session_store::{
-    AccessLogConfig, DynamoStore, Ownership, PrincipalRoutes, Principals, SessionKey,
-    invocation_time_left,
+    AccessLogConfig, AwsEnv, DynamoStore, Ownership, PrincipalRoutes, Principals, SessionKey,
+    StoreConfig, invocation_time_left,
 };
 use tracing::{error, info};
 
@@ -68,6 +68,16 @@ impl<S: Principals> App<S> {
     pub fn store(&self) -> &S {
         &self.store
     }
+}
+
+/// A container's life: the store and the settings built once, then every event answered
+/// by [`handler`]. A start-up error ends the container, which Lambda reports.
+pub async fn serve((aws, config): (AwsEnv, StoreConfig)) -> Result<(), lambda_http::Error> {
+    let store = DynamoStore::new(aws.dynamodb(), config)?;
+    let app = App::new(store)
+        .with_access_log(AccessLogConfig::from_env()?)
+        .with_principal_routes(PrincipalRoutes::from_env()?);
+    lambda_http::run(service_fn(|request| handler(&app, request))).await
 }
 
 /// The entry point for the Lambda runtime: never fails, every error is a response.
