@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv cleanup test check fmt lint deps unit one-build docs cfn-lint sam-validate policy openapi e2e dev build bench fuzz clean
+.PHONY: help venv cleanup test check fmt lint deps unit one-build docs django-client cfn-lint sam-validate policy openapi e2e dev build bench fuzz clean
 
 help:
 	@echo "make check  the fast inner loop: format, clippy, unit tests, the store's conformance suite and the API's HTTP tests, on an in-process Dynoxide"
@@ -57,6 +57,19 @@ $(VENV)/%/.installed: $(REQ)/%.txt $(UV) $(VENV)/.installed
 
 venv: $(VENV)/.installed
 
+# The Django client package, installed as a site installs it (not editable), again
+# whenever one of its files changes.
+CLIENT_FILES := $(shell git ls-files clients/django)
+$(VENV)/.client-installed: $(VENV)/.installed $(CLIENT_FILES)
+	$(NICE) $(UV) pip install --quiet --python $(PY) --no-deps --reinstall-package django-session-service \
+		--build-constraints $(REQ)/build.txt ./clients/django
+	touch $@
+
+# The client's own tests that need no service (SigV4 against a recorded signature, the
+# retry rules, the merge); Django's SessionTestsMixin runs against make dev in e2e.
+django-client: $(VENV)/.client-installed
+	$(NICE) $(PY) tools/django_client.py offline
+
 # Every cargo command make runs compiles the workspace's own crates with clippy's driver
 # (what `cargo clippy` does, but on a build rather than a check), with warnings denied:
 # clippy's lints then cost no compile of their own, where a `cargo clippy` would compile
@@ -72,7 +85,7 @@ export CLIPPY_ARGS := -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 # The end-to-end run comes last, alone, so that no test shares the machine with it.
 test:
 	$(MAKE) --no-print-directory -j2 --output-sync=target venv fmt lint deps docs unit one-build \
-		cfn-lint sam-validate policy openapi $(VENV)/schemathesis/.installed
+		django-client cfn-lint sam-validate policy openapi $(VENV)/schemathesis/.installed
 	$(MAKE) --no-print-directory e2e
 
 # No emulator process and no Python: the unit tests, the store's conformance suite and
@@ -143,7 +156,7 @@ openapi: venv
 
 # Starts tools/dev.sh on free ports, walks through the README's curl example over HTTP,
 # stops it with SIGTERM and checks nothing is left listening.
-e2e: venv $(VENV)/schemathesis/.installed
+e2e: venv $(VENV)/schemathesis/.installed $(VENV)/.client-installed
 	$(PY) tools/e2e.py
 
 dev: venv
@@ -171,7 +184,7 @@ BENCH_PACKAGES = -p session-api -p session-cleanup -p session-auditor -p session
 # ours under the share included, always run).
 BENCH_STARTED := $(shell date +%s)
 BENCH_BUDGET_S ?= 1140
-bench: venv $(VENV)/bench/.installed
+bench: venv $(VENV)/bench/.installed $(VENV)/.client-installed
 	cargo build --release --locked $(BENCH_PACKAGES)
 	target/release/session-bench --out bench --ends-by $$(( $(BENCH_STARTED) + $(BENCH_BUDGET_S) ))
 	$(VENV)/bench/bin/python tools/bench_plot.py bench/results.json bench/results.png

@@ -21,6 +21,11 @@ site does. Reads one JSON document on stdin, writes one on stdout.
                            operation timed -> {"key"}, then {"create": [ms, ...], "get":
                            [...], "merge-update": [...], "delete": [...]}
     django_backend.py count   {}  DynamoDB requests sent per operation -> {operation: n}
+    django_backend.py requests {"cycles": N}  N Django requests that load one session and
+                           save a change to it -> {"wall_ms": [...], "cpu_s", "requests"}
+
+With SESSION_SERVICE_URL set (127.0.0.1 only), the engine is the service's own Django
+client (clients/django) instead of the backend: the bench compares the two.
 
 Settings come from the environment: SESSION_TABLE, AWS_ENDPOINT_URL_DYNAMODB (the local
 endpoint, 127.0.0.1 only), DJANGO_SECRET_KEY and DJANGO_SECRET_KEY_FALLBACKS (comma
@@ -35,11 +40,22 @@ from urllib.parse import urlparse
 
 
 def configure():
-    endpoint = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+    service = os.environ.get("SESSION_SERVICE_URL")
+    endpoint = service or os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
     if urlparse(endpoint).hostname not in ("127.0.0.1", "localhost"):
         raise SystemExit(f"refusing a non-local endpoint: {endpoint}")
     import django
     from django.conf import settings
+
+    if service:
+        # The service's own Django client (clients/django) instead of the backend.
+        settings.configure(SECRET_KEY="bench", USE_TZ=True, INSTALLED_APPS=[],
+                           SESSION_ENGINE="session_service.session",
+                           SESSION_SERVICE_URL=service, SESSION_SERVICE_AUTH="NONE")
+        django.setup()
+        from session_service.session import SessionStore as ServiceStore
+
+        return ServiceStore
 
     fallbacks = [
         f.strip()
@@ -208,12 +224,58 @@ def ops(store_class, request):
     return times
 
 
-def count(store_class, request):
-    from dynamodb_sessions.backends.dynamodb import dynamodb_connection_factory
-
+def requests_sent():
+    """A list that grows by one for each request the engine sends: to DynamoDB for the
+    backend, over HTTP to the service for the client."""
     sent = []
-    client = dynamodb_connection_factory().meta.client
-    client.meta.events.register("before-send.dynamodb", lambda **kw: sent.append(1))
+    if os.environ.get("SESSION_SERVICE_URL"):
+        from session_service.session import client
+
+        pool = client()._pool
+        send = pool.request
+
+        def counted(*args, **kwargs):
+            sent.append(1)
+            return send(*args, **kwargs)
+
+        pool.request = counted
+    else:
+        from dynamodb_sessions.backends.dynamodb import dynamodb_connection_factory
+
+        events = dynamodb_connection_factory().meta.client.meta.events
+        events.register("before-send.dynamodb", lambda **kw: sent.append(1))
+    return sent
+
+
+def django_requests(store_class, request):
+    """What a Django request that changes its session costs the site: SessionMiddleware's
+    load (the view's first access) and its save, on one session, N times after one
+    warm-up -> {"wall_ms": [...], "cpu_s", "requests"}."""
+    import time
+
+    session = store_class()
+    session.update(BENCH_DATA)
+    session.create()
+    key = session.session_key
+
+    def one(n):
+        session = store_class(session_key=key)
+        session["visits"] = n
+        session.save()
+
+    one(0)
+    sent = requests_sent()
+    walls = []
+    cpu = time.process_time()
+    for n in range(int(request["cycles"])):
+        started = time.perf_counter()
+        one(n + 1)
+        walls.append((time.perf_counter() - started) * 1e3)
+    return {"wall_ms": walls, "cpu_s": time.process_time() - cpu, "requests": len(sent)}
+
+
+def count(store_class, request):
+    sent = requests_sent()
 
     def measure(action):
         sent.clear()
@@ -262,7 +324,7 @@ def count(store_class, request):
 def main():
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     commands = {"write": write, "save": save, "read": read, "login": login, "cold": cold, "warm": warm, "ops": ops,
-                "count": count}
+                "count": count, "requests": django_requests}
     if command not in commands:
         raise SystemExit(f"usage: django_backend.py {{{','.join(commands)}}} < request.json")
     request = json.load(sys.stdin)

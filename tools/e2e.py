@@ -328,8 +328,21 @@ def shared_with_django():
         read = django("read", {"keys": [logged_in]}).get("sessions", [{}])[0]
         check("Django then loads that session as an empty one",
               read.get("data") == {}, str(read))
+        django_client(base, "django")
     finally:
         killed_leaves_nothing(dev, db_port, api_port)
+
+
+def django_client(base, codec):
+    """Django's own SessionTestsMixin, and the client's race and revocation tests, through
+    the installed package (SESSION_ENGINE = "session_service.session") against this make dev."""
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "django_client.py"),
+                           "service", base], capture_output=True, text=True, timeout=900)
+    ran = re.findall(r"^(Ran \d+ tests?.*|OK.*|FAILED.*)$", done.stderr, re.M)
+    print(f"e2e: the Django client with the {codec} codec: {' '.join(ran) or 'did not run'}",
+          flush=True)
+    check(f"Django's SessionTestsMixin and the client's tests pass through the package "
+          f"({codec} codec)", done.returncode == 0, done.stderr[-6000:])
 
 
 def second_copy_refused(db_port, api_port):
@@ -415,6 +428,7 @@ def main():
         upkeep_stamps_backend_writes(log.name, db_port)
         other_functions(api_port)
         properties(base)
+        django_client(base, "json")
         second_copy_refused(db_port, api_port)
     finally:
         # make ends at once; its script stops what it started, within seconds.

@@ -8,6 +8,7 @@ mod cost;
 mod event;
 mod figures;
 mod fixture;
+mod http_front;
 mod measure;
 mod memory_report;
 mod process;

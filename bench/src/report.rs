@@ -40,6 +40,7 @@ pub fn markdown(r: &Value) -> String {
         }
     }
     md.push_str(&revocation_section(&r["revocation"]));
+    md.push_str(&django_request_section(&r["django_request"]));
     md.push_str(&load_section(&r["load"]));
     md.push_str(&crate::memory_report::markdown(
         &r["memory_curve"],
@@ -166,6 +167,33 @@ fn revocation_section(rev: &Value) -> String {
             .map(|m| format!(" Measured {m}."))
             .unwrap_or_default(),
     ) + &many_section(&rev["through_202s"])
+}
+
+/// A Django request's session through the service's Django client, beside the backend.
+fn django_request_section(d: &Value) -> String {
+    if d.is_null() {
+        return String::new();
+    }
+    let row = |name: &str, e: &Value| {
+        format!(
+            "| {name} | {:.2} | {:.2} | {} | {} |\n",
+            e["wall_ms_p50"].as_f64().unwrap_or(f64::NAN),
+            e["wall_ms_p99"].as_f64().unwrap_or(f64::NAN),
+            stat(&e["django_cpu_us_per_request"], 0),
+            e["requests_per_django_request"],
+        )
+    };
+    format!(
+        "\nA Django request's session, as a site pays for it ({}; the same emulator, runs \
+         alternating):\n\n| engine | wall p50, ms | wall p99, ms | CPU of the Django process per \
+         request, µs | requests per Django request |\n| --- | --- | --- | --- | --- |\n{}{}",
+        d["workload"].as_str().unwrap_or(""),
+        row(
+            "`session_service.session`, over HTTP to the API (release build, one instance)",
+            &d["client"]
+        ),
+        row("django-dynamodb-sessions 0.7, to DynamoDB", &d["backend"]),
+    )
 }
 
 /// The revocation that runs to completion through 202s.
@@ -402,5 +430,26 @@ mod tests {
             "{md}"
         );
         assert_eq!(md.matches("**no**").count(), 4, "{md}");
+        assert!(!md.contains("A Django request's session"), "{md}");
+    }
+
+    #[test]
+    fn the_django_request_rows_show_both_engines() {
+        let engine = |p50: f64, requests: u64| {
+            json!({ "wall_ms_p50": p50, "wall_ms_p99": p50 * 2.0,
+                    "django_cpu_us_per_request": s(900.0), "requests_per_django_request": requests })
+        };
+        let md = django_request_section(&json!({
+            "workload": "200 Django requests per run",
+            "client": engine(1.5, 2),
+            "backend": engine(3.25, 2),
+        }));
+        assert!(md.contains("over HTTP to the API (release build, one instance) | 1.50 | 3.00 | 900 (900–900) | 2 |"), "{md}");
+        assert!(
+            md.contains(
+                "django-dynamodb-sessions 0.7, to DynamoDB | 3.25 | 6.50 | 900 (900–900) | 2 |"
+            ),
+            "{md}"
+        );
     }
 }

@@ -35,6 +35,15 @@ pub async fn run_all(b: &Bench) -> Result<Value, Error> {
         measure::requests::per_operation(b, &f).await?,
     );
     eprintln!(
+        "bench: a Django request's session through the service's Django client and through the Django backend ({} runs of {} each)",
+        b.runs,
+        measure::django_client::CYCLES
+    );
+    results.insert(
+        "django_request".into(),
+        measure::django_client::requests(b, &f).await?,
+    );
+    eprintln!(
         "bench: revoking all {} sessions of one principal ({} runs)",
         measure::revocation::SESSIONS,
         b.runs

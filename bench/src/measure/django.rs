@@ -20,14 +20,30 @@ pub fn spawn_in(
     input: &Value,
     quota: Option<&CpuQuota>,
 ) -> Result<Child, Error> {
+    spawn_with(b, f, command, input, quota, None)
+}
+
+/// [`spawn_in`] with the service's own Django client as the engine, talking to the API
+/// at `service`, when given, instead of the Django backend.
+pub fn spawn_with(
+    b: &Bench,
+    f: &Fixture,
+    command: &str,
+    input: &Value,
+    quota: Option<&CpuQuota>,
+    service: Option<&str>,
+) -> Result<Child, Error> {
     let mut program = match quota {
         Some(q) => q.command(&b.python()),
         None => Command::new(b.python()),
     };
+    program.env_clear();
+    if let Some(url) = service {
+        program.env("SESSION_SERVICE_URL", url);
+    }
     let mut child = program
         .arg(b.root.join("tools/django_backend.py"))
         .arg(command)
-        .env_clear()
         .env("SESSION_TABLE", &f.table)
         .env("AWS_ENDPOINT_URL_DYNAMODB", &f.proxy.url)
         .env("DJANGO_SECRET_KEY", "bench-secret")
@@ -54,7 +70,19 @@ pub async fn command_in(
     input: &Value,
     quota: Option<&CpuQuota>,
 ) -> Result<Value, Error> {
-    let mut child = spawn_in(b, f, command, input, quota)?;
+    command_with(b, f, command, input, quota, None).await
+}
+
+/// [`command_in`] with the engine [`spawn_with`] takes.
+pub async fn command_with(
+    b: &Bench,
+    f: &Fixture,
+    command: &str,
+    input: &Value,
+    quota: Option<&CpuQuota>,
+    service: Option<&str>,
+) -> Result<Value, Error> {
+    let mut child = spawn_with(b, f, command, input, quota, service)?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let line = tokio::task::spawn_blocking(move || {
         let mut line = String::new();

@@ -6,6 +6,7 @@ pub mod auditor;
 pub mod cleanup;
 pub mod cold;
 pub mod django;
+pub mod django_client;
 pub mod load;
 pub mod memory;
 pub mod requests;

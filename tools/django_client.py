@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Tests of the Django client package (clients/django).
+
+    django_client.py offline         its own tests that need no service: SigV4 against a
+                                     recorded signature, the retry rules, the merge
+    django_client.py service URL     Django's own SessionTestsMixin, and the race and
+                                     revocation tests, against the service at URL
+
+Django's SessionTestsMixin lives in the tests of Django's source archive, which is not
+installed with Django: the pinned archive is downloaded once, its SHA-256 checked, and
+its `tests/sessions_tests` kept under .tools/ (the module imports `.models`, so it runs
+as the package `sessions_tests`, with a test database)."""
+
+import hashlib
+import io
+import os
+import sys
+import tarfile
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "clients", "django", "tests")
+
+DJANGO_VERSION = "5.2.19"
+SDIST_URL = (
+    "https://files.pythonhosted.org/packages/02/29/"
+    "a487a108caa76430c8b616aa90a6d09cf431306112c14093e6f0a7454e17/django-5.2.19.tar.gz"
+)
+SDIST_SHA256 = "ad03d8abc51dbff95ebf34b27123cf0c26a3b62db7ba0cd520783686362533d1"
+CACHE = os.path.join(ROOT, ".tools", f"django-{DJANGO_VERSION}-tests")
+
+
+def sessions_tests():
+    """The directory holding the package `sessions_tests`, fetched and checked once."""
+    marker = os.path.join(CACHE, "sessions_tests", "tests.py")
+    if os.path.exists(marker):
+        return CACHE
+    with urllib.request.urlopen(SDIST_URL, timeout=120) as answer:
+        archive = answer.read()
+    digest = hashlib.sha256(archive).hexdigest()
+    if digest != SDIST_SHA256:
+        sys.exit(f"django_client: {SDIST_URL} has SHA-256 {digest}, not the pinned {SDIST_SHA256}")
+    prefix = f"django-{DJANGO_VERSION}/tests/sessions_tests/"
+    os.makedirs(os.path.join(CACHE, "sessions_tests"), exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            name = member.name
+            if member.isfile() and name.startswith(prefix) and "/" not in name[len(prefix):]:
+                target = os.path.join(CACHE, "sessions_tests", name[len(prefix):])
+                with tar.extractfile(member) as source, open(target, "wb") as out:
+                    out.write(source.read())
+    return CACHE
+
+
+def run(labels, env):
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "settings"
+    sys.path[:0] = [TESTS, sessions_tests()]
+    import django
+    from django.test.runner import DiscoverRunner
+
+    django.setup()
+    failures = DiscoverRunner(verbosity=1, interactive=False).run_tests(labels)
+    sys.exit(1 if failures else 0)
+
+
+def main():
+    if sys.argv[1:] == ["offline"]:
+        run(["test_offline"], {})
+    elif len(sys.argv) == 3 and sys.argv[1] == "service":
+        run(["test_service"], {"SESSION_SERVICE_URL": sys.argv[2]})
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
