@@ -49,9 +49,15 @@ def configure():
 
     if service:
         # The service's own Django client (clients/django) instead of the backend.
+        # Signed as a deployed site signs (AWS_IAM), with static credentials that the
+        # local front ignores, so that the CPU figure includes SigV4 as the backend's does.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
         settings.configure(SECRET_KEY="bench", USE_TZ=True, INSTALLED_APPS=[],
                            SESSION_ENGINE="session_service.session",
-                           SESSION_SERVICE_URL=service, SESSION_SERVICE_AUTH="NONE")
+                           SESSION_SERVICE_URL=service, SESSION_SERVICE_AUTH="AWS_IAM",
+                           SESSION_SERVICE_SIGNING_NAME="lambda",
+                           SESSION_SERVICE_SIGNING_REGION="us-east-1")
         django.setup()
         from session_service.session import SessionStore as ServiceStore
 

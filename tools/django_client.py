@@ -3,8 +3,9 @@
 
     django_client.py offline         its own tests that need no service: SigV4 against a
                                      recorded signature, the retry rules, the merge
-    django_client.py service URL     Django's own SessionTestsMixin, and the race and
-                                     revocation tests, against the service at URL
+    django_client.py service URL CODEC   Django's own SessionTestsMixin, and the race,
+                                     expiry and revocation tests, against the service at
+                                     URL, which runs SESSION_CODEC=CODEC
 
 Django's SessionTestsMixin lives in the tests of Django's source archive, which is not
 installed with Django: the pinned archive is downloaded once, its SHA-256 checked, and
@@ -67,8 +68,8 @@ def run(labels, env):
 def main():
     if sys.argv[1:] == ["offline"]:
         run(["test_offline"], {})
-    elif len(sys.argv) == 3 and sys.argv[1] == "service":
-        run(["test_service"], {"SESSION_SERVICE_URL": sys.argv[2]})
+    elif len(sys.argv) == 4 and sys.argv[1] == "service":
+        run(["test_service"], {"SESSION_SERVICE_URL": sys.argv[2], "SESSION_SERVICE_CODEC": sys.argv[3]})
     else:
         sys.exit(__doc__)
 

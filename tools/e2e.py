@@ -337,7 +337,7 @@ def django_client(base, codec):
     """Django's own SessionTestsMixin, and the client's race and revocation tests, through
     the installed package (SESSION_ENGINE = "session_service.session") against this make dev."""
     done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "django_client.py"),
-                           "service", base], capture_output=True, text=True, timeout=900)
+                           "service", base, codec], capture_output=True, text=True, timeout=900)
     ran = re.findall(r"^(Ran \d+ tests?.*|OK.*|FAILED.*)$", done.stderr, re.M)
     print(f"e2e: the Django client with the {codec} codec: {' '.join(ran) or 'did not run'}",
           flush=True)

@@ -12,6 +12,18 @@ pub fn api_event(
     body: Option<&Value>,
     headers: &[(&str, &str)],
 ) -> Vec<u8> {
+    let text = body.map(Value::to_string);
+    api_event_text(template, method, path, text.as_deref(), headers)
+}
+
+/// [`api_event`] with the body as the caller sent it, byte for byte.
+pub fn api_event_text(
+    template: &Value,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Vec<u8> {
     let mut e = template.clone();
     e["routeKey"] = json!("$default");
     e["rawPath"] = json!(path);
@@ -25,7 +37,7 @@ pub fn api_event(
         }
     }
     match body {
-        Some(b) => e["body"] = json!(b.to_string()),
+        Some(b) => e["body"] = json!(b),
         None => {
             if let Some(o) = e.as_object_mut() {
                 o.remove("body");

@@ -43,9 +43,11 @@ const COLD_RUNS: usize = 3;
 /// a process still running then is stuck, and is ended.
 const STUCK: std::time::Duration = std::time::Duration::from_secs(300);
 /// The p99 of a GET's billed duration, DynamoDB's stated latency included, that the
-/// default memory size must keep: a session is read on every page of a site, and 25 ms
-/// is a quarter of a 100 ms page budget.
-pub const GET_P99_BUDGET_MS: f64 = 25.0;
+/// default memory size must keep: a session is read on every page of a site, and 20 ms
+/// is a fifth of a 100 ms page budget. A fifth rather than a quarter because a size's
+/// p99 moves by half from run to run on this VM (256 MB: 21 to 37 ms over four runs):
+/// the size chosen must fit with room, not by the luck of one run.
+pub const GET_P99_BUDGET_MS: f64 = 20.0;
 /// The headline mix of the cost model: reads, and writes (taken as merge-updates).
 const MIX: [(&str, f64); 2] = [("get", 0.8), ("merge-update", 0.2)];
 

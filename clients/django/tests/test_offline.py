@@ -114,12 +114,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        status, extra = status if isinstance(status, tuple) else (status, {})
         body = b'{"home_region": "eu-west-1", "status": 421}' if status == 421 else b"{}"
         self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(body)))
         self.send_header("Content-Type", "application/json")
+        for name, value in extra.items():
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = answer
 
@@ -160,12 +164,41 @@ class RetryTests(SimpleTestCase):
         self.assertEqual(len(waits), 2)
 
     def test_reads_and_conditional_writes_are_tried_again_on_throttling_and_unavailability(self):
-        server = self.service(503, 429, 200)
-        client, waits = client_for(server.url, attempts=3)
-        answer = client.request("GET", "/sessions/k", repeatable=True)
-        self.assertEqual(answer.status, 200)
-        self.assertEqual(len(server.seen), 3)
-        self.assertEqual(len(waits), 2)
+        for method, headers in (("GET", {}), ("HEAD", {}), ("DELETE", {}), ("PUT", {"If-Match": '"1"'})):
+            with self.subTest(method=method):
+                server = self.service(503, 429, 200)
+                client, waits = client_for(server.url, attempts=3)
+                body = {"data": {}} if method == "PUT" else None
+                answer = client.request(method, "/sessions/k", body=body, headers=headers, repeatable=True)
+                self.assertEqual(answer.status, 200)
+                self.assertEqual(len(server.seen), 3)
+                self.assertEqual(len(waits), 2)
+
+    def test_the_services_retry_after_is_waited_and_a_long_one_ends_the_tries(self):
+        server = self.service((503, {"Retry-After": "1"}), 200)
+        client, waits = client_for(server.url)
+        self.assertEqual(client.request("GET", "/sessions/k", repeatable=True).status, 200)
+        self.assertEqual(waits, [1.0])
+        for after in ("30", "\u00b2", "Wed, 21 Oct 2026 07:28:00 GMT"):
+            with self.subTest(after=after):
+                server = self.service((503, {"Retry-After": after}), 200)
+                client, waits = client_for(server.url)
+                with self.assertRaises(ServiceError):
+                    client.request("GET", "/sessions/k", repeatable=True)
+                self.assertEqual((len(server.seen), waits), (1, []))
+
+    def test_errors_name_the_route_never_a_session_key_or_a_principal(self):
+        server = self.service(500, 500)
+        client, _ = client_for(server.url)
+        key = "k" * 32
+        with self.assertRaises(ServiceError) as raised:
+            client.request("GET", f"/sessions/{key}", repeatable=True)
+        self.assertIn("/sessions/{key}", str(raised.exception))
+        self.assertNotIn(key, str(raised.exception))
+        with self.assertRaises(ServiceError) as raised:
+            client.request("DELETE", f"/principals/alice/sessions?except={key}", repeatable=True)
+        self.assertNotIn("alice", str(raised.exception))
+        self.assertNotIn(key, str(raised.exception))
 
     def test_a_lost_race_is_never_tried_again(self):
         server = self.service(412)
@@ -188,6 +221,13 @@ class RetryTests(SimpleTestCase):
         answer = client.request("PUT", "/sessions/k", body={"data": {}}, repeatable=True)
         self.assertEqual(answer.status, 200)
         self.assertEqual(there.seen, [("PUT", "/sessions/k")])
+
+    def test_a_regions_url_is_signed_for_that_region(self):
+        urls = {"eu-west-1": "https://x1.example.com", "us-east-1": "https://x2.example.com"}
+        client = Client(Settings(url=urls["us-east-1"], region_urls=urls, signing_name="execute-api"))
+        with mock.patch("session_service.client.Signer") as signer:
+            client._default_signer(urls["eu-west-1"])
+        signer.assert_called_once_with("execute-api", "eu-west-1")
 
     def test_without_that_regions_url_the_error_names_the_region(self):
         here = self.service(421)

@@ -2,18 +2,19 @@
 race and the user's sessions."""
 
 import datetime
+import os
 import uuid
 from unittest import mock
 
 from django.contrib.sessions.backends.base import UpdateError
 from django.conf import settings
-from django.test import TestCase
+from django.test import TestCase, override_settings
 from django.utils import timezone
 from sessions_tests.tests import SessionTestsMixin
 
 from session_service import list_sessions, revoke_all_sessions, session_handle
 from session_service.client import key_path
-from session_service.session import Codec, SessionStore, client
+from session_service.session import MAX_TTL_SECONDS, Codec, SessionStore, client, valid_key
 
 
 class ServiceSessionTests(SessionTestsMixin, TestCase):
@@ -91,11 +92,45 @@ class RaceTests(TestCase):
         session["a"] = 1
         session.save()
         old = session.session_key
+        session = SessionStore(old)
         session["b"] = 2
+        session.modified = False
         session.cycle_key()
+        # SessionMiddleware saves, and sends the new key's cookie, only when modified.
+        self.assertIs(session.modified, True)
         session.save()
         self.assertFalse(session.exists(old))
         self.assertEqual(SessionStore(session.session_key).load(), {"a": 1, "b": 2})
+
+    def test_a_cycle_after_another_requests_save_loses_nothing(self):
+        first = SessionStore()
+        first["a"] = 1
+        first.save()
+        mine, other = SessionStore(first.session_key), SessionStore(first.session_key)
+        mine.get("a"), other.get("a")  # each request reads the session first
+        other["theme"] = "dark"
+        other.save()
+        mine["user"] = "42"
+        with PreconditionFailures() as failures:
+            mine.cycle_key()
+        mine.save()
+        self.assertEqual(failures.count, 1)
+        self.assertEqual(
+            SessionStore(mine.session_key).load(), {"a": 1, "theme": "dark", "user": "42"}
+        )
+
+    def test_a_cycle_of_a_session_deleted_meanwhile_starts_an_empty_one(self):
+        first = SessionStore()
+        first["_auth_user_id"] = "7"
+        first.save()
+        mine = SessionStore(first.session_key)
+        mine.get("_auth_user_id")  # the request reads the session, then it is deleted
+        SessionStore(first.session_key).delete()
+        mine.cycle_key()
+        self.assertEqual(dict(mine.items()), {})
+        self.assertFalse(mine.exists(first.session_key))
+        mine.save()
+        self.assertEqual(SessionStore(mine.session_key).load(), {})
 
 
 class UserSessionTests(TestCase):
@@ -159,3 +194,33 @@ class ExpiryTests(TestCase):
         session.save()
         self.assertFalse(session.exists(session.session_key))
         self.assertEqual(SessionStore(session.session_key).load(), {})
+
+    def test_a_cookie_age_the_service_does_not_share_is_sent_or_warned_about(self):
+        with override_settings(SESSION_COOKIE_AGE=3600), mock.patch.object(Codec, "warned", False):
+            if Codec.known == "json":
+                self.assertAlmostEqual(seconds_left(self.saved(None)), 3600, delta=10)
+            else:
+                with self.assertLogs("session_service", "WARNING"):
+                    self.saved(None)
+
+
+class AgreementTests(TestCase):
+    """The client's copies of the API's rules, held to the API."""
+
+    def test_the_codec_is_told_apart_by_the_etag(self):
+        SessionStore().save()
+        self.assertEqual(Codec.known, os.environ["SESSION_SERVICE_CODEC"])
+
+    def test_the_key_rule_and_the_longest_ttl_are_the_apis(self):
+        session = SessionStore()
+        session.save()
+        self.assertTrue(valid_key(session.session_key))
+        for key in ("a" * 31, "a" * 33, "A" * 32):
+            with self.subTest(key=key):
+                self.assertEqual(client().request("GET", key_path(key), repeatable=True).status, 400)
+        for ttl, status in ((MAX_TTL_SECONDS, 201), (MAX_TTL_SECONDS + 1, 400)):
+            with self.subTest(ttl=ttl):
+                answer = client().request(
+                    "POST", "/sessions", body={"data": {}, "ttl_seconds": ttl}, repeatable=False
+                )
+                self.assertEqual(answer.status, status)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -16,6 +17,18 @@ from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionErro
 
 #: Answers that say "try again later": throttled, or the table was unavailable.
 RETRY_STATUSES = frozenset({429, 503})
+#: The longest `Retry-After` a request waits for; a longer one ends the tries at once.
+MAX_RETRY_AFTER_SECONDS = 2
+
+
+def route(path: str) -> str:
+    """A path as its route template, for messages: session keys and principals never
+    reach a site's logs or error reports."""
+    path = path.split("?", 1)[0]
+    path = re.sub(r"^/sessions/[^/]+", "/sessions/{key}", path)
+    return re.sub(r"^/principals/[^/]+/sessions(/[^/]+)?",
+                  lambda m: "/principals/{principal}/sessions" + ("/{id}" if m.group(1) else ""),
+                  path)
 
 
 class ServiceError(Exception):
@@ -157,8 +170,10 @@ class Client:
         self._sleep = sleep
 
     def _default_signer(self, base: str) -> Signer:
+        # A region's own URL is signed for that region, whatever the main one's is.
+        home = next((r for r, url in self.settings.region_urls.items() if url == base), None)
         service, region = signing_scope(
-            base, self.settings.signing_name, self.settings.signing_region
+            base, self.settings.signing_name, home or self.settings.signing_region
         )
         return Signer(service, region)
 
@@ -174,13 +189,13 @@ class Client:
     ) -> Answer:
         answer = self._send(self.settings.url, method, path, body, headers, repeatable, content_type)
         if answer.status == 421:
-            home = (answer.body or {}).get("home_region") if isinstance(answer.body, dict) else None
+            home = _home_region(answer)
             base = self.settings.region_urls.get(home) if home else None
             if base is None:
                 raise WrongRegion(home)
             answer = self._send(base, method, path, body, headers, repeatable, content_type)
             if answer.status == 421:
-                raise WrongRegion((answer.body or {}).get("home_region"))
+                raise WrongRegion(_home_region(answer))
         return answer
 
     def _send(self, base, method, path, body, headers, repeatable, content_type) -> Answer:
@@ -214,30 +229,53 @@ class Client:
                 last = error
                 if repeatable or sent_nothing(error):
                     continue
-                raise ServiceError(f"{method} {path}: {error}") from error
+                raise ServiceError(f"{method} {route(path)}: {type(error).__name__}") from error
             answer = Answer(raw.status, {k.lower(): v for k, v in raw.headers.items()}, _json(raw.data))
-            if answer.status in RETRY_STATUSES and repeatable:
+            if answer.status in RETRY_STATUSES and repeatable and _retry_after(answer) is not None:
                 last = _Status(answer)
                 continue
             if answer.status >= 500 or answer.status in RETRY_STATUSES:
-                raise ServiceError(f"{method} {path}: the service answered {answer.status}: {_detail(answer)}")
+                raise ServiceError(
+                    f"{method} {route(path)}: the service answered {answer.status}: {_detail(answer)}"
+                )
             return answer
-        raise ServiceError(f"{method} {path}: no answer after {self.settings.attempts} tries: {last}")
+        raise ServiceError(
+            f"{method} {route(path)}: no answer after {self.settings.attempts} tries: "
+            f"{type(last).__name__ if not isinstance(last, _Status) else last}"
+        )
 
     @staticmethod
     def _backoff(attempt: int, last: Exception | None) -> float:
-        """Full jitter from 50 ms doubling to 1 s; a Retry-After of at most 2 s is kept."""
+        """The service's Retry-After when it gives one, else full jitter from 50 ms
+        doubling up to 1 s."""
         if isinstance(last, _Status):
-            after = last.answer.headers.get("retry-after", "")
-            if after.isdigit() and int(after) <= 2:
-                return float(after)
-        return random.uniform(0, min(1.0, 0.05 * 2**attempt))
+            after = _retry_after(last.answer)
+            if after:
+                return after
+        return random.uniform(0, min(1.0, 0.05 * 2 ** (attempt - 1)))
+
+
+def _retry_after(answer: Answer) -> float | None:
+    """Seconds the service asks to wait (0 when it names none); None when that is longer
+    than a request should wait, so the tries end and the error is raised at once."""
+    after = answer.headers.get("retry-after", "").strip()
+    if not after:
+        return 0.0
+    if not (after.isascii() and after.isdigit()) or int(after) > MAX_RETRY_AFTER_SECONDS:
+        return None
+    return float(after)
 
 
 class _Status(Exception):
     def __init__(self, answer: Answer):
         self.answer = answer
         super().__init__(f"answered {answer.status}")
+
+
+def _home_region(answer: Answer) -> str | None:
+    body = answer.body if isinstance(answer.body, dict) else {}
+    home = body.get("home_region")
+    return home if isinstance(home, str) else None
 
 
 def _json(data: bytes) -> Any:

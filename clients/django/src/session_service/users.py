@@ -34,9 +34,10 @@ def list_sessions(user, limit: int = 50, cursor: str | None = None) -> dict:
     """One page of the user's live sessions, newest first: `{"sessions": [{"id",
     "created_at", "expires_at"}], "next"}`; pass `next` as `cursor` for the next page."""
     answer = client().request("GET", _path(user, limit=limit, cursor=cursor), repeatable=True)
-    if answer.status != 200:
+    body = answer.body
+    if answer.status != 200 or not isinstance(body, dict) or not isinstance(body.get("sessions"), list):
         raise ServiceError(f"list a user's sessions: the service answered {answer.status}")
-    return answer.body
+    return body
 
 
 def revoke_session(user, handle: str) -> bool:
@@ -58,9 +59,10 @@ def revoke_all_sessions(user, except_current=None) -> int:
     revoked = 0
     for _ in range(REVOKE_CALLS):
         answer = client().request("DELETE", path, repeatable=True)
-        if answer.status not in (200, 202):
+        body = answer.body
+        if answer.status not in (200, 202) or not isinstance(body, dict):
             raise ServiceError(f"revoke a user's sessions: the service answered {answer.status}")
-        revoked += int(answer.body.get("revoked", 0))
+        revoked += int(body.get("revoked") or 0)
         if answer.status == 200:
             return revoked
     raise ServiceError(f"revoke a user's sessions: still incomplete after {REVOKE_CALLS} calls")
