@@ -12,20 +12,10 @@ use crate::figures::{Error, Stats};
 use crate::fixture::{Bench, Fixture};
 use crate::process::reap;
 
-/// The driver running `command`, under `quota` when one is given.
-pub fn spawn_in(
-    b: &Bench,
-    f: &Fixture,
-    command: &str,
-    input: &Value,
-    quota: Option<&CpuQuota>,
-) -> Result<Child, Error> {
-    spawn_with(b, f, command, input, quota, None)
-}
-
-/// [`spawn_in`] with the service's own Django client as the engine, talking to the API
-/// at `service`, when given, instead of the Django backend.
-pub fn spawn_with(
+/// The driver running `command`, under `quota` when one is given; with the service's
+/// own Django client as the engine, talking to the API at `service`, when given,
+/// instead of the Django backend.
+pub fn spawn(
     b: &Bench,
     f: &Fixture,
     command: &str,
@@ -57,32 +47,20 @@ pub fn spawn_with(
     Ok(child)
 }
 
-/// Runs one command of the driver to its end and returns the JSON it printed.
+/// Runs one command of the Django backend to its end and returns the JSON it printed.
 pub async fn command(b: &Bench, f: &Fixture, command: &str, input: &Value) -> Result<Value, Error> {
-    command_in(b, f, command, input, None).await
+    command_with(b, f, command, input, None).await
 }
 
-/// [`command`] under `quota`, when given.
-pub async fn command_in(
-    b: &Bench,
-    f: &Fixture,
-    command: &str,
-    input: &Value,
-    quota: Option<&CpuQuota>,
-) -> Result<Value, Error> {
-    command_with(b, f, command, input, quota, None).await
-}
-
-/// [`command_in`] with the engine [`spawn_with`] takes.
+/// [`command`] with the engine [`spawn`] takes from `service`.
 pub async fn command_with(
     b: &Bench,
     f: &Fixture,
     command: &str,
     input: &Value,
-    quota: Option<&CpuQuota>,
     service: Option<&str>,
 ) -> Result<Value, Error> {
-    let mut child = spawn_with(b, f, command, input, quota, service)?;
+    let mut child = spawn(b, f, command, input, None, service)?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let line = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
@@ -117,7 +95,7 @@ pub async fn cold_in(
     for _ in 0..runs {
         let waited = f.proxy.upstream_ns();
         let started = Instant::now();
-        let mut child = spawn_in(b, f, "cold", &json!({}), quota)?;
+        let mut child = spawn(b, f, "cold", &json!({}), quota, None)?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (line, done) = tokio::task::spawn_blocking(move || {
             let mut line = String::new();

@@ -69,7 +69,7 @@ async fn alternate(b: &Bench, f: &Fixture, url: &str) -> Result<[Engine; 2], Err
     for run in 0..b.runs {
         for j in rotated(run, 2) {
             let service = (j == 0).then_some(url);
-            let v = command_with(b, f, "requests", &input, None, service).await?;
+            let v = command_with(b, f, "requests", &input, service).await?;
             engines[j].add(&v)?;
         }
     }

@@ -45,7 +45,7 @@ const STUCK: std::time::Duration = std::time::Duration::from_secs(300);
 /// The p99 of a GET's billed duration, DynamoDB's stated latency included, that the
 /// default memory size must keep: a session is read on every page of a site, and 20 ms
 /// is a fifth of a 100 ms page budget. A fifth rather than a quarter because a size's
-/// p99 moves by half from run to run on this VM (256 MB: 21 to 37 ms over four runs):
+/// p99 moves by half from run to run on this VM (256 MB: 21 to 32 ms over four runs):
 /// the size chosen must fit with room, not by the luck of one run.
 pub const GET_P99_BUDGET_MS: f64 = 20.0;
 /// The headline mix of the cost model: reads, and writes (taken as merge-updates).
@@ -287,7 +287,7 @@ async fn django(
     let input = json!({ "cycles": DJANGO_CYCLES });
     let waited = f.proxy.upstream_ns();
     let started = Instant::now();
-    let mut child = super::django::spawn_in(b, f, "ops", &input, Some(quota))?;
+    let mut child = super::django::spawn(b, f, "ops", &input, Some(quota), None)?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let pid = child.id() as libc::pid_t;
     let read = tokio::task::spawn_blocking(move || {
