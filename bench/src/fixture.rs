@@ -92,6 +92,19 @@ impl Bench {
         })
     }
 
+    /// A fresh table alone on a new in-memory emulator, for the measurements that write
+    /// thousands of items: by then the shared emulator holds the run's earlier items and
+    /// stream records, and writes slower by an order of magnitude (500 cleanup deletes
+    /// took 7 to 8 s on it), which made those measurements most of the run's time.
+    pub async fn table_alone(
+        &self,
+        prefix: &str,
+        counter: &RequestCounter,
+    ) -> Result<(aws_sdk_dynamodb::Client, String), Error> {
+        let emulator = testkit::emulator::serve_memory()?;
+        Ok(testkit::fresh_table_at(&emulator.url, prefix, counter).await)
+    }
+
     /// A release binary of the workspace.
     pub fn binary(&self, name: &str) -> PathBuf {
         self.root.join("target/release").join(name)

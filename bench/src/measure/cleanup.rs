@@ -26,7 +26,7 @@ pub async fn deletes(b: &Bench) -> Result<Value, Error> {
     for _ in 0..b.runs {
         // The emulator's ceiling: conditional DeleteItem of known expired keys at the
         // same concurrency, with no scan and no rate limit.
-        let (client, table) = testkit::fresh_table("ceiling", &counter).await;
+        let (client, table) = b.table_alone("ceiling", &counter).await?;
         let keys = expired_items(&client, &table, b.cleanup_items).await?;
         let started = Instant::now();
         let now = SystemClock.now();
@@ -54,7 +54,7 @@ pub async fn deletes(b: &Bench) -> Result<Value, Error> {
             return Err("the ceiling run left items behind".into());
         }
 
-        let (client, table) = testkit::fresh_table("cleanup", &counter).await;
+        let (client, table) = b.table_alone("cleanup", &counter).await?;
         expired_items(&client, &table, b.cleanup_items).await?;
         let cleanup = Cleanup::new(
             client.clone(),

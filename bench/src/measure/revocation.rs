@@ -104,9 +104,9 @@ async fn owned_sessions(
 /// [`MANY`] sessions revoked by calls that each stop at the API's deadline and answer
 /// 202, as a client that calls again after each 202 sees it: the calls, what each
 /// removed, the requests, and the time from the first call to the last answer.
-async fn through_202s() -> Result<Value, Error> {
+async fn through_202s(b: &Bench) -> Result<Value, Error> {
     let counter = RequestCounter::default();
-    let (client, table) = testkit::fresh_table("revoke-many", &counter).await;
+    let (client, table) = b.table_alone("revoke-many", &counter).await?;
     let config = StoreConfig {
         table_name: table.clone(),
         ..StoreConfig::default()
@@ -150,7 +150,7 @@ pub async fn revoke_all(b: &Bench) -> Result<Value, Error> {
     let mut seconds = Vec::new();
     let mut last = None;
     for _ in 0..b.runs {
-        let (client, table) = testkit::fresh_table("revoke", &counter).await;
+        let (client, table) = b.table_alone("revoke", &counter).await?;
         let config = StoreConfig {
             table_name: table.clone(),
             ..StoreConfig::default()
@@ -187,7 +187,7 @@ pub async fn revoke_all(b: &Bench) -> Result<Value, Error> {
     let mut out = last.ok_or("no run")?;
     out["sessions"] = json!(SESSIONS);
     out["seconds"] = Stats::of(seconds).json();
-    out["through_202s"] = through_202s().await?;
+    out["through_202s"] = through_202s(b).await?;
     Ok(out)
 }
 
