@@ -401,7 +401,8 @@ mod tests {
                       "ours_wall_us_per_request": s(900.0), "django_wall_us_per_request": s(9000.0), "django_over_ours": 175.0 },
             "binary_sizes": { "native": { "arch": "x86_64", "bytes": { "session-api": 9_000_000 } }, "arm64_from_make_build": null },
             "cleanup": { "items_per_run": 10, "concurrency": 8, "ours_deletes_per_second": s(90.0),
-                         "emulator_ceiling_deletes_per_second": s(100.0), "ours_over_ceiling": 0.9 },
+                         "emulator_ceiling_deletes_per_second": s(100.0), "ours_over_ceiling": 0.9,
+                         "writes_per_second_limit": 50, "at_default_limit_deletes_per_second": s(60.0) },
             "auditor": { "records_per_second": s(50_000.0) },
             "requests_per_operation": { "create": { "ours": 1, "django": 2 } },
             "machine": { "cpus": 2, "os": "linux", "arch": "x86_64", "dynamodb": "Dynoxide" },
@@ -420,7 +421,8 @@ mod tests {
         assert_eq!(verdict("what aws-config adds"), Some(Some(true)));
         assert_eq!(verdict("CPU per request"), Some(None));
         assert_eq!(verdict("session-api binary"), Some(Some(false)));
-        assert_eq!(verdict("cleanup"), Some(Some(true)));
+        assert_eq!(verdict("cleanup deletes per second, its"), Some(Some(true)));
+        assert_eq!(verdict("cleanup deletes per second at"), Some(Some(false)));
         assert_eq!(verdict("auditor"), Some(Some(false)));
         assert_eq!(verdict("cold start over TLS"), Some(Some(true)));
         assert_eq!(verdict("ours ÷ workload floor, cold"), Some(Some(false)));
@@ -432,7 +434,7 @@ mod tests {
             md.contains("| workload floor |  | 6.2 (6.2–6.2) |  | 36 (36–36) |"),
             "{md}"
         );
-        assert_eq!(md.matches("**no**").count(), 4, "{md}");
+        assert_eq!(md.matches("**no**").count(), 5, "{md}");
         assert!(!md.contains("A Django request's session"), "{md}");
     }
 

@@ -207,7 +207,8 @@ fn size_rows(sizes: &Value) -> Vec<Row> {
 fn throughput_rows(cleanup: &Value, auditor: &Value) -> Vec<Row> {
     let ratio = cleanup["ours_over_ceiling"].as_f64().unwrap_or(f64::NAN);
     let figure = format!(
-        "cleanup deletes per second ({} expired items, concurrency {})",
+        "cleanup deletes per second, its rate limit lifted as the ceiling's is ({} expired \
+         items, concurrency {})",
         cleanup["items_per_run"], cleanup["concurrency"]
     );
     let target = format!(
@@ -215,6 +216,10 @@ fn throughput_rows(cleanup: &Value, auditor: &Value) -> Vec<Row> {
         stat(&cleanup["emulator_ceiling_deletes_per_second"], 0),
         ratio * 100.0
     );
+    let limit = cleanup["writes_per_second_limit"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let limited = &cleanup["at_default_limit_deletes_per_second"];
     vec![
         row(
             figure,
@@ -222,6 +227,13 @@ fn throughput_rows(cleanup: &Value, auditor: &Value) -> Vec<Row> {
             "(no cleanup)".into(),
             &target,
             Some(ratio >= 0.8),
+        ),
+        row(
+            "cleanup deletes per second at its default rate limit",
+            stat(limited, 0),
+            "(no cleanup)".into(),
+            &format!("≤ {limit:.0} writes/s"),
+            Some(median(limited) <= limit),
         ),
         row(
             "auditor records per second, 10,000-record batches",
