@@ -65,10 +65,26 @@ $(VENV)/.client-installed: $(VENV)/.installed $(CLIENT_FILES)
 		--build-constraints $(REQ)/build.txt ./clients/django
 	touch $@
 
+# The newest Django release needs Python 3.12 or later: CPython 3.13, built from its
+# pinned source (tools/python.sh), and a venv of its own with Django 6.1 and the package.
+PY313 := .tools/python3.13/bin/python3.13
+$(PY313): tools/python.sh
+	$(NICE) tools/python.sh
+
+DJANGO6 := $(VENV)/django6
+$(DJANGO6)/.client-installed: $(REQ)/django6.txt $(REQ)/build.txt $(UV) $(PY313) $(CLIENT_FILES)
+	$(UV) venv --quiet --allow-existing --python $(PY313) $(DJANGO6)
+	$(NICE) $(UV) pip install --quiet --python $(DJANGO6)/bin/python -r $(REQ)/django6.txt
+	$(NICE) $(UV) pip install --quiet --python $(DJANGO6)/bin/python --no-deps --reinstall-package django-session-service \
+		--build-constraints $(REQ)/build.txt ./clients/django
+	touch $@
+
 # The client's own tests that need no service (SigV4 against a recorded signature, the
-# retry rules, the merge); Django's SessionTestsMixin runs against make dev in e2e.
-django-client: $(VENV)/.client-installed
+# retry rules, the merge), under the LTS and the newest release; Django's
+# SessionTestsMixin runs against make dev in e2e, under both.
+django-client: $(VENV)/.client-installed $(DJANGO6)/.client-installed
 	$(NICE) $(PY) tools/django_client.py offline
+	$(NICE) $(DJANGO6)/bin/python tools/django_client.py offline
 
 # Every cargo command make runs compiles the workspace's own crates with clippy's driver
 # (what `cargo clippy` does, but on a build rather than a check), with warnings denied:
@@ -156,7 +172,7 @@ openapi: venv
 
 # Starts tools/dev.sh on free ports, walks through the README's curl example over HTTP,
 # stops it with SIGTERM and checks nothing is left listening.
-e2e: venv $(VENV)/schemathesis/.installed $(VENV)/.client-installed
+e2e: venv $(VENV)/schemathesis/.installed $(VENV)/.client-installed $(DJANGO6)/.client-installed
 	$(PY) tools/e2e.py
 
 dev: venv

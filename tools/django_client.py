@@ -8,11 +8,13 @@
                                      URL, which runs SESSION_CODEC=CODEC
 
 Django's SessionTestsMixin lives in the tests of Django's source archive, which is not
-installed with Django: the pinned archive is downloaded once, its SHA-256 checked, and
+installed with Django: the pinned archive of the release this Python has installed is
+downloaded once, its SHA-256 checked, and
 its `tests/sessions_tests` kept under .tools/ (the module imports `.models`, so it runs
 as the package `sessions_tests`, with a test database)."""
 
 import hashlib
+import importlib.metadata
 import io
 import os
 import sys
@@ -22,35 +24,47 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "clients", "django", "tests")
 
-DJANGO_VERSION = "5.2.19"
-SDIST_URL = (
-    "https://files.pythonhosted.org/packages/02/29/"
-    "a487a108caa76430c8b616aa90a6d09cf431306112c14093e6f0a7454e17/django-5.2.19.tar.gz"
-)
-SDIST_SHA256 = "ad03d8abc51dbff95ebf34b27123cf0c26a3b62db7ba0cd520783686362533d1"
-CACHE = os.path.join(ROOT, ".tools", f"django-{DJANGO_VERSION}-tests")
+# The source archive of each Django release the client is tested with, by the version
+# the running Python has installed: the LTS in .venv, the newest release in .venv/django6.
+SDISTS = {
+    "5.2.19": (
+        "https://files.pythonhosted.org/packages/02/29/"
+        "a487a108caa76430c8b616aa90a6d09cf431306112c14093e6f0a7454e17/django-5.2.19.tar.gz",
+        "ad03d8abc51dbff95ebf34b27123cf0c26a3b62db7ba0cd520783686362533d1",
+    ),
+    "6.1.3": (
+        "https://files.pythonhosted.org/packages/55/79/"
+        "49a609ea76ec51404b482932e33f1e6858946b920232c11b11a25bea3032/django-6.1.3.tar.gz",
+        "b5d2d9e35295065d13b1927b3f19a59bd119f737aa6299def14ccca1ae3c8c0d",
+    ),
+}
 
 
 def sessions_tests():
-    """The directory holding the package `sessions_tests`, fetched and checked once."""
-    marker = os.path.join(CACHE, "sessions_tests", "tests.py")
-    if os.path.exists(marker):
-        return CACHE
-    with urllib.request.urlopen(SDIST_URL, timeout=120) as answer:
+    """The directory holding the package `sessions_tests` of the installed Django's
+    release, fetched and checked once."""
+    version = importlib.metadata.version("Django")
+    if version not in SDISTS:
+        sys.exit(f"django_client: Django {version} has no pinned source archive here")
+    url, sha256 = SDISTS[version]
+    cache = os.path.join(ROOT, ".tools", f"django-{version}-tests")
+    if os.path.exists(os.path.join(cache, "sessions_tests", "tests.py")):
+        return cache
+    with urllib.request.urlopen(url, timeout=120) as answer:
         archive = answer.read()
     digest = hashlib.sha256(archive).hexdigest()
-    if digest != SDIST_SHA256:
-        sys.exit(f"django_client: {SDIST_URL} has SHA-256 {digest}, not the pinned {SDIST_SHA256}")
-    prefix = f"django-{DJANGO_VERSION}/tests/sessions_tests/"
-    os.makedirs(os.path.join(CACHE, "sessions_tests"), exist_ok=True)
+    if digest != sha256:
+        sys.exit(f"django_client: {url} has SHA-256 {digest}, not the pinned {sha256}")
+    prefix = f"django-{version}/tests/sessions_tests/"
+    os.makedirs(os.path.join(cache, "sessions_tests"), exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         for member in tar.getmembers():
             name = member.name
             if member.isfile() and name.startswith(prefix) and "/" not in name[len(prefix):]:
-                target = os.path.join(CACHE, "sessions_tests", name[len(prefix):])
+                target = os.path.join(cache, "sessions_tests", name[len(prefix):])
                 with tar.extractfile(member) as source, open(target, "wb") as out:
                     out.write(source.read())
-    return CACHE
+    return cache
 
 
 def run(labels, env):

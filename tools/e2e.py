@@ -333,16 +333,24 @@ def shared_with_django():
         killed_leaves_nothing(dev, db_port, api_port)
 
 
+# The Django releases the client is tested with: the LTS (this venv) and the newest
+# (its own venv, on CPython 3.13).
+DJANGOS = [("Django 5.2", sys.executable),
+           ("Django 6.1", os.path.join(ROOT, ".venv", "django6", "bin", "python"))]
+
+
 def django_client(base, codec):
     """Django's own SessionTestsMixin, and the client's race and revocation tests, through
-    the installed package (SESSION_ENGINE = "session_service.session") against this make dev."""
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "django_client.py"),
-                           "service", base, codec], capture_output=True, text=True, timeout=900)
-    ran = re.findall(r"^(Ran \d+ tests?.*|OK.*|FAILED.*)$", done.stderr, re.M)
-    print(f"e2e: the Django client with the {codec} codec: {' '.join(ran) or 'did not run'}",
-          flush=True)
-    check(f"Django's SessionTestsMixin and the client's tests pass through the package "
-          f"({codec} codec)", done.returncode == 0, done.stderr[-6000:])
+    the installed package (SESSION_ENGINE = "session_service.session") against this make
+    dev, under each Django release the package supports."""
+    for release, python in DJANGOS:
+        done = subprocess.run([python, os.path.join(ROOT, "tools", "django_client.py"),
+                               "service", base, codec], capture_output=True, text=True, timeout=900)
+        ran = re.findall(r"^(Ran \d+ tests?.*|OK.*|FAILED.*)$", done.stderr, re.M)
+        print(f"e2e: the Django client under {release} with the {codec} codec: "
+              f"{' '.join(ran) or 'did not run'}", flush=True)
+        check(f"Django's SessionTestsMixin and the client's tests pass through the package "
+              f"under {release} ({codec} codec)", done.returncode == 0, done.stderr[-6000:])
 
 
 def second_copy_refused(db_port, api_port):
