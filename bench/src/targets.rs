@@ -72,8 +72,8 @@ fn start_rows(cold: &Value, warm: &Value) -> Vec<Row> {
         median(&warm["ours_system_cpu_us_per_request"])
     );
     let cpu = format!(
-        "CPU per request (user + sys), µs, {} requests per run",
-        warm["requests_per_run"]
+        "CPU per request (user + sys), µs, {} requests per run (the Django backend's {})",
+        warm["requests_per_run"], warm["django_requests_per_run"]
     );
     vec![
         row(
