@@ -50,7 +50,8 @@ $(VENV)/.installed: $(REQ)/dev.txt $(REQ)/build.txt $(UV)
 
 # Checkov's pins conflict with dev.txt's, and schemathesis's and the bench's are kept
 # apart the same way: each has a venv of its own.
-$(VENV)/%/.installed: $(REQ)/%.txt $(UV) $(VENV)/.installed
+VENVS_APART := $(VENV)/checkov/.installed $(VENV)/schemathesis/.installed $(VENV)/bench/.installed
+$(VENVS_APART): $(VENV)/%/.installed: $(REQ)/%.txt $(UV) $(VENV)/.installed
 	$(UV_VENV) $(VENV)/$*
 	$(NICE) $(UV) pip install --quiet --python $(VENV)/$*/bin/python -r $<
 	touch $@
@@ -68,11 +69,11 @@ $(VENV)/.client-installed: $(VENV)/.installed $(CLIENT_FILES)
 # The newest Django release needs Python 3.12 or later: CPython 3.13, built from its
 # pinned source (tools/python.sh), and a venv of its own with Django 6.1 and the package.
 PY313 := .tools/python3.13/bin/python3.13
-$(PY313): tools/python.sh
+.tools/python3.13/.built: tools/python.sh
 	$(NICE) tools/python.sh
 
 DJANGO6 := $(VENV)/django6
-$(DJANGO6)/.client-installed: $(REQ)/django6.txt $(REQ)/build.txt $(UV) $(PY313) $(CLIENT_FILES)
+$(DJANGO6)/.client-installed: $(REQ)/django6.txt $(REQ)/build.txt $(UV) .tools/python3.13/.built $(CLIENT_FILES)
 	$(UV) venv --quiet --allow-existing --python $(PY313) $(DJANGO6)
 	$(NICE) $(UV) pip install --quiet --python $(DJANGO6)/bin/python -r $(REQ)/django6.txt
 	$(NICE) $(UV) pip install --quiet --python $(DJANGO6)/bin/python --no-deps --reinstall-package django-session-service \
@@ -173,7 +174,7 @@ openapi: venv
 # Starts tools/dev.sh on free ports, walks through the README's curl example over HTTP,
 # stops it with SIGTERM and checks nothing is left listening.
 e2e: venv $(VENV)/schemathesis/.installed $(VENV)/.client-installed $(DJANGO6)/.client-installed
-	$(PY) tools/e2e.py
+	E2E_DJANGO_PYTHONS="$(PY) $(DJANGO6)/bin/python" $(PY) tools/e2e.py
 
 dev: venv
 	tools/dev.sh

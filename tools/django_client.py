@@ -17,8 +17,10 @@ import hashlib
 import importlib.metadata
 import io
 import os
+import shutil
 import sys
 import tarfile
+import tempfile
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,14 +58,19 @@ def sessions_tests():
     if digest != sha256:
         sys.exit(f"django_client: {url} has SHA-256 {digest}, not the pinned {sha256}")
     prefix = f"django-{version}/tests/sessions_tests/"
-    os.makedirs(os.path.join(cache, "sessions_tests"), exist_ok=True)
+    # Extracted beside the cache, then renamed into place: a cache is whole or absent.
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    staging = tempfile.mkdtemp(dir=os.path.dirname(cache))
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         for member in tar.getmembers():
             name = member.name
             if member.isfile() and name.startswith(prefix) and "/" not in name[len(prefix):]:
-                target = os.path.join(cache, "sessions_tests", name[len(prefix):])
+                target = os.path.join(staging, "sessions_tests", name[len(prefix):])
+                os.makedirs(os.path.dirname(target), exist_ok=True)
                 with tar.extractfile(member) as source, open(target, "wb") as out:
                     out.write(source.read())
+    shutil.rmtree(cache, ignore_errors=True)
+    os.rename(staging, cache)
     return cache
 
 
@@ -74,6 +81,8 @@ def run(labels, env):
     import django
     from django.test.runner import DiscoverRunner
 
+    print(f"django_client: Django {django.get_version()} on Python {sys.version.split()[0]}",
+          file=sys.stderr, flush=True)
     django.setup()
     failures = DiscoverRunner(verbosity=1, interactive=False).run_tests(labels)
     sys.exit(1 if failures else 0)

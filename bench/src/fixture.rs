@@ -95,14 +95,20 @@ impl Bench {
     /// A fresh table alone on a new in-memory emulator, for the measurements that write
     /// thousands of items: by then the shared emulator holds the run's earlier items and
     /// stream records, and writes slower by an order of magnitude (500 cleanup deletes
-    /// took 7 to 8 s on it), which made those measurements most of the run's time.
+    /// took 7 to 8 s on it), which made those measurements most of the run's time. The
+    /// emulator serves from a thread of its own until the harness ends (one per call,
+    /// each a small in-memory database).
     pub async fn table_alone(
-        &self,
         prefix: &str,
         counter: &RequestCounter,
     ) -> Result<(aws_sdk_dynamodb::Client, String), Error> {
         let emulator = testkit::emulator::serve_memory()?;
-        Ok(testkit::fresh_table_at(&emulator.url, prefix, counter).await)
+        let client = testkit::client_at(&emulator.url, counter);
+        let table = testkit::unique_table_name(prefix);
+        testkit::TableSpec::of_workspace()?
+            .create(&client, &table)
+            .await?;
+        Ok((client, table))
     }
 
     /// A release binary of the workspace.

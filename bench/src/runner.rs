@@ -27,7 +27,7 @@ pub async fn run_all(b: &Bench) -> Result<Value, Error> {
         "bench: warm CPU per request ({} runs of {} requests each, ours and the floors, {} the Django backend)",
         b.runs,
         4 * b.cycles,
-        4 * b.cycles.div_ceil(measure::django::WARM_SHORTER)
+        4 * measure::django::warm_cycles(b)
     );
     results.insert("warm".into(), measure::warm::runs(b, &f).await?);
     eprintln!("bench: DynamoDB requests per operation");

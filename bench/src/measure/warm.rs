@@ -66,7 +66,7 @@ pub async fn runs(b: &Bench, f: &Fixture) -> Result<Value, Error> {
     let django = super::django::warm(b, f).await?;
     Ok(json!({
         "requests_per_run": 4 * b.cycles,
-        "django_requests_per_run": 4 * b.cycles.div_ceil(super::django::WARM_SHORTER),
+        "django_requests_per_run": django.requests_per_run,
         "workload": "create, get, patch (merge), delete, repeated",
         "ours_cpu_us_per_request": ours["cpu_us_per_request"],
         "django_cpu_us_per_request": django.cpu.json(),

@@ -308,6 +308,9 @@ impl AccessLogConfig {
     }
 }
 
+/// The most writes per second `CLEANUP_WRITES_PER_SECOND` accepts.
+pub const MAX_CLEANUP_WRITES_PER_SECOND: u32 = 100_000;
+
 /// Settings of the scheduled cleanup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanupConfig {
@@ -377,7 +380,7 @@ impl CleanupConfig {
             writes_per_second: small(positive(
                 "CLEANUP_WRITES_PER_SECOND",
                 d.writes_per_second.into(),
-                100_000,
+                MAX_CLEANUP_WRITES_PER_SECOND.into(),
             )?),
             legacy_age: match get("CLEANUP_LEGACY_AGE_SECONDS") {
                 Some(v) => seconds("CLEANUP_LEGACY_AGE_SECONDS", &v)?,
