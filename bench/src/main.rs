@@ -27,7 +27,7 @@ fn usage() -> ! {
         "usage: session-bench [--runs N] [--cycles N] [--cleanup-items N] [--load-clients N] [--load-seconds N] [--ends-by EPOCH_SECONDS] [--out DIR]\n\
          \x20      session-bench [--runs N] [--cycles N] --compare BEFORE AFTER   (two API binaries in target/release, one change apart)\n\
          \x20      session-bench --report-from RESULTS.json [--out DIR]   (results.md again from a run's results, the cost table recomputed)\n\
-         \x20      session-bench --only revocation|memory|django-request [--runs N] [--out DIR]   (that measurement alone, merged into DIR/results.json and marked so)\n\
+         \x20      session-bench --only revocation|memory|django-request|cleanup [--runs N] [--out DIR]   (that measurement alone, merged into DIR/results.json and marked so)\n\
          needs the release binaries (cargo build --release) and .venv (make venv)"
     );
     std::process::exit(2)
@@ -66,7 +66,10 @@ async fn main() {
                 bench.ends_by = Some(fixture::instant_at_epoch(epoch));
             }
             "--report-from" => report_from = Some(PathBuf::from(value)),
-            "--only" if ["revocation", "memory", "django-request"].contains(&value.as_str()) => {
+            "--only"
+                if ["revocation", "memory", "django-request", "cleanup"]
+                    .contains(&value.as_str()) =>
+            {
                 only = Some(value)
             }
             "--compare" => compare = Some((value, args.next().unwrap_or_else(|| usage()))),
@@ -99,6 +102,7 @@ async fn main() {
                     let key = match what.as_str() {
                         "memory" => "memory_curve",
                         "django-request" => "django_request",
+                        "cleanup" => "cleanup",
                         _ => "revocation",
                     };
                     results[key] = measured;
@@ -159,6 +163,11 @@ async fn measure_alone(
 ) -> Result<serde_json::Value, String> {
     if what == "revocation" {
         return measure::revocation::revoke_all(bench)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    if what == "cleanup" {
+        return measure::cleanup::deletes(bench)
             .await
             .map_err(|e| e.to_string());
     }

@@ -204,12 +204,16 @@ fn many_section(many: &Value) -> String {
     if many.is_null() {
         return String::new();
     }
+    let calls = match many["calls"].as_u64() {
+        Some(1) => "1 call, within the deadline: no 202 on this machine".to_owned(),
+        Some(n) => format!("{n} calls"),
+        None => "no calls recorded".to_owned(),
+    };
     format!(
         "\nRevoking all {} sessions of one principal through 202s (each call stops at the \
-         API's deadline, 9.5 s, and the client calls again): {} calls, removing {} \
+         API's deadline, 9.5 s, and the client calls again): {calls}, removing {} \
          sessions; {} requests ({}); {:.1} s from the first call to the last answer.\n",
         many["sessions"],
-        many["calls"],
         many["revoked_per_call"]
             .as_array()
             .map(|c| c

@@ -130,11 +130,6 @@ async fn through_202s() -> Result<Value, Error> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let requests = counter.snapshot();
-    if per_call.len() < 2 {
-        return Err(
-            format!("{MANY} sessions were revoked in one call: no 202 was measured").into(),
-        );
-    }
     if per_call.iter().sum::<u64>() != MANY as u64
         || testkit::item_count(&client, &table).await? != 1
     {
