@@ -61,9 +61,10 @@ venv: $(VENV)/.installed
 # The Django client package, installed as a site installs it (not editable), again
 # whenever one of its files changes.
 CLIENT_FILES := $(shell git ls-files clients/django)
+INSTALL_CLIENT = $(NICE) $(UV) pip install --quiet --no-deps --reinstall-package django-session-service \
+	--build-constraints $(REQ)/build.txt ./clients/django --python
 $(VENV)/.client-installed: $(VENV)/.installed $(CLIENT_FILES)
-	$(NICE) $(UV) pip install --quiet --python $(PY) --no-deps --reinstall-package django-session-service \
-		--build-constraints $(REQ)/build.txt ./clients/django
+	$(INSTALL_CLIENT) $(PY)
 	touch $@
 
 # The newest Django release needs Python 3.12 or later: CPython 3.13, built from its
@@ -76,8 +77,7 @@ DJANGO6 := $(VENV)/django6
 $(DJANGO6)/.client-installed: $(REQ)/django6.txt $(REQ)/build.txt $(UV) .tools/python3.13/.built $(CLIENT_FILES)
 	$(UV) venv --quiet --allow-existing --python $(PY313) $(DJANGO6)
 	$(NICE) $(UV) pip install --quiet --python $(DJANGO6)/bin/python -r $(REQ)/django6.txt
-	$(NICE) $(UV) pip install --quiet --python $(DJANGO6)/bin/python --no-deps --reinstall-package django-session-service \
-		--build-constraints $(REQ)/build.txt ./clients/django
+	$(INSTALL_CLIENT) $(DJANGO6)/bin/python
 	touch $@
 
 # The client's own tests that need no service (SigV4 against a recorded signature, the

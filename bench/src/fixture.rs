@@ -73,11 +73,7 @@ impl Bench {
     /// [`Bench::fixture`] on the emulator at `endpoint`.
     pub async fn fixture_on(&self, endpoint: &str) -> Result<Fixture, Error> {
         let counter = RequestCounter::default();
-        let client = testkit::client_at(endpoint, &counter);
-        let table = testkit::unique_table_name("bench");
-        testkit::TableSpec::of_workspace()?
-            .create(&client, &table)
-            .await?;
+        let (_, table) = new_table(endpoint, "bench", &counter).await?;
         let api_template: Value = serde_json::from_str(&std::fs::read_to_string(
             self.root.join("events/api-create.json"),
         )?)?;
@@ -103,12 +99,7 @@ impl Bench {
         counter: &RequestCounter,
     ) -> Result<(aws_sdk_dynamodb::Client, String), Error> {
         let emulator = testkit::emulator::serve_memory()?;
-        let client = testkit::client_at(&emulator.url, counter);
-        let table = testkit::unique_table_name(prefix);
-        testkit::TableSpec::of_workspace()?
-            .create(&client, &table)
-            .await?;
-        Ok((client, table))
+        new_table(&emulator.url, prefix, counter).await
     }
 
     /// A release binary of the workspace.
@@ -190,4 +181,19 @@ impl Bench {
                 )
             })?)
     }
+}
+
+/// A client of the emulator at `endpoint` counting into `counter`, and a table made there
+/// from template.yaml.
+async fn new_table(
+    endpoint: &str,
+    prefix: &str,
+    counter: &RequestCounter,
+) -> Result<(aws_sdk_dynamodb::Client, String), Error> {
+    let client = testkit::client_at(endpoint, counter);
+    let table = testkit::unique_table_name(prefix);
+    testkit::TableSpec::of_workspace()?
+        .create(&client, &table)
+        .await?;
+    Ok((client, table))
 }

@@ -150,12 +150,7 @@ pub fn client_at(url: &str, counter: &RequestCounter) -> Client {
 /// A client counting into `counter` and a fresh table made from template.yaml, the
 /// start of every test that touches DynamoDB.
 pub async fn fresh_table(prefix: &str, counter: &RequestCounter) -> (Client, String) {
-    fresh_table_at(endpoint(), prefix, counter).await
-}
-
-/// [`fresh_table`] on the DynamoDB endpoint at `url`.
-pub async fn fresh_table_at(url: &str, prefix: &str, counter: &RequestCounter) -> (Client, String) {
-    let client = client_at(url, counter);
+    let client = client(counter);
     let table = unique_table_name(prefix);
     TableSpec::of_workspace()
         .unwrap_or_else(|e| panic!("template.yaml defines no table: {e}"))
